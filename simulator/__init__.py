@@ -1,0 +1,1 @@
+"""CounselSim: counseling-skills training simulator."""
