@@ -59,5 +59,74 @@ def schema(kind: Annotated[str, typer.Argument(help="persona or rubric")]) -> No
         raise fail(f"unknown kind {kind!r}: use persona or rubric") from None
 
 
+@app.command("train-coder")
+def train_coder(
+    data: Annotated[Path | None, typer.Option(help="AnnoMI folder (default ../shared/data/annomi).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Model file (default: the shipped one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report last.")] = False,
+) -> None:
+    """Train the offline coder deterministically from AnnoMI; print dev-split metrics."""
+    from simulator.coder_cli import train_coder_command
+
+    try:
+        report = train_coder_command(data, out, as_json)
+    except (OSError, ValueError) as e:
+        raise fail(str(e)) from None
+    if as_json:
+        emit_json(report)
+
+
+@bench_app.command("coder")
+def bench_coder(
+    data: Annotated[Path, typer.Option(help="AnnoMI-format CSV (simple or full).")],
+    coder: Annotated[str, typer.Option(help="offline, or a model string for an LLM coder.")] = "offline",
+    dev_split: Annotated[bool, typer.Option("--dev-split", help="Only the offline model's dev transcripts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Accepted for symmetry; JSON is always last.")] = False,
+) -> None:
+    """Agreement of a coder with AnnoMI's human coders, and its speed; one JSON line last."""
+    from simulator.coder_cli import bench_coder_command
+
+    try:
+        emit_json(bench_coder_command(data, coder, dev_split))
+    except (OSError, ValueError) as e:
+        raise fail(str(e)) from None
+
+
+@app.command()
+def chat(
+    persona: Annotated[str, typer.Option(help="Persona id (see `counselsim validate`).")],
+    client_model: Annotated[str | None, typer.Option(help="e.g. offline, openai:gpt-4o-mini")] = None,
+    grader_model: Annotated[str | None, typer.Option(help="Model string for the grader.")] = None,
+    rubric: Annotated[str | None, typer.Option(help="Rubric id (default from settings).")] = None,
+    mode: Annotated[str, typer.Option(help="coach or assessment")] = "coach",
+    trainee: Annotated[str, typer.Option(help="Name the session is stored under.")] = "terminal",
+    input_file: Annotated[Path | None, typer.Option("--input", help="Trainee turns, one per "
+                                                    "line (non-interactive).")] = None,
+    db: Annotated[Path | None, typer.Option(help="Database path (default sessions/counselsim.db)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole session as JSON last.")] = False,
+) -> None:
+    """Practise in the terminal: streamed client replies, your turns coded as you go."""
+    from simulator.session import Practice
+    from simulator.terminal_chat import chat_command
+
+    if mode not in ("coach", "assessment"):
+        raise fail(f"--mode must be coach or assessment, not {mode!r}")
+    if input_file is not None and not input_file.is_file():
+        raise fail(f"--input {input_file}: no such file")
+    settings = load_settings(client_model=client_model, grader_model=grader_model, db=db)
+    practice = Practice.from_settings(settings)
+    if persona not in practice.library.personas:
+        known = ", ".join(sorted(practice.library.personas)) or "none"
+        raise fail(f"unknown persona {persona!r} (known: {known})")
+    summary = chat_command(practice, trainee=trainee, persona_id=persona, rubric_id=rubric,
+                           mode=mode, input_path=str(input_file) if input_file else None,
+                           as_json=as_json)
+    if as_json:
+        emit_json(summary)
+    else:
+        typer.echo(f"\nsession {summary['session_id']} saved; "
+                   f"report: counselsim report {summary['session_id']} --format html")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()

@@ -1,0 +1,312 @@
+"""One practice turn, end to end: store first, then code, update the client, plan, realize, grade.
+
+This is where the pieces of DESIGN.md's "flow of one turn" meet. ``Practice`` is composed from
+settings (library + store + coder + client/grader models); the web app and ``counselsim chat``
+both drive it, so they cannot drift apart. Order matters and is the point of this module:
+
+1. the trainee's text is committed to the store before any model is called (nothing is lost);
+2. the offline coder codes it against the engine rubric (fast, local), stored;
+3. the client state is updated deterministically and the planner picks the client's act;
+4. the realizer (offline lines or an LLM, streamed) says the act; the reply and the state after
+   it are committed when complete;
+5. grading runs as a separate asyncio task started in step 2 and never delays the reply: a
+   failed or malformed grade is stored as ``pending`` and can be regraded later.
+
+A model failure after retries surfaces as a recoverable ``error`` event: the trainee's turn stays
+stored, and ``reply()`` (or the UI's retry button) asks the client again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import unicodedata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel
+
+from simulator.client_state import ClientState, initial_state, record_reply, update_state
+from simulator.coding import CodedTurn, Coder, Utterance
+from simulator.grader import TurnGrade
+from simulator.library import Library, load_library
+from simulator.persona import Persona
+from simulator.planner import Plan, opening_plan, plan_next
+from simulator.providers import ModelUnavailable, chat_model, empty_reply
+from simulator.realizer_offline import realize_offline
+from simulator.rubric import Rubric
+from simulator.rubric_coding import code_turn
+from simulator.settings import Settings, load_settings
+from simulator.store import Session, Store, StoreError, Turn, User, open_store
+
+MAX_TURN_CHARS = 4000
+"""A counselor turn is a few sentences; 4,000 characters is generous and keeps prompts bounded."""
+
+Mode = Literal["coach", "assessment"]
+
+
+class TurnRejected(ValueError):
+    """The trainee's text cannot be used as a turn (empty, too long ...). Nothing was stored."""
+
+
+class TurnEvent(BaseModel):
+    """What a turn reports as it goes; the UI and the CLI render these."""
+
+    kind: Literal["stored", "token", "client", "grade", "error"]
+    text: str = ""
+    data: dict[str, Any] = {}
+
+
+def clean_turn_text(text: str) -> str:
+    """Normalise a trainee's turn; raise TurnRejected with a message the trainee can act on.
+
+    Control characters (other than newline and tab) are dropped; right-to-left text and emoji are
+    kept as typed.
+    """
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = re.sub(r"[ \t]+\n", "\n", text).strip()
+    if not text:
+        raise TurnRejected("Your turn is empty: type what you would say to the client.")
+    if len(text) > MAX_TURN_CHARS:
+        raise TurnRejected(f"Your turn is {len(text):,} characters; the limit is "
+                           f"{MAX_TURN_CHARS:,}. Say it in fewer words, as you would in session.")
+    return text
+
+
+def store_grade(store: Store, turn_id: int, grade: TurnGrade) -> None:
+    """Keep a turn's grade (pending ones too, so ``counselsim regrade`` can find them)."""
+    store.add_grade(turn_id, grade.rubric_id, status=grade.status, values=dict(grade.values),
+                    rationale=grade.rationale, alternative=grade.alternative or "",
+                    model=grade.model, error=grade.error or "", attempts=grade.attempts)
+
+
+@dataclass
+class Practice:
+    """The running simulator: content, storage, coder and models composed once, shared by users."""
+
+    settings: Settings
+    library: Library
+    store: Store
+    coder: Coder
+    client_model: BaseChatModel | None = None
+    grader_model: BaseChatModel | None = None
+    _grading: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, coder: Coder | None = None,
+                      client_model: BaseChatModel | None = None,
+                      grader_model: BaseChatModel | None = None) -> Practice:
+        from simulator.coder_offline import load_offline_coder
+
+        settings = settings or load_settings()
+        library = load_library([settings.personas], [settings.rubrics])
+        store = open_store(settings.db)
+        return cls(
+            settings=settings, library=library, store=store,
+            coder=coder or load_offline_coder(),
+            client_model=client_model or chat_model(settings.client_model, settings),
+            grader_model=grader_model or chat_model(settings.grader_model, settings),
+        )
+
+    # -- content -------------------------------------------------------------------------------
+
+    @cached_property
+    def engine_rubric(self) -> Rubric:
+        return self.library.rubric(self.settings.engine_rubric)
+
+    def reload_library(self) -> None:
+        """Pick up persona/rubric files changed on disk (educators editing in their own editor)."""
+        self.library = load_library([self.settings.personas], [self.settings.rubrics])
+        self.__dict__.pop("engine_rubric", None)
+
+    def _record_content(self, kind: Literal["persona", "rubric"], content_id: str) -> str:
+        loaded = self.library.files[f"{kind}:{content_id}"]
+        model: Persona | Rubric = (self.library.persona(content_id) if kind == "persona"
+                                   else self.library.rubric(content_id))
+        self.store.record_content(kind, content_id, model.version, loaded.sha256,
+                                  loaded.path.read_text(encoding="utf-8"))
+        return loaded.sha256
+
+    # -- session lifecycle ---------------------------------------------------------------------
+
+    def start(self, trainee: str, persona_id: str, rubric_id: str | None = None,
+              mode: Mode = "coach") -> str:
+        """Open a session; the client speaks first (its opening line is stored before returning)."""
+        persona = self.library.persona(persona_id)
+        rubric_id = rubric_id or self.settings.rubric
+        self.library.rubric(rubric_id)
+        session_id = self.store.create_session(
+            trainee=trainee, persona_id=persona_id,
+            persona_sha=self._record_content("persona", persona_id),
+            rubric_id=rubric_id, rubric_sha=self._record_content("rubric", rubric_id),
+            client_model=self.settings.client_model if self.client_model else "offline",
+            grader_model=self.settings.grader_model if self.grader_model else "offline",
+            mode=mode,
+        )
+        state = initial_state(persona)
+        plan = opening_plan(persona)
+        rng = random.Random(f"{session_id}:0")
+        text = realize_offline(persona, plan, set(), rng, unlocked=state.unlocked)
+        state = record_reply(state, plan.act)
+        turn = self.store.add_turn(session_id, "client", text)
+        self.store.set_turn_client_info(turn.id, plan.act, None, state.model_dump())
+        return session_id
+
+    def check_access(self, session_id: str, user: User, *, write: bool = False) -> None:
+        """Raise PermissionError unless ``user`` may see (or, with write, act in) this session.
+
+        Trainees: only their own sessions. Supervisors: sessions of trainees in their cohort
+        (read, and reviews through the store, never trainee turns). Admins: everything.
+        """
+        session = self._session(session_id)
+        if user.role == "admin":
+            return
+        if session.trainee == user.name:
+            return
+        if (not write and user.role == "supervisor" and session.cohort is not None
+                and session.cohort == user.cohort):
+            return
+        raise PermissionError("no such session")
+
+    def _session(self, session_id: str) -> Session:
+        """The session, or PermissionError: an unknown id and a forbidden one look the same."""
+        try:
+            return self.store.get_session(session_id)
+        except StoreError:
+            raise PermissionError("no such session") from None
+
+    def _own_active(self, session_id: str, trainee: str) -> Session:
+        session = self._session(session_id)
+        if session.trainee != trainee:
+            raise PermissionError("no such session")
+        if session.status != "active":
+            raise TurnRejected("This session has ended; start a new one to keep practising.")
+        return session
+
+    def rewind(self, session_id: str, trainee: str, turn_idx: int) -> None:
+        """Try again from the trainee turn at ``turn_idx``; the abandoned branch is kept."""
+        self._own_active(session_id, trainee)
+        turns = self.store.current_turns(session_id)
+        if not any(t.idx == turn_idx and t.speaker == "counselor" for t in turns):
+            raise TurnRejected(f"there is no trainee turn {turn_idx} to try again")
+        self.store.rewind(session_id, turn_idx)
+
+    def end(self, session_id: str, trainee: str) -> None:
+        self._own_active(session_id, trainee)
+        self.store.end_session(session_id)
+
+    # -- one turn ------------------------------------------------------------------------------
+
+    def _state_before(self, persona: Persona, turns: list[Turn]) -> ClientState:
+        for t in reversed(turns):
+            if t.speaker == "client" and t.state:
+                return ClientState.model_validate(t.state)
+        return initial_state(persona)
+
+    @staticmethod
+    def history(turns: list[Turn]) -> list[Utterance]:
+        return [Utterance(speaker=t.speaker, text=t.text) for t in turns]
+
+    async def turn(self, session_id: str, trainee: str, text: str) -> AsyncIterator[TurnEvent]:
+        """Take the trainee's turn and yield events: stored, tokens, client, (grade), or error."""
+        self._own_active(session_id, trainee)
+        text = clean_turn_text(text)
+        turn = self.store.add_turn(session_id, "counselor", text)
+        yield TurnEvent(kind="stored", data={"turn_id": turn.id, "idx": turn.idx})
+        async for event in self.reply(session_id, trainee):
+            yield event
+
+    async def reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
+        """The client's reply to the last unanswered trainee turn (also the retry after errors)."""
+        session = self._own_active(session_id, trainee)
+        persona = self.library.persona(session.persona_id)
+        turns = self.store.current_turns(session_id)
+        if not turns or turns[-1].speaker != "counselor":
+            raise TurnRejected("there is no trainee turn waiting for a reply")
+        last = turns[-1]
+        context = self.history(turns[:-1])
+        coded = self._code(last, context)
+        self._start_grading(session, last, turns, coded)
+
+        state = update_state(self._state_before(persona, turns[:-1]), persona,
+                             coded.code_list(), last.text)
+        rng = random.Random(f"{session_id}:{last.idx}")
+        plan = plan_next(state, persona, coded.code_list(), rng)
+        try:
+            if self.client_model is None:
+                used = {t.text for t in turns if t.speaker == "client"}
+                reply = realize_offline(persona, plan, used, rng, unlocked=state.unlocked)
+                yield TurnEvent(kind="token", text=reply)
+            else:
+                parts: list[str] = []
+                async for token in self._stream_llm(persona, plan, state, turns):
+                    parts.append(token)
+                    yield TurnEvent(kind="token", text=token)
+                reply = "".join(parts).strip()
+                if not reply:
+                    raise empty_reply(self.settings.client_model)
+        except ModelUnavailable as exc:
+            self.store.add_event(session_id, "client_error", {"turn_id": last.id,
+                                                              "message": str(exc)})
+            yield TurnEvent(kind="error", text=str(exc), data={"turn_id": last.id,
+                                                              "retry": True})
+            return
+        state = record_reply(state, plan.act, plan.fact_id)
+        client_turn = self.store.add_turn(session_id, "client", reply)
+        self.store.set_turn_client_info(client_turn.id, plan.act, plan.fact_id,
+                                        state.model_dump())
+        yield TurnEvent(kind="client", text=reply,
+                        data={"turn_id": client_turn.id, "act": plan.act,
+                              "fact_id": plan.fact_id, "codes": coded.codes})
+
+    async def _stream_llm(self, persona: Persona, plan: Plan, state: ClientState,
+                          turns: list[Turn]) -> AsyncIterator[str]:
+        from simulator.realizer_llm import stream_client_reply
+
+        assert self.client_model is not None
+        async for token in stream_client_reply(self.client_model, persona, plan, state,
+                                               self.history(turns)):
+            yield token
+
+    def _code(self, turn: Turn, context: list[Utterance]) -> CodedTurn:
+        labels = self.coder.code_counselor(turn.text, context)
+        coded = code_turn(labels, turn.text, self.engine_rubric)
+        self.store.add_codes(turn.id, coded.rubric_id, dict(coded.codes),
+                             labels=coded.labels.model_dump(), coder=coded.labels.coder)
+        return coded
+
+    # -- grading -------------------------------------------------------------------------------
+
+    def _start_grading(self, session: Session, turn: Turn, turns: list[Turn],
+                       coded: CodedTurn) -> None:
+        """Grade the turn without delaying the reply: offline at once, an LLM in a task."""
+        from simulator.grader import grade_turn, grade_turn_offline
+
+        rubric = self.library.rubric(session.rubric_id)
+        transcript = self.history(turns[:-1])
+        if self.grader_model is None:
+            labels = coded.labels
+            session_coded = coded if rubric.id == coded.rubric_id else code_turn(
+                labels, turn.text, rubric)
+            grade = grade_turn_offline(session_coded, rubric, transcript, turn.text, session.mode)
+            store_grade(self.store, turn.id, grade)
+            return
+        model = self.grader_model
+
+        async def run() -> None:
+            grade = await grade_turn(model, rubric, transcript, turn.text, session.mode,
+                                     self.settings.grader_model)
+            store_grade(self.store, turn.id, grade)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._grading.add(task)
+        task.add_done_callback(self._grading.discard)
+
+    async def wait_for_grades(self) -> None:
+        """Let running grade tasks finish (the CLI calls this before printing a report)."""
+        if self._grading:
+            await asyncio.gather(*list(self._grading), return_exceptions=True)
