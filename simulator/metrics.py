@@ -1,0 +1,64 @@
+"""Agreement metrics between a coder and reference labels (human coders).
+
+Macro-F1 weighs every class equally, so a coder cannot score well by ignoring the rare ones
+(therapist input, sustain talk); Cohen's kappa corrects accuracy for chance agreement and is the
+figure MI coding studies report between human coders. Classes are the union of labels seen in
+either list unless given, so a class the coder never predicts still counts (with F1 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sklearn.metrics import cohen_kappa_score, f1_score
+
+
+def _labels(y_true: Sequence[str], y_pred: Sequence[str],
+            labels: Sequence[str] | None) -> list[str]:
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} reference labels but {len(y_pred)} predictions")
+    return list(labels) if labels is not None else sorted(set(y_true) | set(y_pred))
+
+
+def accuracy(y_true: Sequence[str], y_pred: Sequence[str]) -> float:
+    _labels(y_true, y_pred, None)
+    if not y_true:
+        return 0.0
+    return sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / len(y_true)
+
+
+def per_class_f1(y_true: Sequence[str], y_pred: Sequence[str],
+                 labels: Sequence[str] | None = None) -> dict[str, float]:
+    labs = _labels(y_true, y_pred, labels)
+    if not y_true:
+        return {lab: 0.0 for lab in labs}
+    scores = f1_score(list(y_true), list(y_pred), labels=labs, average=None, zero_division=0)
+    return {lab: float(s) for lab, s in zip(labs, scores, strict=True)}
+
+
+def macro_f1(y_true: Sequence[str], y_pred: Sequence[str],
+             labels: Sequence[str] | None = None) -> float:
+    scores = per_class_f1(y_true, y_pred, labels)
+    return sum(scores.values()) / len(scores) if scores else 0.0
+
+
+def cohen_kappa(y_true: Sequence[str], y_pred: Sequence[str]) -> float:
+    _labels(y_true, y_pred, None)
+    if not y_true:
+        return 0.0
+    if len(set(y_true) | set(y_pred)) == 1:
+        return 1.0  # perfect agreement on a single class; sklearn would return nan
+    return float(cohen_kappa_score(list(y_true), list(y_pred)))
+
+
+def summary(y_true: Sequence[str], y_pred: Sequence[str],
+            labels: Sequence[str] | None = None) -> dict[str, object]:
+    """n, accuracy, macro_f1, cohen_kappa and per_class_f1 in one dict (rounded to 4 places)."""
+    pcf = per_class_f1(y_true, y_pred, labels)
+    return {
+        "n": len(y_true),
+        "accuracy": round(accuracy(y_true, y_pred), 4),
+        "macro_f1": round(sum(pcf.values()) / len(pcf), 4) if pcf else 0.0,
+        "cohen_kappa": round(cohen_kappa(y_true, y_pred), 4),
+        "per_class_f1": {k: round(v, 4) for k, v in pcf.items()},
+    }
