@@ -1,0 +1,209 @@
+"""The store: migrations, turns committed at once, rewind branches, reviews beside machine values,
+search, many threads, and a process killed between the trainee's turn and the client's reply."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from content_fixtures import code, fill_session, new_session, record_content
+
+from simulator.migrations import SCHEMA_VERSION
+from simulator.store import SessionFilter, Store, StoreError, open_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = open_store(tmp_path / "db" / "counselsim.db")
+    yield s
+    s.close()
+
+
+def test_schema_version_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    s = open_store(path)
+    assert s.schema_version == SCHEMA_VERSION >= 2
+    s.close()
+    s2 = open_store(path)  # reopening applies nothing new
+    assert s2.schema_version == SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"users", "cohorts", "personas", "rubrics", "sessions", "turns", "codes", "grades",
+            "session_grades", "reviews", "events", "turns_fts"} <= tables
+    s2.close()
+
+
+def test_session_lifecycle_and_listing(store: Store) -> None:
+    store.add_user("alex", "trainee", cohort="2026-spring")
+    store.add_user("bo", "trainee", cohort="2026-autumn")
+    a = new_session(store, "alex")
+    b = new_session(store, "bo", mode="assessment")
+    s = store.get_session(a)
+    assert (s.persona_version, s.rubric_version, s.status, s.cohort) == (2, 3, "active",
+                                                                         "2026-spring")
+    assert {x.session_id for x in store.list_sessions()} == {a, b}
+    assert [x.session_id for x in store.list_sessions(trainee="bo")] == [b]
+    assert [x.session_id for x in store.list_sessions(cohort="2026-spring")] == [a]
+    assert store.list_sessions(SessionFilter(persona_id="nobody")) == []
+    assert store.list_sessions(since="2999-01-01") == []
+    store.end_session(a)
+    assert [x.session_id for x in store.list_sessions(status="ended")] == [a]
+    with pytest.raises(StoreError, match="has ended"):
+        store.add_turn(a, "counselor", "hello?")
+    assert store.resolve_session_id(b[:10]) == b
+    with pytest.raises(StoreError):
+        store.get_session("nope")
+
+
+def test_session_needs_recorded_content(store: Store) -> None:
+    with pytest.raises(StoreError, match="has not been recorded"):
+        store.create_session("alex", "ghost", "0" * 64, "test-miti", "1" * 64)
+    psha, rsha = record_content(store)
+    again = store.record_content("persona", "test-sam", 2, psha, "different text ignored")
+    assert "hidden_facts" in again.content  # idempotent per (id, sha): first text kept
+
+
+def test_turns_positions_and_client_info(store: Store) -> None:
+    sid = new_session(store)
+    t0 = store.add_turn(sid, "counselor", "Hi, what brings you in?")
+    t1 = store.add_turn(sid, "client", "The doctor sent me.")
+    assert (t0.idx, t1.idx) == (0, 1)
+    store.set_turn_client_info(t1.id, act="opening", fact_id=None, state={"rapport": 0.4})
+    assert store.get_turn(t1.id).state == {"rapport": 0.4}
+    with pytest.raises(StoreError):
+        store.add_turn(sid, "assistant", "x")  # type: ignore[arg-type]
+
+
+def test_rewind_keeps_abandoned_branch(store: Store) -> None:
+    sid = new_session(store)
+    for i in range(3):
+        store.add_turn(sid, "counselor", f"question {i}")
+        store.add_turn(sid, "client", f"answer {i}")
+    assert store.rewind(sid, 4) == 1  # retry the third counselor turn
+    retry = store.add_turn(sid, "counselor", "a better reflection")
+    assert retry.idx == 4
+    store.add_turn(sid, "client", "answer to the retry")
+    assert store.rewind(sid, 2) == 2
+    assert [t.text for t in store.current_turns(sid)] == ["question 0", "answer 0"]
+    everything = store.all_turns(sid)
+    assert len(everything) == 8
+    branches = {t.text: t.abandoned_branch for t in everything}
+    assert branches["question 2"] == 1 and branches["a better reflection"] == 2
+    assert branches["question 1"] == 2 and branches["question 0"] is None
+    assert store.rewind(sid, 10) == 0  # nothing to move
+    assert [e.kind for e in store.events(sid, kind="rewind")] == ["rewind", "rewind"]
+
+
+def test_effective_codes_prefer_supervisor_then_grader_then_coder(store: Store) -> None:
+    sid = new_session(store)
+    t = store.add_turn(sid, "counselor", "You're worried about your liver.")
+    store.add_codes(t.id, "test-miti", code("SR"), coder="offline")
+    (e,) = store.effective_codes(sid)
+    assert e.values["behaviour"] == "SR" and e.sources["behaviour"] == "coder"
+    g = store.add_grade(t.id, "test-miti", status="pending", model="fake")
+    assert [p.id for p in store.pending_grades()] == [g.id]
+    assert store.effective_codes(sid)[0].sources["behaviour"] == "coder"  # pending does not count
+    store.update_grade(g.id, status="ok", values={"behaviour": "CR"}, rationale="adds meaning")
+    assert store.pending_grades(sid) == []
+    e = store.effective_codes(sid)[0]
+    assert e.values["behaviour"] == "CR" and e.sources["behaviour"] == "grader"
+    assert e.grade is not None and e.grade.attempts == 2
+    store.add_review(sid, reviewer="sup", turn_id=t.id, item_id="behaviour", value="SR",
+                     comment="It only repeats.")
+    e = store.effective_codes(sid)[0]
+    assert e.values["behaviour"] == "SR" and e.sources["behaviour"] == "supervisor"
+    assert e.machine["behaviour"] == "CR"  # machine value kept beside the correction
+    assert store.codes(t.id)[0].codes["behaviour"] == "SR"
+    with pytest.raises(StoreError):
+        store.add_review(sid, reviewer="sup")  # neither value nor comment
+    other = new_session(store)
+    with pytest.raises(StoreError, match="not in session"):
+        store.add_review(other, reviewer="sup", turn_id=t.id, comment="wrong session")
+
+
+def test_search_turns_by_cohort(store: Store) -> None:
+    store.add_user("alex", "trainee", cohort="a")
+    store.add_user("bo", "trainee", cohort="b")
+    for who in ("alex", "bo"):
+        sid = new_session(store, who)
+        store.add_turn(sid, "counselor", "How has your mood been?")
+        store.add_turn(sid, "client", "Some nights I have suicidal thoughts.")
+    hits = store.search_turns("suicidal")
+    assert len(hits) == 2 and all("[[suicidal]]" in h.snippet for h in hits)
+    (hit,) = store.search_turns("suicidal", cohort="a")
+    assert hit.trainee == "alex" and hit.turn.speaker == "client"
+    assert store.search_turns('NOT "or') == []  # FTS syntax is quoted, not an error
+
+
+def test_many_threads_at_once(store: Store) -> None:
+    sids = [new_session(store, f"t{i}") for i in range(8)]
+    errors: list[BaseException] = []
+
+    def work(sid: str) -> None:
+        try:
+            for i in range(25):
+                t = store.add_turn(sid, "counselor", f"turn {i}")
+                store.add_codes(t.id, "test-miti", code("OQ"), coder="offline")
+                store.add_turn(sid, "client", f"reply {i}", state={"rapport": 0.5})
+                store.list_sessions(limit=3)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(sid,)) for sid in sids for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    for sid in sids:
+        turns = store.current_turns(sid)
+        assert len(turns) == 100 and [t.idx for t in turns] == list(range(100))
+
+
+KILLED_CHILD = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    from content_fixtures import new_session
+    from simulator.store import open_store
+    store = open_store({db!r})
+    sid = new_session(store)
+    store.add_turn(sid, "counselor", "What brings you in?")
+    store.add_turn(sid, "client", "The doctor sent me.")
+    store.add_turn(sid, "counselor", "You weren't keen to come.")   # trainee turn committed ...
+    print(sid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)                            # ... killed before the reply
+""")
+
+
+def test_killed_process_loses_no_committed_turn(tmp_path: Path) -> None:
+    db = tmp_path / "kill.db"
+    code_text = KILLED_CHILD.format(tests=str(Path(__file__).parent), db=str(db))
+    proc = subprocess.run([sys.executable, "-c", code_text], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    sid = proc.stdout.strip()
+    store = open_store(db)
+    turns = store.current_turns(sid)
+    assert [t.text for t in turns][-1] == "You weren't keen to come."
+    assert turns[-1].speaker == "counselor" and store.get_session(sid).status == "active"
+    reply = store.add_turn(sid, "client", "Not really, no.")  # the session continues
+    assert reply.idx == 3
+    store.close()
+    assert os.path.exists(db)
+
+
+def test_fill_session_fixture_is_consistent(store: Store) -> None:
+    sid = new_session(store)
+    fill_session(store, sid)
+    turns = store.current_turns(sid)
+    assert len(turns) == 24 and turns[-1].state == {"rapport": 0.7, "resistance": 0.25}
+    assert len(store.effective_codes(sid)) == 12
