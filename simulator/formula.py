@@ -2,40 +2,60 @@
 
 Rubric authors write summary metrics as arithmetic over names (code counts, group counts, session
 item scores). Only numbers, names, + - * /, parentheses and the functions ``min``, ``max``,
-``clamp`` are allowed. A division by zero (no questions asked yet) gives ``None``: the metric is
-"not applicable", which is different from zero.
+``clamp(value, low, high)`` are allowed. A division by zero (no questions asked yet) gives
+``None``: the metric is "not applicable", which is different from zero.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
+from functools import lru_cache
 
 FUNCTIONS = {"min", "max", "clamp"}
+MAX_FORMULA_CHARS = 500
+"""Formulas are one line of arithmetic; a longer one is a mistake (and could exhaust the parser)."""
+
+_ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.Load, ast.Call,
+            ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd)
 
 
 class FormulaError(ValueError):
     pass
 
 
+@lru_cache(maxsize=512)
 def _parse(formula: str) -> ast.expr:
+    if len(formula) > MAX_FORMULA_CHARS:
+        raise FormulaError(f"formula is longer than {MAX_FORMULA_CHARS} characters")
     try:
-        tree = ast.parse(formula, mode="eval")
+        tree = ast.parse(formula.strip(), mode="eval")
     except SyntaxError as exc:
         raise FormulaError(f"formula {formula!r} is not valid arithmetic: {exc.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise FormulaError(f"formula {formula!r} is too deeply nested") from None
     for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise FormulaError(f"formula {formula!r}: {type(node).__name__} is not allowed "
+                               "(only numbers, names, + - * / and min, max, clamp)")
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            func = node.func
+            if not isinstance(func, ast.Name) or func.id not in FUNCTIONS or node.keywords:
                 raise FormulaError(f"formula {formula!r}: only {sorted(FUNCTIONS)} may be called")
-        elif not isinstance(
-            node,
-            (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.Load,
-             ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd),
+            if func.id == "clamp" and len(node.args) != 3:
+                raise FormulaError(f"formula {formula!r}: clamp takes (value, low, high)")
+            if not node.args:
+                raise FormulaError(f"formula {formula!r}: {func.id}() needs arguments")
+        if isinstance(node, ast.Constant) and (
+            isinstance(node.value, bool) or not isinstance(node.value, int | float)
         ):
-            raise FormulaError(f"formula {formula!r}: {type(node).__name__} is not allowed")
-        if isinstance(node, ast.Constant) and not isinstance(node.value, int | float):
             raise FormulaError(f"formula {formula!r}: only numbers are allowed as constants")
     return tree.body
+
+
+def check(formula: str) -> None:
+    """Raise FormulaError if ``formula`` is not an allowed expression."""
+    _parse(formula)
 
 
 def formula_names(formula: str) -> set[str]:
@@ -46,10 +66,11 @@ def formula_names(formula: str) -> set[str]:
 
 
 def evaluate(formula: str, values: Mapping[str, float | None]) -> float | None:
-    """Evaluate with ``values``; missing names count 0, a None value or division by zero gives None."""
+    """Evaluate with ``values``; a missing name counts 0; a None value or x/0 gives None."""
 
     def ev(node: ast.expr) -> float | None:
         if isinstance(node, ast.Constant):
+            assert isinstance(node.value, int | float)
             return float(node.value)
         if isinstance(node, ast.Name):
             v = values.get(node.id, 0.0)
@@ -71,16 +92,15 @@ def evaluate(formula: str, values: Mapping[str, float | None]) -> float | None:
         if isinstance(node, ast.Call):
             assert isinstance(node.func, ast.Name)
             args = [ev(a) for a in node.args]
-            if any(a is None for a in args):
-                return None
             nums = [a for a in args if a is not None]
+            if len(nums) != len(args):
+                return None
             if node.func.id == "min":
                 return min(nums)
             if node.func.id == "max":
                 return max(nums)
-            if len(nums) != 3:
-                raise FormulaError("clamp takes (value, low, high)")
-            return max(nums[1], min(nums[2], nums[0]))
+            value, low, high = nums
+            return max(low, min(high, value))
         raise FormulaError(f"cannot evaluate {ast.dump(node)}")
 
     return ev(_parse(formula))

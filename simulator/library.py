@@ -1,4 +1,4 @@
-"""Load the persona and rubric folders: every good file loads, every bad file is reported, none stops the rest.
+"""Load the persona and rubric folders: good files load, bad files are reported.
 
 Cross checks run across files: ids are unique, and an unlock condition that names a skill code
 must name a code that one of the loaded rubrics defines (so a persona cannot wait for a skill the
@@ -8,6 +8,7 @@ grader can never report).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,28 +55,55 @@ class Library:
 
 
 def content_files(paths: list[Path]) -> list[Path]:
-    """Expand folders into their YAML files (sorted, so output is stable)."""
+    """Expand folders into their YAML files (sorted, so output is stable); each file once."""
     out: list[Path] = []
+    seen: set[Path] = set()
     for p in paths:
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix in YAML_SUFFIXES and q.is_file())
-        else:
-            out.append(p)
+        found = (sorted(q for q in p.iterdir() if q.suffix in YAML_SUFFIXES and q.is_file())
+                 if p.is_dir() else [p])
+        for q in found:
+            key = q.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(q)
     return out
 
 
+_SCHEMA_COMMENT = re.compile(r"\$schema=\S*?\b(persona|rubric)\.schema\.json")
+_RUBRIC_KEYS = {"turn_items", "session_items", "metrics", "citation", "groups"}
+_PERSONA_KEYS = {"lines", "identity", "hidden_facts", "trainee_brief", "persona"}
+
+
 def kind_of(path: Path, tree_keys: set[str]) -> str:
-    """Persona or rubric? By folder name first, else by the keys present."""
+    """Persona or rubric? The ``$schema`` comment first, then the folder name, then the keys."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            first = f.readline(500)
+    except OSError:
+        first = ""
+    m = _SCHEMA_COMMENT.search(first)
+    if m:
+        return m.group(1)
     parts = {p.lower() for p in path.parts}
     if "personas" in parts:
         return "persona"
     if "rubrics" in parts:
         return "rubric"
-    return "rubric" if "turn_items" in tree_keys else "persona"
+    return "rubric" if len(tree_keys & _RUBRIC_KEYS) > len(tree_keys & _PERSONA_KEYS) else "persona"
 
 
-def load_library(persona_dirs: list[Path], rubric_dirs: list[Path]) -> Library:
-    """Load persona and rubric folders (or single files) and run the cross checks."""
+def load_library(persona_dirs: list[Path] | None = None,
+                 rubric_dirs: list[Path] | None = None) -> Library:
+    """Load persona and rubric folders (or single files) and run the cross checks.
+
+    Without arguments, the configured folders (settings ``personas`` and ``rubrics``).
+    """
+    if persona_dirs is None or rubric_dirs is None:
+        from simulator.settings import load_settings
+
+        settings = load_settings()
+        persona_dirs = [settings.personas] if persona_dirs is None else persona_dirs
+        rubric_dirs = [settings.rubrics] if rubric_dirs is None else rubric_dirs
     return load_paths([*rubric_dirs, *persona_dirs])
 
 
@@ -86,10 +114,14 @@ def load_paths(paths: list[Path]) -> Library:
     trees: dict[str, object] = {}
     for path in content_files(paths):
         shown = str(path)
+        model: Persona | Rubric
         try:
             tree = load_yaml_file(path)
-            kind = kind_of(path, set(tree))
-            model = parse_model(Persona if kind == "persona" else Rubric, tree, shown)
+            kind = kind_of(path, {str(k) for k in tree})
+            if kind == "persona":
+                model = parse_model(Persona, tree, shown)
+            else:
+                model = parse_model(Rubric, tree, shown)
         except ContentErrors as exc:
             lib.errors[shown] = exc.errors
             continue
@@ -135,4 +167,6 @@ def _cross_check(lib: Library, trees: dict[str, object]) -> None:
 
 def load_one(path: Path, kind: str) -> Persona | Rubric:
     """Load a single file as the given kind (raises ContentErrors)."""
-    return load_model_file(Persona if kind == "persona" else Rubric, path)
+    if kind == "persona":
+        return load_model_file(Persona, path)
+    return load_model_file(Rubric, path)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from simulator.yaml_positions import DEFER_CHECKS, Problem, format_loc
 
 StageOfChange = Literal["precontemplation", "contemplation", "preparation", "action", "maintenance"]
 ConversationalStyle = Literal["plain", "upset", "verbose", "reserved", "tangent", "pleasing"]
@@ -29,7 +31,7 @@ ClientAct = Literal[
     "react_to_confrontation",
     "closing",
 ]
-"""Every act the planner can choose besides ``disclose`` (whose lines live with each hidden fact)."""
+"""Every act the planner can choose besides ``disclose`` (its lines live with each hidden fact)."""
 
 CLIENT_ACTS: tuple[str, ...] = ClientAct.__args__  # type: ignore[attr-defined]
 
@@ -41,6 +43,22 @@ class Strict(BaseModel):
     """Base for content models: unknown keys are errors, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Document(Strict):
+    """A whole content file. Checks that span the document live in ``content_problems`` so the
+    loader can place each one at its own line; built directly (tests, editor), they still raise."""
+
+    def content_problems(self) -> list[Problem]:
+        return []
+
+    @model_validator(mode="after")
+    def _whole_document(self, info: ValidationInfo) -> Document:
+        if not (info.context or {}).get(DEFER_CHECKS):
+            problems = self.content_problems()
+            if problems:
+                raise ValueError("; ".join(f"{format_loc(loc)}: {msg}" for loc, msg in problems))
+        return self
 
 
 class TraineeBrief(Strict):
@@ -99,12 +117,12 @@ class Style(Strict):
 class SkillCondition(Strict):
     """The trainee has used any of ``codes`` at least ``count`` times in the session."""
 
-    codes: list[str] = Field(min_length=1, description="Behaviour codes defined by a shipped rubric.")
+    codes: list[str] = Field(min_length=1, description="Codes defined by a loaded rubric.")
     count: int = Field(1, ge=1)
 
 
 class Unlock(Strict):
-    """When a hidden fact becomes available. Every condition given must hold (they combine with AND)."""
+    """When a hidden fact becomes available. Every condition given must hold (AND)."""
 
     rapport: float | None = Field(None, ge=0, le=1, description="Rapport at least this value.")
     skills: SkillCondition | None = None
@@ -116,6 +134,8 @@ class Unlock(Strict):
     def _some_condition(self) -> Unlock:
         if self.rapport is None and self.skills is None and not self.topics:
             raise ValueError("give at least one of rapport, skills, topics")
+        if any(not t.strip() for t in self.topics):
+            raise ValueError("topics must not be blank (a blank topic would match every turn)")
         return self
 
 
@@ -125,6 +145,11 @@ class HiddenFact(Strict):
     unlock: Unlock
     disclosure: list[str] = Field(min_length=1, description="What the client says to disclose it.")
     risk: bool = Field(False, description="A risk item a competent trainee must elicit.")
+    keywords: list[str] = Field(
+        [],
+        description="Words that give this fact away. No authored line outside its disclosure may "
+        "contain them (validate checks), so the offline client never leaks it early.",
+    )
 
 
 class Risk(Strict):
@@ -150,7 +175,7 @@ class Lines(Strict):
     closing: list[str] = Field(min_length=1)
 
 
-class Persona(Strict):
+class Persona(Document):
     """One simulated client."""
 
     id: str = Field(pattern=ID_PATTERN)
@@ -177,22 +202,36 @@ class Persona(Strict):
     learning_objectives: list[str] = Field(min_length=1)
     facilitator_notes: str = Field("", description="For educators and supervisors only.")
 
-    @model_validator(mode="after")
-    def _check_references(self) -> Persona:
-        ids = [f.id for f in self.hidden_facts]
-        dupes = {i for i in ids if ids.count(i) > 1}
-        if dupes:
-            raise ValueError(f"hidden fact ids must be unique; repeated: {sorted(dupes)}")
+    def content_problems(self) -> list[Problem]:
+        """Cross references inside the file: fact ids, placeholders, and lines that leak a fact."""
+        problems: list[Problem] = []
+        seen: set[str] = set()
+        for i, f in enumerate(self.hidden_facts):
+            if f.id in seen:
+                problems.append((("hidden_facts", i, "id"), f"hidden fact id {f.id!r} is repeated"))
+            seen.add(f.id)
         known = set(self.facts) | {"name", "age", "occupation"}
-        texts = [t for act in CLIENT_ACTS for t in getattr(self.lines, act)]
-        texts += [t for f in self.hidden_facts for t in f.disclosure]
-        missing = sorted({p for t in texts for p in _PLACEHOLDER.findall(t)} - known)
-        if missing:
-            raise ValueError(f"lines use placeholders not defined in facts: {missing}")
-        return self
+        texts: list[tuple[tuple[str | int, ...], str]] = [
+            (("lines", act, k), t) for act in CLIENT_ACTS
+            for k, t in enumerate(getattr(self.lines, act))]
+        disclosures = [(("hidden_facts", i, "disclosure", k), t)
+                       for i, f in enumerate(self.hidden_facts) for k, t in enumerate(f.disclosure)]
+        for loc, text in texts + disclosures:
+            missing = sorted(set(_PLACEHOLDER.findall(text)) - known)
+            if missing:
+                problems.append((loc, f"placeholder {{{missing[0]}}} is not defined in facts "
+                                      f"(known: {', '.join(sorted(known))})"))
+        for loc, text in texts:
+            filled = self.fill(text)
+            for f in self.hidden_facts:
+                hit = next((w for w in f.keywords if mentions(filled, w)), None)
+                if hit:
+                    problems.append((loc, f"gives away hidden fact {f.id!r} (keyword {hit!r}); "
+                                          "only its disclosure lines may say that"))
+        return problems
 
     def fill(self, text: str) -> str:
-        """Fill {placeholders} from ``facts`` (and name/age/occupation); unknown ones stay as written."""
+        """Fill {placeholders} from ``facts`` and name/age/occupation; unknown ones stay as is."""
         values = {"name": self.identity.name, "age": str(self.identity.age),
                   "occupation": self.identity.occupation, **self.facts}
         return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
@@ -205,6 +244,11 @@ class Persona(Strict):
             if f.id == fact_id:
                 return f
         raise KeyError(fact_id)
+
+
+def mentions(text: str, keyword: str) -> bool:
+    """Case-insensitive match at a word start ("drink" in "Drinking", not in "shrink")."""
+    return re.search(r"(?<!\w)" + re.escape(keyword.strip()), text, re.IGNORECASE) is not None
 
 
 class PersonaCard(BaseModel):

@@ -1,22 +1,56 @@
-"""The rubric content model: what the grader codes, how codes become scores, and what counts as good.
+"""The rubric content model: what the grader codes, how codes become scores, what counts as good.
 
 Code never hard-codes a rubric item, a threshold or feedback wording: MITI 4.2.1, Hill's helping
 skills and the CBT core skills are all just rubric YAML. A rubric has turn-level items (one value
 per trainee turn: a behaviour code, a yes/no, or a number with anchors), session-level items
 (global scales scored once, with an anchor per point), groups of codes (MI-adherent ...), and
 summary metrics written as formulas over code counts with fair/good thresholds.
+
+Names a formula may use: code ids (count of turns given that code), group ids (sum of their
+codes' counts), session item ids (the item's score), metric ids, and ``total`` (the number of
+trainee turns coded). These share one namespace, so an id may be used only once in a rubric.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from simulator.formula import formula_names
-from simulator.persona import ID_PATTERN, Strict
+from simulator.formula import FormulaError, formula_names
+from simulator.persona import ID_PATTERN, Document, Strict
+from simulator.yaml_positions import Problem
 
 _CODE = r"^[A-Za-z][A-Za-z0-9_]{0,31}$"
+RESERVED_NAMES = frozenset({"total"})
+
+ANNOMI_LABELS = frozenset({
+    "question", "question:open", "question:closed",
+    "reflection", "reflection:simple", "reflection:complex",
+    "therapist_input", "therapist_input:information", "therapist_input:advice",
+    "therapist_input:negotiation", "therapist_input:options",
+    "other",
+})
+"""AnnoMI therapist labels (main behaviour, optionally ``:subtype``) an offline hint may name."""
+
+
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return pattern
+
+
+def _annomi(label: str) -> str:
+    if label not in ANNOMI_LABELS:
+        raise ValueError(f"unknown AnnoMI label {label!r}; use one of {sorted(ANNOMI_LABELS)}")
+    return label
+
+
+Cue = Annotated[str, AfterValidator(_regex)]
+AnnomiLabel = Annotated[str, AfterValidator(_annomi)]
 
 
 class Examples(Strict):
@@ -27,14 +61,14 @@ class Examples(Strict):
 class OfflineHints(Strict):
     """How the offline coder (trained on AnnoMI) maps onto this code.
 
-    ``annomi`` lists AnnoMI labels as ``behaviour`` or ``behaviour:subtype`` (e.g. ``question:open``,
-    ``therapist_input:advice``). ``cues`` are case-insensitive regular expressions for what AnnoMI
-    does not label (affirmations, emphasising autonomy, confrontation); a cue match wins over the
-    AnnoMI label.
+    ``annomi`` lists AnnoMI labels as ``behaviour`` or ``behaviour:subtype`` (``question:open``,
+    ``therapist_input:advice``). ``cues`` are case-insensitive regular expressions for what
+    AnnoMI does not label (affirmations, emphasising autonomy, confrontation); a cue match wins
+    over the AnnoMI label.
     """
 
-    annomi: list[str] = []
-    cues: list[str] = []
+    annomi: list[AnnomiLabel] = []
+    cues: list[Cue] = []
 
 
 class Code(Strict):
@@ -43,7 +77,7 @@ class Code(Strict):
     definition: str
     examples: Examples = Examples()
     offline: OfflineHints = OfflineHints()
-    coaching: str = Field("", description="One line of feedback a trainee sees when this code is given.")
+    coaching: str = Field("", description="One line of feedback a trainee sees for this code.")
 
 
 class Anchor(Strict):
@@ -124,8 +158,17 @@ class Metric(Strict):
     higher_is_better: bool = True
     explanation: str = ""
 
+    @model_validator(mode="after")
+    def _order(self) -> Metric:
+        t = self.thresholds
+        if t is not None and (t.good < t.fair if self.higher_is_better else t.good > t.fair):
+            better = "higher" if self.higher_is_better else "lower"
+            raise ValueError(f"thresholds: good must be {better} than fair "
+                             f"(higher_is_better is {str(self.higher_is_better).lower()})")
+        return self
 
-class Rubric(Strict):
+
+class Rubric(Document):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
     version: int = Field(ge=1)
     title: str
@@ -136,25 +179,50 @@ class Rubric(Strict):
     groups: list[Group] = []
     metrics: list[Metric] = []
 
-    @model_validator(mode="after")
-    def _references(self) -> Rubric:
-        codes = self.code_ids()
-        names = codes | {g.id for g in self.groups} | {s.id for s in self.session_items}
-        names |= {m.id for m in self.metrics} | {"total"}
-        for g in self.groups:
-            unknown = sorted(set(g.codes) - codes)
+    def content_problems(self) -> list[Problem]:
+        """Cross references inside the file, each placed at the key that is wrong."""
+        problems: list[Problem] = []
+        owner: dict[str, str] = {}
+
+        def claim(name: str, what: str, loc: tuple[str | int, ...]) -> None:
+            if name in RESERVED_NAMES:
+                problems.append((loc, f"{name!r} is reserved (number of turns coded)"))
+            elif name in owner:
+                problems.append((loc, f"{what} id {name!r} is already used by {owner[name]} "
+                                      "(codes, groups, session items, metrics: one namespace)"))
+            else:
+                owner[name] = f"{what} {name!r}"
+
+        for i, item in enumerate(self.turn_items):
+            for j, c in enumerate(item.codes):
+                claim(c.id, "code", ("turn_items", i, "codes", j, "id"))
+        codes = set(owner)
+        for i, g in enumerate(self.groups):
+            claim(g.id, "group", ("groups", i, "id"))
+        for i, s in enumerate(self.session_items):
+            claim(s.id, "session item", ("session_items", i, "id"))
+        for i, m in enumerate(self.metrics):
+            claim(m.id, "metric", ("metrics", i, "id"))
+        for i, g in enumerate(self.groups):
+            for j, code in enumerate(g.codes):
+                if code not in codes:
+                    problems.append((("groups", i, "codes", j),
+                                     f"{code!r} is not a code of this rubric"))
+        names = set(owner) | RESERVED_NAMES
+        formulas: list[tuple[tuple[str | int, ...], str]] = [
+            (("metrics", i, "formula"), m.formula) for i, m in enumerate(self.metrics)]
+        formulas += [(("session_items", i, "estimate"), s.estimate)
+                     for i, s in enumerate(self.session_items) if s.estimate]
+        for loc, formula in formulas:
+            try:
+                unknown = sorted(formula_names(formula) - names)
+            except FormulaError as exc:
+                problems.append((loc, str(exc)))
+                continue
             if unknown:
-                raise ValueError(f"group {g.id!r} names unknown codes {unknown}")
-        for m in self.metrics:
-            unknown = sorted(formula_names(m.formula) - names)
-            if unknown:
-                raise ValueError(f"metric {m.id!r} formula uses unknown names {unknown}")
-        for s in self.session_items:
-            if s.estimate:
-                unknown = sorted(formula_names(s.estimate) - names)
-                if unknown:
-                    raise ValueError(f"session item {s.id!r} estimate uses unknown names {unknown}")
-        return self
+                problems.append((loc, f"formula uses unknown names {unknown} (use code, group, "
+                                      "session item or metric ids, or total)"))
+        return problems
 
     def code_ids(self) -> set[str]:
         return {c.id for item in self.turn_items for c in item.codes}
@@ -170,6 +238,9 @@ class Rubric(Strict):
 def _check_scale(lo: int | None, hi: int | None, anchors: list[Anchor]) -> None:
     if lo is None or hi is None or lo >= hi:
         raise ValueError("a scale needs min < max")
-    for a in anchors:
-        if not lo <= a.score <= hi:
-            raise ValueError(f"anchor score {a.score} is outside {lo}..{hi}")
+    scores = [a.score for a in anchors]
+    for s in scores:
+        if not lo <= s <= hi:
+            raise ValueError(f"anchor score {s} is outside {lo}..{hi}")
+    if len(set(scores)) != len(scores):
+        raise ValueError("each anchor score may appear only once")

@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from simulator.persona import Persona
 from simulator.rubric import Rubric
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-MODELS = {"persona": Persona, "rubric": Rubric}
+MODELS: dict[str, type[BaseModel]] = {"persona": Persona, "rubric": Rubric}
 
 
 def schema_for(kind: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 MAX_BYTES = 1_000_000
@@ -26,6 +26,14 @@ MAX_NODES = 50_000
 """Bound on the expanded tree size, so alias bombs ("billion laughs") are refused, not expanded."""
 
 M = TypeVar("M", bound=BaseModel)
+
+DEFER_CHECKS = "defer_content_checks"
+"""Validation context flag: skip a model's whole-document checks so ``parse_model`` can report
+each problem at its own line (see ``content_problems``) instead of once at line 1."""
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
+"""A whole-document problem found after validation: where (a pydantic-style loc) and what."""
 
 
 class ContentError(Exception):
@@ -54,51 +62,70 @@ def _yaml() -> YAML:
     return yaml
 
 
-def _count_nodes(node: Any, budget: list[int], seen: set[int]) -> None:
+def _count_nodes(node: Any, budget: list[int], depth: int = 0) -> None:
     """Walk the tree counting nodes; aliases are counted every time they are reached."""
     budget[0] -= 1
     if budget[0] < 0:
         raise ValueError("document too large after expanding aliases (possible alias bomb)")
+    if depth > 100:
+        raise ValueError("document nested too deeply (or an alias refers to itself)")
+    if isinstance(node, TaggedScalar):
+        raise ValueError(f"YAML tags such as {node.tag.value!r} are not allowed in content files")
     if isinstance(node, dict):
         for key, value in node.items():
-            _count_nodes(key, budget, seen)
-            _count_nodes(value, budget, seen)
+            _count_nodes(key, budget, depth + 1)
+            _count_nodes(value, budget, depth + 1)
     elif isinstance(node, list):
         for item in node:
-            _count_nodes(item, budget, seen)
+            _count_nodes(item, budget, depth + 1)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _error(path: str, message: str, line: int = 1, column: int = 1) -> ContentErrors:
+    return ContentErrors([ContentError(path, line, column, "", message)])
 
 
 def load_yaml_text(text: str, path: str) -> Any:
-    """Parse YAML text into a position-carrying tree, or raise ContentErrors saying where it broke."""
+    """Parse YAML text into a tree that keeps positions, or raise ContentErrors saying where."""
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
-        raise ContentErrors([ContentError(path, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
+        raise _error(path, f"file is larger than {MAX_BYTES} bytes")
     if not text.strip():
-        raise ContentErrors([ContentError(path, 1, 1, "", "file is empty")])
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.lstrip(" ")
+        raise _error(path, "file is empty")
+    for number, row in enumerate(text.splitlines(), start=1):
+        stripped = row.lstrip(" ")
         if stripped.startswith("\t"):
-            raise ContentErrors(
-                [ContentError(path, number, len(line) - len(stripped) + 1, "",
-                              "tab used for indentation; YAML needs spaces")]
-            )
+            raise _error(path, "tab used for indentation; YAML needs spaces", number,
+                         len(row) - len(stripped) + 1)
     try:
         data = _yaml().load(io.StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         column = mark.column + 1 if mark else 1
-        problem = (exc.problem or exc.context or "not valid YAML").strip()
+        problem = _one_line(exc.problem or exc.context or "not valid YAML")
         if "duplicate key" in str(exc):
             problem = "duplicate key " + problem.split("duplicate key", 1)[-1].strip()
-        raise ContentErrors([ContentError(path, line, column, "", problem)]) from None
+        elif "another document" in problem:
+            problem = "only one YAML document per file (found a second '---')"
+        elif not problem.startswith("duplicate"):
+            problem = f"not valid YAML: {problem}"
+        raise _error(path, problem, line, column) from None
     except YAMLError as exc:
-        raise ContentErrors([ContentError(path, 1, 1, "", f"not valid YAML: {exc}")]) from None
+        first = _one_line(str(exc).split(" in \"", 1)[0])
+        raise _error(path, f"not valid YAML: {first}") from None
+    except RecursionError:
+        raise _error(path, "not valid YAML: nested too deeply") from None
+    if data is None:
+        raise _error(path, "file has no content (only comments)")
     try:
-        _count_nodes(data, [MAX_NODES], set())
+        _count_nodes(data, [MAX_NODES])
     except (ValueError, RecursionError) as exc:
-        raise ContentErrors([ContentError(path, 1, 1, "", str(exc))]) from None
+        raise _error(path, str(exc)) from None
     if not isinstance(data, dict):
-        raise ContentErrors([ContentError(path, 1, 1, "", "top level must be a mapping of keys")])
+        raise _error(path, "top level must be a mapping of keys (key: value lines)")
     return data
 
 
@@ -107,14 +134,13 @@ def load_yaml_file(path: Path) -> Any:
     shown = str(path)
     try:
         size = path.stat().st_size
-    except OSError as exc:
-        raise ContentErrors([ContentError(shown, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
-    if size > MAX_BYTES:
-        raise ContentErrors([ContentError(shown, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
-    try:
+        if size > MAX_BYTES:
+            raise _error(shown, f"file is larger than {MAX_BYTES} bytes ({size} bytes)")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ContentErrors([ContentError(shown, 1, 1, "", "file is not UTF-8 text")]) from None
+        raise _error(shown, "file is not UTF-8 text (is it a YAML file?)") from None
+    except OSError as exc:
+        raise _error(shown, f"cannot read: {exc.strerror or exc}") from None
     return load_yaml_text(text, shown)
 
 
@@ -158,7 +184,7 @@ def validation_errors(exc: ValidationError, tree: Any, path: str) -> ContentErro
     for err in exc.errors():
         loc = _clean_loc(err["loc"])
         line, column = position_of(tree, loc)
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = f"unknown key {loc[-1]!r} (check the spelling; see `counselsim schema`)"
         elif err["type"] == "missing":
@@ -168,7 +194,7 @@ def validation_errors(exc: ValidationError, tree: Any, path: str) -> ContentErro
 
 
 def _plain(node: Any) -> Any:
-    """ruamel's commented containers -> plain dicts/lists (pydantic is happier, positions kept aside)."""
+    """ruamel's commented containers -> plain dicts/lists (positions stay in the ruamel tree)."""
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
@@ -176,12 +202,31 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def located(problems: Sequence[Problem], tree: Any, path: str) -> list[ContentError]:
+    """Whole-document problems (``content_problems``) placed at their own line and column."""
+    out = []
+    for loc, message in problems:
+        line, column = position_of(tree, loc)
+        out.append(ContentError(path, line, column, format_loc(loc), message))
+    return out
+
+
 def parse_model(model: type[M], tree: Any, path: str) -> M:
-    """Validate a loaded tree as ``model``, raising ContentErrors with file positions."""
+    """Validate a loaded tree as ``model``, raising ContentErrors with file positions.
+
+    Models with a ``content_problems()`` method (cross references inside one document: placeholders,
+    formula names, duplicate ids) have those checks deferred and reported at their exact place.
+    """
     try:
-        return model.model_validate(_plain(tree))
+        obj = model.model_validate(_plain(tree), context={DEFER_CHECKS: True})
     except ValidationError as exc:
         raise validation_errors(exc, tree, path) from None
+    check = getattr(obj, "content_problems", None)
+    if check is not None:
+        problems = located(check(), tree, path)
+        if problems:
+            raise ContentErrors(problems)
+    return obj
 
 
 def load_model_file(model: type[M], path: Path) -> M:
