@@ -1,0 +1,146 @@
+"""Offline per-turn coaching: codes, a one-line rationale from the rubric's coaching text, and a
+better alternative from feedback/coach_alternatives.j2 built on the client's last words."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from simulator.coding import CodedTurn, CounselorLabels, Utterance
+from simulator.feedback_offline import coach_turn, parse_closed_question, reflect_client
+from simulator.grader import grade_turn_offline
+from simulator.rubric import Rubric
+from simulator.rubric_coding import code_turn
+from simulator.settings import ROOT
+from simulator.yaml_positions import load_model_file
+
+CLIENT = ("Well, the doctor sent me. I don't think I drink more than anyone else on my site.")
+TRANSCRIPT = [Utterance(speaker="counselor", text="What brings you here today?"),
+              Utterance(speaker="client", text=CLIENT)]
+
+
+@pytest.fixture(scope="module")
+def miti() -> Rubric:
+    """The shipped MITI 4.2.1 rubric: its coaching lines are what trainees read."""
+    return load_model_file(Rubric, ROOT / "rubrics" / "miti-4.2.1.yaml")
+
+
+def coded(miti: Rubric, behaviour: str, subtype: str | None, text: str) -> CodedTurn:
+    labels = CounselorLabels(behaviour=behaviour, subtype=subtype, coder="test")
+    return code_turn(labels, text, miti)
+
+
+def test_closed_question_gets_an_open_question(miti: Rubric) -> None:
+    text = "Do you drink every day?"
+    turn = coded(miti, "question", "closed", text)
+    assert turn.codes == {"behaviour": "Q", "question_type": "CQ"}
+    out = coach_turn(turn, miti, TRANSCRIPT, text)
+    assert out.codes == ["Q", "CQ"] and out.featured == "CQ"
+    assert out.rationale.startswith("\u201cDo you drink every day?\u201d")
+    assert miti.code("CQ").coaching in out.rationale          # wording from the rubric YAML
+    assert out.alternative == "What is it like for you to drink every day?"
+    assert "\n" not in out.rationale and "\n" not in out.alternative
+
+
+def test_advice_gets_a_reflection_of_the_clients_last_words(miti: Rubric) -> None:
+    text = "You should cut down to two pints a night."
+    turn = coded(miti, "therapist_input", "advice", text)
+    assert turn.codes["behaviour"] == "PERSUADE"
+    out = coach_turn(turn, miti, TRANSCRIPT, text)
+    assert out.featured == "PERSUADE"
+    assert miti.code("PERSUADE").coaching in out.rationale
+    assert out.alternative is not None
+    assert out.alternative.startswith(
+        "It sounds like you don't think you drink more than anyone else on your site.")
+    assert out.alternative.endswith("?")                      # and hands the ideas back
+
+
+def test_confrontation_gets_a_reflection(miti: Rubric) -> None:
+    text = "Come on, be honest, you're an alcoholic."
+    turn = CodedTurn(labels=CounselorLabels(behaviour="therapist_input"),
+                     codes={"behaviour": "CONFRONT", "question_type": "NQ"}, rubric_id=miti.id)
+    out = coach_turn(turn, miti, TRANSCRIPT, text)
+    assert out.alternative == ("It sounds like you don't think you drink more than anyone else "
+                               "on your site.")
+
+
+def test_no_client_words_yet_still_gives_a_usable_alternative(miti: Rubric) -> None:
+    turn = CodedTurn(labels=CounselorLabels(behaviour="therapist_input", subtype="advice"),
+                     codes={"behaviour": "PERSUADE", "question_type": "NQ"}, rubric_id=miti.id)
+    out = coach_turn(turn, miti, [], "You need to stop.")
+    assert out.alternative == "What ideas do you have about what might work for you?"
+
+
+def test_adherent_turn_is_praised_without_an_invented_alternative(miti: Rubric) -> None:
+    turn = CodedTurn(labels=CounselorLabels(behaviour="reflection", subtype="complex"),
+                     codes={"behaviour": "CR", "question_type": "NQ"}, rubric_id=miti.id)
+    out = coach_turn(turn, miti, TRANSCRIPT, "Part of you wonders whether it matters.")
+    assert out.alternative is None and miti.code("CR").coaching in out.rationale
+
+
+def test_assessment_mode_gives_no_alternative(miti: Rubric) -> None:
+    text = "Do you drink every day?"
+    out = coach_turn(coded(miti, "question", "closed", text), miti, TRANSCRIPT, text,
+                     "assessment")
+    assert out.alternative is None and out.rationale
+
+
+def test_grade_turn_offline_maps_labels_onto_the_session_rubric(miti: Rubric) -> None:
+    labels = CounselorLabels(behaviour="question", subtype="closed")
+    grade = grade_turn_offline(labels, miti, TRANSCRIPT, "Have you tried quitting?", "coach")
+    assert grade.status == "ok" and grade.values == {"behaviour": "Q", "question_type": "CQ"}
+    assert grade.alternative == "Tell me more about how you have tried quitting."
+
+
+@pytest.mark.parametrize("question, alternative", [
+    ("Did you tell your wife?", "What was it like to tell your wife?"),
+    ("Are you worried about your health?", "In what ways are you worried about your health?"),
+    ("Do you want to quit?", "How important is it to you to quit?"),
+    ("Do you think it's a problem?", "What are your thoughts on whether it's a problem?"),
+    ("Can you cut down?", "What would help you cut down?"),
+    ("Would you consider cutting back?", "What would it take for you to consider cutting back?"),
+    ("Does it bother you?", "How does it bother you?"),
+    ("OK. So, do you think about quitting?", "What do you think about quitting?"),
+    ("Right?", "What else can you tell me about that?"),
+])
+def test_closed_questions_rebuilt_as_open(miti: Rubric, question: str, alternative: str) -> None:
+    turn = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
+                     codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)
+    assert coach_turn(turn, miti, [], question).alternative == alternative
+
+
+@pytest.mark.parametrize("client, reflection", [
+    ("I just don't see the problem. Everybody on my site drinks.",
+     "you just don't see the problem"),
+    ("My wife nags me about it.", "your wife nags you about it"),
+    ("We argue about it, I was angry.", "you argue about it, you were angry"),
+    ("Sarah left me last year and I'm on my own now, you know?",
+     "Sarah left you last year and you're on your own now"),
+    ("You don't understand my job.", "I don't understand your job"),
+    ("Yeah.", None),
+    ("", None),
+])
+def test_reflect_client_turns_first_person_into_second(client: str,
+                                                       reflection: str | None) -> None:
+    assert reflect_client(client) == reflection
+
+
+def test_parse_closed_question_takes_the_last_yes_no_question() -> None:
+    q = parse_closed_question("That sounds hard. What happened next? Did you call her?")
+    assert q is not None and (q.aux, q.subject, q.verb, q.tail) == ("did", "you", "call", "her")
+    assert parse_closed_question("What happened next?") is None
+    assert parse_closed_question("You drink a lot.") is None
+
+
+def test_wording_comes_from_the_template_folder(miti: Rubric, tmp_path: Path) -> None:
+    """Educators restyle feedback/: a copy with other words changes the output, no code change."""
+    shutil.copy(ROOT / "feedback" / "coach_alternatives.j2", tmp_path / "coach_alternatives.j2")
+    path = tmp_path / "coach_alternatives.j2"
+    path.write_text(path.read_text().replace("What is it like for you to",
+                                             "How does it feel to"))
+    text = "Do you drink every day?"
+    out = coach_turn(coded(miti, "question", "closed", text), miti, TRANSCRIPT, text,
+                     feedback_dir=tmp_path)
+    assert out.alternative == "How does it feel to drink every day?"
