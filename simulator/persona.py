@@ -147,8 +147,9 @@ class HiddenFact(Strict):
     risk: bool = Field(False, description="A risk item a competent trainee must elicit.")
     keywords: list[str] = Field(
         [],
-        description="Words that give this fact away. No authored line outside its disclosure may "
-        "contain them (validate checks), so the offline client never leaks it early.",
+        description="Words that give this fact away. Only its disclosure (and principles, "
+        "facilitator notes) may contain them; validate checks lines, brief, history, "
+        "relationships, so the client never leaks it early.",
     )
 
 
@@ -203,7 +204,12 @@ class Persona(Document):
     facilitator_notes: str = Field("", description="For educators and supervisors only.")
 
     def content_problems(self) -> list[Problem]:
-        """Cross references inside the file: fact ids, placeholders, and lines that leak a fact."""
+        """Cross references inside the file: fact ids, placeholders, and text that leaks a fact.
+
+        A hidden fact's ``keywords`` may appear only in its disclosure (and in principles and
+        facilitator notes): not in authored lines, the trainee brief, the presenting problem, the
+        history or relationship notes, which the trainee or the client engine see before unlock.
+        """
         problems: list[Problem] = []
         seen: set[str] = set()
         for i, f in enumerate(self.hidden_facts):
@@ -221,7 +227,12 @@ class Persona(Document):
             if missing:
                 problems.append((loc, f"placeholder {{{missing[0]}}} is not defined in facts "
                                       f"(known: {', '.join(sorted(known))})"))
-        for loc, text in texts:
+        told: list[tuple[tuple[str | int, ...], str]] = [
+            (("trainee_brief", k), getattr(self.trainee_brief, k))
+            for k in ("referral", "setting", "session_goal")]
+        told += [(("presenting_problem",), self.presenting_problem), (("history",), self.history)]
+        told += [(("relationships", i, "note"), r.note) for i, r in enumerate(self.relationships)]
+        for loc, text in texts + told:
             filled = self.fill(text)
             for f in self.hidden_facts:
                 hit = next((w for w in f.keywords if mentions(filled, w)), None)
