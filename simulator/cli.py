@@ -128,5 +128,32 @@ def chat(
                    f"report: counselsim report {summary['session_id']} --format html")
 
 
+@app.command()
+def regrade(
+    session_id: Annotated[str, typer.Argument(help="Session id (a unique prefix is enough).")],
+    grader_model: Annotated[str | None, typer.Option(
+        "--grader-model", help="Model string; default: the model the session was graded with.")
+    ] = None,
+    only_pending: Annotated[bool, typer.Option(
+        "--only-pending", help="Leave failed and missing grades alone.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
+) -> None:
+    """Grade again the turns whose grade is pending, failed or missing (session never waits)."""
+    from simulator.regrade import RegradeError, run_regrade
+
+    try:
+        result = run_regrade(session_id, grader_model, load_settings(),
+                             include_failed=not only_pending, include_missing=not only_pending)
+    except RegradeError as exc:
+        raise fail(str(exc)) from None
+    for t in result.turns:
+        shown = ", ".join(f"{k}={v}" for k, v in t.values.items()) or (t.error or "")
+        typer.echo(f"turn {t.idx}: {t.was} -> {t.status}  {shown}")
+    typer.echo(f"{result.session_id}: {result.ok} ok, {result.pending} pending, "
+               f"{result.failed} failed (model {result.model})")
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
