@@ -155,5 +155,11 @@ def regrade(
         emit_json(result.model_dump(mode="json"))
 
 
+# report, sessions list, export, progress, users (simulator/records_cli.py)
+from simulator.records_cli import register as _register_records  # noqa: E402
+
+_register_records(app)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()

@@ -759,13 +759,15 @@ class Store:
 
     # -- resolved values
 
-    def effective_codes(self, session_id: str, rubric_id: str | None = None) -> list[EffectiveTurn]:
-        """Counselor turns of the current branch with codes resolved per item:
-        latest supervisor correction, else the latest ok grade's value, else the latest coder value.
-        ``rubric_id`` defaults to the session's rubric."""
+    def effective_codes(self, session_id: str, rubric_id: str | None = None, *,
+                        include_abandoned: bool = False) -> list[EffectiveTurn]:
+        """Counselor turns of the current branch (and abandoned ones if asked) with codes resolved
+        per item: latest supervisor correction, else the latest ok grade's value, else the latest
+        coder value. ``rubric_id`` defaults to the session's rubric."""
         session = self.get_session(session_id)
         rubric = rubric_id or session.rubric_id
-        turns = [t for t in self.current_turns(session_id) if t.speaker == "counselor"]
+        pool = self.all_turns(session_id) if include_abandoned else self.current_turns(session_id)
+        turns = [t for t in pool if t.speaker == "counselor"]
         ids = [t.id for t in turns]
         if not ids:
             return []
