@@ -153,8 +153,9 @@ def metric_bars(bars: Sequence[MetricBar]) -> str:
 
 
 def client_state(points: Sequence[tuple[int, float | None, float | None]],
-                 disclosures: Sequence[tuple[int, str]] = ()) -> str:
-    """Rapport and resistance (0..1) after each client turn (x = turn position, 1-based)."""
+                 disclosures: Sequence[tuple[int, str]] = (), n_turns: int | None = None) -> str:
+    """Rapport and resistance (0..1) after each client turn (x = turn position, 1-based);
+    with ``n_turns`` the x axis matches ``codes_timeline``'s."""
     fig = Figure(figsize=(7.2, 2.5))
     ax = fig.add_subplot()
     for key, color, label in ((1, RAPPORT, "Rapport"), (2, RESISTANCE, "Resistance")):
@@ -168,9 +169,13 @@ def client_state(points: Sequence[tuple[int, float | None, float | None]],
         ax.text(x, 1.03 + 0.09 * (n % 2), fact, ha="center", va="bottom", fontsize=7,
                 color="#7b4fb8", transform=ax.get_xaxis_transform())
     ax.set_ylim(0, 1)
+    if n_turns:
+        ax.set_xlim(0.4, n_turns + 0.6)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=12))
     ax.set_xlabel("Turn")
     ax.grid(axis="y", color=GRID, linewidth=0.8, zorder=0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8.5)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False,
+              fontsize=8.5)
     _style(ax)
     return to_svg(fig, "Client rapport and resistance over the session")
 

@@ -453,7 +453,7 @@ def report_charts(report: Report, rubric_items: list[tuple[str, str]] | None = N
     if state:
         disclosed = [(line.idx + 1, line.fact_id) for line in report.transcript if line.fact_id]
         out["state"] = Markup(charts.client_state(  # noqa: S704 - our own SVG
-            state, [(x, f) for x, f in disclosed if f]))
+            state, [(x, f) for x, f in disclosed if f], report.transcript[-1].idx + 1))
     return out
 
 
