@@ -471,3 +471,51 @@ def test_chat_anthropic_against_stub_tool_use_out_of_range_then_pending(rubric: 
     assert grade.status == "pending" and len(sent) == 3
     assert sent[0]["tools"][0]["name"] == "turn_grade"
     assert "codes.empathy" in json.dumps(sent[1]["messages"][-1])
+
+
+def test_chat_openai_json_schema_path_retries_unknown_code(rubric: Rubric) -> None:
+    from langchain_openai import ChatOpenAI
+
+    bad = json.loads(json.dumps(GOOD))
+    bad["codes"]["behaviour"] = "EXCELLENT"
+    with StubLLMServer() as stub:
+        stub.enqueue(Reply(json.dumps(bad)), Reply(json.dumps(GOOD)))
+        model = ChatOpenAI(base_url=stub.openai_base_url, api_key="unused", model="gpt-4o-mini",
+                           max_retries=0)
+        grade = asyncio.run(grade_turn(model, rubric, TRANSCRIPT, "Hi", "coach",
+                                       "openai:gpt-4o-mini", options=FAST))
+        sent = [r.body for r in stub.requests if r.method == "POST"]
+    assert grade.status == "ok" and grade.attempts == 2 and grade.values["behaviour"] == "Q"
+    schema = sent[0]["response_format"]["json_schema"]["schema"]
+    assert "EXCELLENT" not in json.dumps(schema) and "question-type" in json.dumps(schema)
+
+
+def _synthetic_answer(r: Rubric) -> dict[str, Any]:
+    codes: dict[str, Any] = {}
+    for item in r.turn_items:
+        if item.kind == "categorical":
+            codes[item.id] = item.codes[-1].id
+        elif item.kind == "binary":
+            codes[item.id] = True
+        else:
+            codes[item.id] = item.max
+    return {"rationale": "r", "codes": codes, "alternative": "a"}
+
+
+def test_every_shipped_rubric_builds_a_schema_and_prompt() -> None:
+    from simulator.library import load_library
+    from simulator.settings import ROOT
+
+    lib = load_library([], [ROOT / "rubrics"])
+    assert "miti-4.2.1" in lib.rubrics
+    for r in lib.rubrics.values():
+        answer = _synthetic_answer(r)
+        def answer_with(_messages: list[BaseMessage], a: dict[str, Any] = answer
+                        ) -> dict[str, Any]:
+            return a
+
+        grade = asyncio.run(grade_turn(RunnableLambda(answer_with), r, TRANSCRIPT, "Hi",
+                                       "coach", options=FAST))
+        assert grade.status == "ok" and grade.values == answer["codes"], r.id
+        system = turn_messages(r, TRANSCRIPT, "Hi", "coach")[0].text
+        assert all(f"## {item.id}:" in system for item in r.turn_items), r.id
