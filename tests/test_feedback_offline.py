@@ -144,3 +144,19 @@ def test_wording_comes_from_the_template_folder(miti: Rubric, tmp_path: Path) ->
     out = coach_turn(coded(miti, "question", "closed", text), miti, TRANSCRIPT, text,
                      feedback_dir=tmp_path)
     assert out.alternative == "How does it feel to drink every day?"
+
+
+@pytest.mark.parametrize("rubric_id, labels, text, start", [
+    ("helping-skills", ("question", "closed"), "Do you drink every day?",
+     "What is it like for you to drink every day?"),
+    ("cbt-ctrs", ("therapist_input", "advice"), "You should stop thinking that way.",
+     "It sounds like you don't think you drink more than anyone else on your site."),
+])
+def test_other_shipped_rubrics_get_alternatives_too(rubric_id: str, labels: tuple[str, str],
+                                                    text: str, start: str) -> None:
+    rubric = load_model_file(Rubric, ROOT / "rubrics" / f"{rubric_id}.yaml")
+    grade = grade_turn_offline(CounselorLabels(behaviour=labels[0], subtype=labels[1]),
+                               rubric, TRANSCRIPT, text, "coach")
+    assert grade.status == "ok" and grade.alternative and grade.alternative.startswith(start)
+    code_id = next(iter(grade.values.values()))
+    assert isinstance(code_id, str) and rubric.code(code_id).coaching in grade.rationale
