@@ -129,6 +129,20 @@ def chat(
 
 
 @app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    personas: Annotated[Path | None, typer.Option(help="Persona folder.")] = None,
+    rubrics: Annotated[Path | None, typer.Option(help="Rubric folder.")] = None,
+    db: Annotated[Path | None, typer.Option(help="Database path.")] = None,
+) -> None:
+    """Start the web app (trainees, supervisors, educators). First start: prints the admin password."""
+    from simulator.web.serve import serve_command
+
+    serve_command(load_settings(host=host, port=port, personas=personas, rubrics=rubrics, db=db))
+
+
+@app.command()
 def regrade(
     session_id: Annotated[str, typer.Argument(help="Session id (a unique prefix is enough).")],
     grader_model: Annotated[str | None, typer.Option(

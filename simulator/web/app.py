@@ -1,0 +1,112 @@
+"""Build and serve the web app: one gr.Blocks with a tab per role, mounted on FastAPI with login.
+
+Layout: a header (brand, client/grader models with OFFLINE said plainly, who is signed in) and
+tabs shown by role: Practice and My progress (everyone), Review (supervisors, admins), Author
+(educators, admins), Users (admins). Tabs are hidden for other roles, but hiding is cosmetic:
+every handler checks the role again on the server (``access.require``).
+
+Leaks switched off: analytics (package ``__init__``), run history, monitoring, MCP, PWA, the API
+docs link; endpoints are private unless deliberately public (see ``PUBLIC_ENDPOINTS``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI
+
+from simulator.session import Practice
+from simulator.settings import Settings
+from simulator.web import admin_ui, author_ui, practice_ui, progress_ui, render, review_ui
+from simulator.web.access import ADMIN, EDUCATOR, SUPERVISOR, TRAINEE, current_user
+from simulator.web.auth_routes import add_routes, make_auth
+from simulator.web.context import WebContext
+from simulator.web.theme import CSS, theme
+
+PUBLIC_ENDPOINTS = ("/open_session", "/report", "/transcript")
+"""The only endpoints listed by ``view_api()``; each checks the caller's role and session access."""
+
+TABS = {
+    TRAINEE: ("practice", "progress"),
+    SUPERVISOR: ("review", "practice", "progress"),
+    EDUCATOR: ("author", "practice", "progress"),
+    ADMIN: ("review", "author", "users", "practice", "progress"),
+}
+
+
+def build_blocks(ctx: WebContext) -> gr.Blocks:
+    loads: list[tuple[str, dict[str, Any]]] = []
+    with gr.Blocks(title="CounselSim", analytics_enabled=False) as demo:
+        header = gr.HTML(render.header("", "", ctx.models), elem_id="cs-header")
+        with gr.Tabs(elem_id="cs-tabs") as tabs:
+            with gr.Tab("Practice", id="practice", visible=False, elem_id="tab-practice") as t1:
+                loads.append(("practice", practice_ui.build(ctx)))
+            with gr.Tab("My progress", id="progress", visible=False,
+                        elem_id="tab-progress") as t2:
+                loads.append(("progress", progress_ui.build(ctx)))
+            with gr.Tab("Review", id="review", visible=False, elem_id="tab-review") as t3:
+                loads.append(("review", review_ui.build(ctx)))
+            with gr.Tab("Author", id="author", visible=False, elem_id="tab-author") as t4:
+                loads.append(("author", author_ui.build(ctx)))
+            with gr.Tab("Users", id="users", visible=False, elem_id="tab-users") as t5:
+                loads.append(("users", admin_ui.build(ctx)))
+        tab_of = {"practice": t1, "progress": t2, "review": t3, "author": t4, "users": t5}
+
+        def whoami(request: gr.Request) -> tuple[Any, ...]:
+            user = current_user(ctx.store, request)
+            allowed = TABS.get(user.role, ())
+            updates = [gr.Tab(visible=name in allowed) for name in tab_of]
+            first = allowed[0] if allowed else None
+            return (render.header(user.name, user.role, ctx.models),
+                    gr.Tabs(selected=first), *updates)
+
+        demo.load(whoami, None, [header, tabs, *tab_of.values()], api_visibility="private")
+        for area, spec in loads:
+            fn, inputs, outputs = spec["load"]
+            demo.load(_only_for(ctx, area, fn, len(outputs)), inputs, outputs,
+                      api_visibility="private")
+    return demo
+
+
+def _only_for(ctx: WebContext, area: str, fn: Any, n_out: int) -> Any:
+    """Run a tab's load handler only for roles that see the tab (others get no update)."""
+    import functools
+    import inspect
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get("request") or next(
+            (a for a in args if isinstance(a, gr.Request)), None)
+        user = current_user(ctx.store, request)
+        if area not in TABS.get(user.role, ()):
+            return tuple(gr.skip() for _ in range(n_out)) if n_out > 1 else gr.skip()
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def make_context(settings: Settings, practice: Practice | None = None) -> WebContext:
+    from simulator.providers import describe_models
+
+    practice = practice or Practice.from_settings(settings)
+    return WebContext(practice=practice, models=describe_models(practice.settings, probe=True))
+
+
+def build_app(settings: Settings, practice: Practice | None = None) -> tuple[FastAPI, WebContext]:
+    """The FastAPI app with the Gradio UI mounted at ``/`` behind the store-backed login."""
+    ctx = make_context(settings, practice)
+    demo = build_blocks(ctx)
+    demo.queue(default_concurrency_limit=64, max_size=512)
+    app = FastAPI(title="CounselSim", docs_url=None, redoc_url=None, openapi_url=None)
+    add_routes(app)
+    app = gr.mount_gradio_app(
+        app, demo, path="/", auth=make_auth(ctx.store),
+        auth_message="Sign in with the account your training program gave you.",
+        footer_links=[], run_history=False, enable_monitoring=False, mcp_server=False,
+        pwa=False, ssr_mode=False, theme=theme(), css=CSS, show_error=True,
+    )
+    app.state.counselsim = ctx
+    app.state.blocks = demo
+    return app, ctx

@@ -1,0 +1,163 @@
+"""Editing persona/rubric YAML from the browser: list, read, validate and save, safely.
+
+A file name typed or posted by a browser is never trusted: it must be a plain ``<id>.yaml`` name
+and resolve inside the configured folder (no ``..``, no absolute paths, no symlinks out).
+Saving writes a *new version*: the ``version`` number goes up by one and the previous file is kept
+in ``<folder>/.versions/`` (the loader does not read that folder), so sessions that used the old
+version can still be traced to its exact text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from simulator.library import YAML_SUFFIXES, Library
+from simulator.persona import Persona
+from simulator.rubric import Rubric
+from simulator.yaml_positions import (
+    ContentError,
+    ContentErrors,
+    load_model_text,
+    load_yaml_text,
+    position_of,
+)
+
+FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.ya?ml$")
+ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ARCHIVE = ".versions"
+
+
+class EditError(ValueError):
+    """A refusal to read or save, with a message fit for the editor's status line."""
+
+
+@dataclass
+class Checked:
+    """The result of validating editor text."""
+
+    model: Persona | Rubric | None
+    errors: list[ContentError]
+
+    @property
+    def ok(self) -> bool:
+        return self.model is not None and not self.errors
+
+
+def list_files(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_file() and p.suffix in YAML_SUFFIXES and FILE_NAME.match(p.name))
+
+
+def safe_path(folder: Path, name: str) -> Path:
+    """``folder/name`` if ``name`` is a plain file name inside ``folder``, else EditError."""
+    if not isinstance(name, str) or not FILE_NAME.match(name):
+        raise EditError("not a content file name (lowercase letters, digits, - and _, then .yaml)")
+    root = folder.resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise EditError("that file is outside the content folder")
+    return path
+
+
+def read_file(folder: Path, name: str) -> str:
+    path = safe_path(folder, name)
+    if not path.is_file():
+        raise EditError(f"no such file: {name}")
+    return path.read_text(encoding="utf-8")
+
+
+def check_text(kind: str, text: str, shown: str, library: Library) -> Checked:
+    """Validate editor text as a persona or rubric, with every error at its line and column.
+
+    A persona is also cross-checked against the loaded rubrics: an unlock condition that waits
+    for a skill code no rubric defines could never fire.
+    """
+    model_cls: type[Persona] | type[Rubric] = Persona if kind == "persona" else Rubric
+    try:
+        model = load_model_text(model_cls, text, shown)
+    except ContentErrors as exc:
+        return Checked(None, exc.errors)
+    errors: list[ContentError] = []
+    if isinstance(model, Persona) and library.rubrics:
+        codes = set().union(*(r.code_ids() for r in library.rubrics.values()))
+        tree = load_yaml_text(text, shown)
+        for i, fact in enumerate(model.hidden_facts):
+            if fact.unlock.skills is None:
+                continue
+            for j, code in enumerate(fact.unlock.skills.codes):
+                if code not in codes:
+                    loc: list[str | int] = ["hidden_facts", i, "unlock", "skills", "codes", j]
+                    line, col = position_of(tree, loc)
+                    errors.append(ContentError(
+                        shown, line, col, f"hidden_facts[{i}].unlock.skills.codes[{j}]",
+                        f"code {code!r} is not defined by any loaded rubric"))
+    return Checked(model if not errors else None, errors)
+
+
+def _with_version(text: str, version: int) -> str:
+    """Set ``version:`` in the YAML text, keeping comments and layout (ruamel round trip)."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    data = yaml.load(io.StringIO(text))
+    data["version"] = version
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def save_new_version(folder: Path, kind: str, text: str, library: Library) -> tuple[Path, int]:
+    """Validate, bump the version past the current file's, archive the old file, write atomically.
+
+    Returns the written path and the new version number. Raises EditError (invalid text, bad id)
+    or ContentErrors (validation errors with positions).
+    """
+    shown = f"{folder.name}/(editor)"
+    checked = check_text(kind, text, shown, library)
+    if not checked.ok or checked.model is None:
+        raise ContentErrors(checked.errors)
+    content_id = checked.model.id
+    if not ID.match(content_id):
+        raise EditError("the id must be lowercase letters, digits, - and _")
+    path = safe_path(folder, f"{content_id}.yaml")
+    version = checked.model.version
+    if path.exists():
+        try:
+            old_text = path.read_text(encoding="utf-8")
+            old: Any = load_model_text(Persona if kind == "persona" else Rubric, old_text,
+                                       str(path))
+            version = max(version, int(old.version) + 1)
+        except (ContentErrors, UnicodeDecodeError):
+            old_text = path.read_text(encoding="utf-8", errors="replace")
+        archive = folder / ARCHIVE
+        archive.mkdir(exist_ok=True)
+        digest = hashlib.sha256(old_text.encode()).hexdigest()[:10]
+        (archive / f"{content_id}.{digest}.yaml").write_text(old_text, encoding="utf-8")
+    else:
+        clash = _id_in_other_file(library, kind, content_id, path)
+        if clash:
+            raise EditError(f"{kind} id {content_id!r} is already used by {clash}")
+    new_text = _with_version(text, version) if version != checked.model.version else text
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(new_text)
+    os.replace(tmp, path)
+    return path, version
+
+
+def _id_in_other_file(library: Library, kind: str, content_id: str, path: Path) -> str | None:
+    loaded = library.files.get(f"{kind}:{content_id}")
+    if loaded is not None and loaded.path.resolve() != path:
+        return loaded.path.name
+    return None

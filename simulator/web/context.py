@@ -1,0 +1,153 @@
+"""What every tab shares: the Practice (library, store, coder, models), settings, header info.
+
+Nothing user-specific lives here: Gradio shares module globals and object attributes between all
+users, so per-user data is always read from the store by the name Gradio authenticated.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from simulator.library import Library
+from simulator.persona import Persona
+from simulator.session import Practice
+from simulator.settings import Settings
+from simulator.web.live_library import LiveLibrary, folder_signature
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WebContext:
+    practice: Practice
+    models: list[Any] = field(default_factory=list)
+    """``providers.ModelInfo`` for the client and the grader (what the header shows)."""
+    _live: LiveLibrary | None = None
+
+    def __post_init__(self) -> None:
+        s = self.practice.settings
+        self._live = LiveLibrary(s.personas, s.rubrics, initial=self.practice.library,
+                                 on_reload=self._swap)
+
+    @property
+    def settings(self) -> Settings:
+        return self.practice.settings
+
+    @property
+    def store(self) -> Any:
+        return self.practice.store
+
+    def _swap(self, library: Library) -> None:
+        self.practice.library = library
+        self.practice.__dict__.pop("engine_rubric", None)
+
+    def library(self) -> Library:
+        """The current library, reloaded first if a content file changed on disk."""
+        assert self._live is not None
+        return self._live.get()
+
+    def reload_library(self) -> Library:
+        assert self._live is not None
+        return self._live.force()
+
+    def signature(self) -> tuple[Any, ...]:
+        return folder_signature([self.settings.rubrics, self.settings.personas])
+
+    # -- the educator's preview: the real engine, with the persona held in memory -------------
+
+    def preview(self, persona: Persona, said: list[str]) -> list[str]:
+        """Replies of ``persona`` to the trainee turns ``said``: opening first, then one per turn.
+
+        Replayed from the start each time with a fixed seed, so the preview needs no stored
+        state and the same words give the same replies. Offline realizer (authored lines).
+        """
+        from simulator.client_state import initial_state, record_reply, update_state
+        from simulator.coding import Utterance
+        from simulator.planner import opening_plan, plan_next
+        from simulator.realizer_offline import realize_offline
+        from simulator.rubric_coding import code_turn
+
+        rubric = self.library().rubric(self.settings.engine_rubric)
+        state = initial_state(persona)
+        plan = opening_plan(persona)
+        used: set[str] = set()
+        rng = random.Random(f"preview:{persona.id}:0")
+        opening = realize_offline(persona, plan, used, rng, unlocked=state.unlocked)
+        state = record_reply(state, plan.act)
+        replies = [opening]
+        history = [Utterance(speaker="client", text=opening)]
+        for i, text in enumerate(said, start=1):
+            labels = self.practice.coder.code_counselor(text, history)
+            codes = code_turn(labels, text, rubric).code_list()
+            state = update_state(state, persona, codes, text)
+            rng = random.Random(f"preview:{persona.id}:{i}")
+            plan = plan_next(state, persona, codes, rng)
+            reply = realize_offline(persona, plan, used, rng, unlocked=state.unlocked)
+            state = record_reply(state, plan.act, plan.fact_id)
+            replies.append(reply)
+            history += [Utterance(speaker="counselor", text=text),
+                        Utterance(speaker="client", text=reply)]
+        return replies
+
+    def report(self, session_id: str) -> tuple[str, Any]:
+        return report_for(self, session_id)
+
+    def self_rating_items(self, session_id: str) -> list[Any]:
+        """The session-level items a trainee may rate themselves on (the rubric's globals)."""
+        session = self.store.get_session(session_id)
+        rubric = self.library().rubrics.get(session.rubric_id)
+        return list(rubric.session_items) if rubric is not None else []
+
+    def selfplay_check(self, persona: Persona) -> str:
+        """Run the automatic self-play check on the persona as edited; an HTML summary (escaped)."""
+        try:
+            from simulator import selfplay
+        except ImportError:
+            return '<div class="cs-errors">The self-play check is not installed.</div>'
+        result = selfplay.check_persona(persona, self.practice)  # type: ignore[attr-defined]
+        render_html = getattr(selfplay, "render_check_html", None)
+        if callable(render_html):
+            return str(render_html(result))
+        return f'<pre class="cs-muted">{escape(str(result))}</pre>'
+
+
+_REPORT_DIR: list[Any] = []
+
+
+def _report_dir() -> Any:
+    """A private temp folder for report downloads (Gradio copies returned files into its cache).
+
+    Not ``allowed_paths``: that would let any signed-in user fetch any report by its file name.
+    """
+    import tempfile
+    from pathlib import Path
+
+    if not _REPORT_DIR:
+        _REPORT_DIR.append(Path(tempfile.mkdtemp(prefix="counselsim-reports-")))
+    return _REPORT_DIR[0]
+
+
+def report_for(ctx: WebContext, session_id: str) -> tuple[str, Any]:
+    """Render a session's report now (with current corrections); HTML text and a file for download.
+
+    The download is rewritten on every render, so it is never stale; Gradio serves its cached copy
+    under an unguessable path, to signed-in users only.
+    """
+    from simulator.report import render_report
+
+    try:
+        html_doc = render_report(ctx.store, session_id, "html",
+                                 feedback_dir=ctx.settings.feedback)
+    except Exception as exc:  # a broken template must not take the page down with it
+        log.exception("report for session %s failed", session_id)
+        html_doc = ("<!doctype html><meta charset=utf-8><title>Report unavailable</title>"
+                    "<body style='font-family:sans-serif'><h2>The report could not be built</h2>"
+                    f"<p>{escape(type(exc).__name__)}: {escape(str(exc))}</p>"
+                    "<p>The session is saved; try again later or tell your administrator.</p>")
+    path = _report_dir() / f"counselsim-report-{session_id}.html"
+    path.write_text(html_doc, encoding="utf-8")
+    return html_doc, path

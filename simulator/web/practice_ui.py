@@ -1,0 +1,388 @@
+"""Practice tab: persona cards, a streamed chat, the coach panel, rewind, end, self-rating, report.
+
+The browser holds only the current session id (``gr.State``); the transcript is read back from the
+store on every action, so what the trainee sees is what was saved. Each handler re-checks that the
+signed-in user owns the session before reading or writing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from simulator.persona import PersonaCard
+from simulator.session import TurnRejected
+from simulator.web import render
+from simulator.web.access import PRACTISE, Denied, check_own_session, check_session, require
+from simulator.web.context import WebContext
+
+MODES = [("Coach: feedback after each of my turns", "coach"),
+         ("Assessment: feedback only at the end", "assessment")]
+MAX_SELF_ITEMS = 6
+
+
+def chat_messages(turns: list[Any]) -> list[dict[str, str]]:
+    """Stored turns -> Gradio chat messages (the trainee is the user, the client the assistant)."""
+    return [{"role": "user" if t.speaker == "counselor" else "assistant", "content": t.text}
+            for t in turns]
+
+
+def build(ctx: WebContext) -> dict[str, Any]:
+    sid = gr.State(None)
+
+    # -- choose a client ------------------------------------------------------------------
+    with gr.Column(visible=True, elem_id="practice-choose") as choose_view:
+        gr.Markdown("### Choose a client to practise with\nYou see the referral only; "
+                    "the rest you will learn by listening.")
+        cards = gr.HTML(elem_id="persona-cards")
+        with gr.Row(equal_height=True):
+            persona = gr.Dropdown(choices=[], label="Client", scale=2, elem_id="persona-pick")
+            mode = gr.Radio(MODES, value="coach", label="Mode", scale=3, elem_id="mode-pick")
+            start = gr.Button("Start session", variant="primary", scale=1, elem_id="start")
+        with (gr.Accordion("Unfinished sessions", open=False, elem_id="resume-box") as resume_box,
+              gr.Row(equal_height=True)):
+            resume_pick = gr.Dropdown(choices=[], label="Session", scale=4,
+                                      allow_custom_value=True, elem_id="resume-pick")
+            resume = gr.Button("Resume", scale=1, elem_id="resume")
+
+    # -- the conversation -----------------------------------------------------------------
+    with gr.Column(visible=False, elem_id="practice-session") as session_view:
+        brief = gr.HTML(elem_id="session-brief")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=480):
+                chat = gr.Chatbot(height=330, label="Conversation", show_label=False,
+                                  elem_id="chat", buttons=[], feedback_options=None,
+                                  layout="bubble")
+                with gr.Row(equal_height=True):
+                    text = gr.Textbox(placeholder="What do you say to the client? "
+                                      "(Enter to send, Shift+Enter for a new line)",
+                                      show_label=False, lines=1, max_lines=4, scale=5,
+                                      elem_id="say")
+                    send = gr.Button("Send", variant="primary", scale=1, min_width=90,
+                                     elem_id="send")
+                with gr.Row():
+                    rewind = gr.Button("↶ Try that turn again", size="sm", elem_id="rewind")
+                    retry = gr.Button("Ask the client again", size="sm", visible=False,
+                                      elem_id="retry")
+                    end = gr.Button("End session", variant="stop", size="sm", elem_id="end")
+            with gr.Column(scale=2, min_width=340):
+                gr.Markdown("#### Coach")
+                coach = gr.HTML(elem_id="coach")
+        timer = gr.Timer(2.0, active=False)
+
+    # -- after the session: self-rating, then the report -----------------------------------
+    with gr.Column(visible=False, elem_id="practice-report") as report_view:
+        with gr.Column(visible=True, elem_id="self-rating") as rate_box:
+            gr.Markdown("### Before you read the report: how do you think it went?\n"
+                        "Optional. Your ratings are shown beside the grader's, so you can see "
+                        "where your own sense of the session matches and where it does not.")
+            sliders = [gr.Slider(1, 5, value=3, step=1, visible=False, elem_id=f"self-{i}")
+                       for i in range(MAX_SELF_ITEMS)]
+            self_note = gr.Textbox(label="Anything you noticed about your session?", lines=2,
+                                   elem_id="self-note")
+            with gr.Row():
+                rate = gr.Button("Save my rating and show the report", variant="primary",
+                                 elem_id="self-save")
+                skip = gr.Button("Skip to the report", elem_id="self-skip")
+        with gr.Column(visible=False, elem_id="report-box") as report_box:
+            with gr.Row(equal_height=True):
+                gr.Markdown("### Your feedback report")
+                download = gr.DownloadButton("Download report (HTML)", size="sm",
+                                             elem_id="report-download")
+                again = gr.Button("Practise again", size="sm", variant="primary",
+                                  elem_id="again")
+            report = gr.HTML(elem_id="report")
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def user_of(request: gr.Request) -> Any:
+        return require(ctx.store, request, PRACTISE)
+
+    def cards_for(selected: str | None = None) -> tuple[str, Any]:
+        lib = ctx.library()
+        ps = [PersonaCard.of(p) for p in sorted(lib.personas.values(),
+                                                key=lambda p: (p.difficulty, p.title))]
+        choices = [(f"{c.title} (difficulty {c.difficulty})", c.id) for c in ps]
+        value = selected if selected in lib.personas else (ps[0].id if ps else None)
+        return render.persona_cards(ps, value), gr.Dropdown(choices=choices, value=value)
+
+    def unfinished(user: Any) -> Any:
+        sessions = ctx.store.list_sessions(trainee=user.name, status="active", limit=20)
+        lib = ctx.library()
+        choices = []
+        for s in sessions:
+            title = lib.personas[s.persona_id].title if s.persona_id in lib.personas \
+                else s.persona_id
+            choices.append((f"{title} · {s.created[:16].replace('T', ' ')} UTC · "
+                            f"{s.n_turns} turns · {s.mode}", s.session_id))
+        return (gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
+                gr.Accordion(open=bool(choices), label=f"Unfinished sessions ({len(choices)})"))
+
+    def on_load(request: gr.Request) -> tuple[Any, ...]:
+        user = user_of(request)
+        html, dd = cards_for()
+        rp, box = unfinished(user)
+        return html, dd, rp, box
+
+    def pick(persona_id: str | None, request: gr.Request) -> str:
+        user_of(request)
+        return cards_for(persona_id)[0]
+
+    def coach_html(session_id: str) -> str:
+        session = ctx.store.get_session(session_id)
+        if session.mode != "coach":
+            return ('<p class="cs-muted">Assessment mode: the grader is quietly coding your '
+                    "turns. Your feedback comes in the report when you end the session.</p>")
+        return render_coach(ctx, session_id)
+
+    def open_view(session_id: str) -> tuple[Any, ...]:
+        session = ctx.store.get_session(session_id)
+        lib = ctx.library()
+        persona_obj = lib.personas.get(session.persona_id)
+        brief_html = (render.brief(PersonaCard.of(persona_obj), session.mode) if persona_obj
+                      else render.problem("This client's persona file is no longer available."))
+        turns = ctx.store.current_turns(session_id)
+        return (session_id, gr.Column(visible=False), gr.Column(visible=True),
+                gr.Column(visible=False), brief_html, chat_messages(turns),
+                coach_html(session_id), gr.Timer(active=session.mode == "coach"), "",
+                gr.Button(visible=_awaiting_reply(turns)))
+
+    view_outputs = [sid, choose_view, session_view, report_view, brief, chat, coach, timer, text,
+                    retry]
+
+    def start_fn(persona_id: str | None, mode_value: str, request: gr.Request) -> tuple[Any, ...]:
+        user = user_of(request)
+        if not persona_id or persona_id not in ctx.library().personas:
+            raise gr.Error("Choose a client first.", print_exception=False)
+        if mode_value not in ("coach", "assessment"):
+            raise Denied("Unknown mode.")
+        session_id = ctx.practice.start(user.name, persona_id,
+                                        mode="coach" if mode_value == "coach" else "assessment")
+        return open_view(session_id)
+
+    def resume_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Public API ``/open_session``: reopen one of *your own* sessions (refused otherwise)."""
+        user = user_of(request)
+        check_own_session(ctx.practice, session_id, user)
+        assert session_id is not None
+        if ctx.store.get_session(session_id).status != "active":
+            raise gr.Error("That session has ended; its report is in My progress.",
+                           print_exception=False)
+        return open_view(session_id)
+
+    async def send_fn(session_id: str | None, message: str,
+                      request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+        user = user_of(request)
+        session_id = check_own_session(ctx.practice, session_id, user)
+        turns = ctx.store.current_turns(session_id)
+        history = chat_messages(turns)
+        pending = {"role": "user", "content": (message or "").strip()}
+        reply = {"role": "assistant", "content": "…"}
+        yield [*history, pending, reply], "", gr.skip(), gr.Button(visible=False)
+        text_out = ""
+        failed = False
+        try:
+            async for ev in ctx.practice.turn(session_id, user.name, message or ""):
+                if ev.kind == "token":
+                    text_out += ev.text
+                    reply = {"role": "assistant", "content": text_out}
+                    yield [*history, pending, reply], "", gr.skip(), gr.skip()
+                elif ev.kind == "error":
+                    failed = True
+                    gr.Warning(ev.text)
+        except TurnRejected as exc:
+            yield history, message, gr.skip(), gr.skip()
+            raise gr.Error(str(exc), print_exception=False) from None
+        turns = ctx.store.current_turns(session_id)
+        yield (chat_messages(turns), "", coach_html(session_id),
+               gr.Button(visible=failed or _awaiting_reply(turns)))
+
+    async def retry_fn(session_id: str | None,
+                       request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+        user = user_of(request)
+        session_id = check_own_session(ctx.practice, session_id, user)
+        turns = ctx.store.current_turns(session_id)
+        history = chat_messages(turns)
+        text_out = ""
+        failed = False
+        try:
+            async for ev in ctx.practice.reply(session_id, user.name):
+                if ev.kind == "token":
+                    text_out += ev.text
+                    yield ([*history, {"role": "assistant", "content": text_out}],
+                           gr.skip(), gr.skip())
+                elif ev.kind == "error":
+                    failed = True
+                    gr.Warning(ev.text)
+        except TurnRejected as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        turns = ctx.store.current_turns(session_id)
+        yield (chat_messages(turns), coach_html(session_id),
+               gr.Button(visible=failed or _awaiting_reply(turns)))
+
+    def rewind_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        user = user_of(request)
+        session_id = check_own_session(ctx.practice, session_id, user)
+        turns = ctx.store.current_turns(session_id)
+        mine = [t for t in turns if t.speaker == "counselor"]
+        if not mine:
+            raise gr.Error("There is no turn of yours to try again yet.", print_exception=False)
+        last = mine[-1]
+        try:
+            ctx.practice.rewind(session_id, user.name, last.idx)
+        except TurnRejected as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        gr.Info("Your last turn is back in the box: change it and send again. "
+                "Your supervisor can still see the first try.")
+        turns = ctx.store.current_turns(session_id)
+        return chat_messages(turns), last.text, coach_html(session_id), gr.Button(visible=False)
+
+    def tick(session_id: str | None, request: gr.Request) -> Any:
+        if not session_id:
+            return gr.skip()
+        user = user_of(request)
+        session_id = check_own_session(ctx.practice, session_id, user)
+        return coach_html(session_id)
+
+    def end_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        user = user_of(request)
+        session_id = check_own_session(ctx.practice, session_id, user)
+        with contextlib.suppress(TurnRejected):  # already ended (a second click): report anyway
+            ctx.practice.end(session_id, user.name)
+        items = ctx.self_rating_items(session_id)
+        updates = []
+        for i in range(MAX_SELF_ITEMS):
+            if i < len(items):
+                it = items[i]
+                mid = (it.min + it.max) // 2
+                updates.append(gr.Slider(minimum=it.min, maximum=it.max, value=mid, step=1,
+                                         label=it.title, info=_anchor_span(it), visible=True))
+            else:
+                updates.append(gr.Slider(visible=False))
+        return (gr.Column(visible=False), gr.Column(visible=True), gr.Timer(active=False),
+                gr.Column(visible=True), gr.Column(visible=False), *updates)
+
+    def show_report(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        user = user_of(request)
+        session_id = check_own_session(ctx.practice, session_id, user)
+        html_doc, path = ctx.report(session_id)
+        return (gr.Column(visible=False), gr.Column(visible=True), render.report_frame(html_doc),
+                gr.DownloadButton(value=str(path)))
+
+    def rate_fn(session_id: str | None, note: str, s0: Any, s1: Any, s2: Any, s3: Any, s4: Any,
+                s5: Any, request: gr.Request) -> tuple[Any, ...]:
+        values = [s0, s1, s2, s3, s4, s5]
+        user = user_of(request)
+        session_id = check_own_session(ctx.practice, session_id, user)
+        items = ctx.self_rating_items(session_id)
+        rating: dict[str, Any] = {}
+        for it, v in zip(items, values, strict=False):
+            try:
+                score = int(v)
+            except (TypeError, ValueError):
+                continue
+            if it.min <= score <= it.max:
+                rating[it.id] = score
+        if note and note.strip():
+            rating["comment"] = note.strip()[:2000]
+        if rating:
+            ctx.store.set_self_rating(session_id, rating)
+        return show_report(session_id, request)
+
+    def again_fn(request: gr.Request) -> tuple[Any, ...]:
+        user = user_of(request)
+        html, dd = cards_for()
+        rp, box = unfinished(user)
+        return (None, gr.Column(visible=True), gr.Column(visible=False), gr.Column(visible=False),
+                html, dd, rp, box, [], "")
+
+    private: dict[str, Any] = {"api_visibility": "private"}
+    persona.change(pick, [persona], [cards], show_progress="hidden", **private)
+    start.click(start_fn, [persona, mode], view_outputs, **private)
+    resume.click(resume_fn, [resume_pick], view_outputs, api_name="open_session",
+                 api_description="Reopen one of your own unfinished sessions by its id.")
+    for trigger in (send.click, text.submit):
+        trigger(send_fn, [sid, text], [chat, text, coach, retry], **private)
+    retry.click(retry_fn, [sid], [chat, coach, retry], **private)
+    rewind.click(rewind_fn, [sid], [chat, text, coach, retry], **private)
+    timer.tick(tick, [sid], [coach], show_progress="hidden", **private)
+    end.click(end_fn, [sid], [session_view, report_view, timer, rate_box, report_box, *sliders],
+              **private)
+    skip.click(show_report, [sid], [rate_box, report_box, report, download], **private)
+    rate.click(rate_fn, [sid, self_note, *sliders], [rate_box, report_box, report, download],
+               **private)
+    again.click(again_fn, None, [sid, choose_view, session_view, report_view, cards, persona,
+                                 resume_pick, resume_box, chat, text], **private)
+    return {"load": (on_load, None, [cards, persona, resume_pick, resume_box]),
+            "check_session": check_session}
+
+
+def _awaiting_reply(turns: list[Any]) -> bool:
+    return bool(turns) and turns[-1].speaker == "counselor"
+
+
+def _anchor_span(item: Any) -> str:
+    anchors = sorted(item.anchors, key=lambda a: a.score)
+    if len(anchors) < 2:
+        return ""
+    lo, hi = anchors[0], anchors[-1]
+    return f"{lo.score} = {lo.description[:60]} … {hi.score} = {hi.description[:60]}"
+
+
+def render_coach(ctx: WebContext, session_id: str) -> str:
+    """One card per trainee turn: codes, a one-line rationale, a better alternative (escaped)."""
+    e = render.e
+    session = ctx.store.get_session(session_id)
+    lib = ctx.library()
+    rubric = lib.rubrics.get(session.rubric_id)
+    names: dict[str, str] = {}
+    coaching: dict[str, str] = {}
+    if rubric is not None:
+        for item in rubric.turn_items:
+            for c in item.codes:
+                names[c.id] = c.name
+                coaching[c.id] = c.coaching
+    effective = ctx.store.effective_codes(session_id)
+    if not effective:
+        return ('<p class="cs-muted">Feedback on each of your turns will appear here as soon as '
+                "it is ready. Start by greeting the client.</p>")
+    out = []
+    for n, et in enumerate(effective, start=1):
+        said = et.turn.text if len(et.turn.text) <= 90 else et.turn.text[:87] + "…"
+        codes = []
+        for item_id, value in et.values.items():
+            if value is None or value is False:
+                continue
+            label = names.get(str(value), str(value)) if not isinstance(value, bool) else item_id
+            cls = "cs-code cs-corrected" if et.sources.get(item_id) == "supervisor" else "cs-code"
+            codes.append(f'<span class="{cls}" title="{e(item_id)}">{e(value)}</span>'
+                         f'<span class="cs-muted">{e(label)}</span> ')
+        grade = et.grade
+        if grade is None or grade.status == "pending":
+            body = '<div class="cs-muted">Grading this turn…</div>'
+            cls_turn = "cs-coach-turn cs-pending"
+        else:
+            rationale = _strip_quote(grade.rationale, et.turn.text) or next(
+                (coaching[str(v)] for v in et.values.values() if coaching.get(str(v))), "")
+            alt = (f'<div class="cs-alt"><b>Try:</b> {e(grade.alternative)}</div>'
+                   if grade.alternative else "")
+            failed = ('<div class="cs-muted">The grader could not score this turn; the codes '
+                      "above are the quick coder's.</div>" if grade.status == "failed" else "")
+            body = f"<div>{e(rationale)}</div>{alt}{failed}"
+            cls_turn = "cs-coach-turn"
+        out.append(f'<div class="{cls_turn}" data-turn="{int(et.turn.idx)}">'
+                   f'<div class="cs-said">Turn {n}: “{e(said)}”</div>'
+                   f'<div>{"".join(codes)}</div>{body}</div>')
+    return f'<div class="cs-coach">{"".join(reversed(out))}</div>'
+
+
+def _strip_quote(rationale: str, said: str) -> str:
+    """Drop a leading quote of the turn from a rationale (the card already shows the turn)."""
+    for opener, closer in (("\u201c", "\u201d"), ('"', '"')):
+        head = f"{opener}{said}{closer}"
+        if rationale.startswith(head):
+            return rationale[len(head):].lstrip(" \u2014-:").strip()
+    return rationale

@@ -1,0 +1,101 @@
+"""My progress: a trainee's own sessions, summary scores over time, self-rating gap, past reports.
+
+Only the signed-in user's sessions are listed; opening a report by id goes through the same
+access check as everywhere else (owner, their cohort's supervisor, or an admin).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from simulator.web import render
+from simulator.web.access import PRACTISE, check_session, require
+from simulator.web.context import WebContext
+
+COLUMNS = ["Date (UTC)", "Client", "Mode", "Status", "Trainee turns", "Summary"]
+
+
+def progress_frames(ctx: WebContext, user_name: str) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                             pd.DataFrame, list[Any]]:
+    """(sessions table, metric points, self-rating gap points, ended sessions) for one trainee."""
+    from simulator.scores import session_scores
+
+    sessions = list(ctx.store.list_sessions(trainee=user_name, limit=200))
+    lib = ctx.library()
+    rows, points, gaps = [], [], []
+    ended = [s for s in sessions if s.status == "ended"]
+    for n, s in enumerate(reversed(ended), start=1):
+        try:
+            sc = session_scores(ctx.store, s.session_id)
+        except (ValueError, KeyError):
+            continue
+        for m in sc.metrics:
+            if m.value is not None and m.format in ("ratio", "percent"):
+                value = m.value * 100 if m.format == "percent" and m.value <= 1 else m.value
+                points.append({"session": n, "metric": m.name, "value": round(value, 2)})
+        rating = s.self_rating or {}
+        for it in sc.session_items:
+            mine = rating.get(it.id)
+            if isinstance(mine, int | float) and it.score is not None:
+                gaps.append({"session": n, "item": it.title,
+                             "gap": round(float(mine) - float(it.score), 2)})
+    summary: dict[str, str] = {}
+    for s in ended:
+        try:
+            sc = session_scores(ctx.store, s.session_id)
+            summary[s.session_id] = " · ".join(f"{m.name}: {m.display}" for m in sc.metrics[:3])
+        except (ValueError, KeyError):
+            summary[s.session_id] = ""
+    for s in sessions:
+        title = lib.personas[s.persona_id].title if s.persona_id in lib.personas else s.persona_id
+        rows.append([s.created[:16].replace("T", " "), title, s.mode, s.status,
+                     s.n_turns // 2, summary.get(s.session_id, "")])
+    return (pd.DataFrame(rows, columns=COLUMNS),
+            pd.DataFrame(points, columns=["session", "metric", "value"]),
+            pd.DataFrame(gaps, columns=["session", "item", "gap"]), ended)
+
+
+def build(ctx: WebContext) -> dict[str, Any]:
+    with gr.Row():
+        refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="pg-refresh")
+        gr.Markdown("Your sessions and how your summary scores moved. Percent and ratio scores "
+                    "are compared with the rubric's fair/good thresholds in each report.")
+    with gr.Row(equal_height=False):
+        metrics = gr.LinePlot(x="session", y="value", color="metric", height=260,
+                              title="Summary scores over your ended sessions",
+                              x_title="Session", y_title="Value", elem_id="pg-metrics")
+        gaps = gr.LinePlot(x="session", y="gap", color="item", height=260,
+                           title="Your self-rating minus the grader's score",
+                           x_title="Session", y_title="Gap (points)", elem_id="pg-gaps")
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=220, wrap=True,
+                         elem_id="pg-table", label="My sessions")
+    with gr.Row(equal_height=True):
+        pick = gr.Dropdown(choices=[], label="Open the report of an ended session",
+                           allow_custom_value=True, scale=4, elem_id="pg-pick")
+        open_btn = gr.Button("Open report", scale=1, elem_id="pg-open")
+        download = gr.DownloadButton("Download", size="sm", scale=1, elem_id="pg-download")
+    report = gr.HTML(elem_id="pg-report")
+
+    def load(request: gr.Request) -> tuple[Any, ...]:
+        user = require(ctx.store, request, PRACTISE)
+        table_df, points, gap_df, ended = progress_frames(ctx, user.name)
+        choices = [(f"{s.persona_id} · {s.created[:16].replace('T', ' ')}", s.session_id)
+                   for s in ended]
+        return table_df, points, gap_df, gr.Dropdown(choices=choices,
+                                                     value=choices[0][1] if choices else None)
+
+    def open_report(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Public API ``/report``: a session's report, if you may see that session."""
+        user = require(ctx.store, request, PRACTISE)
+        session_id = check_session(ctx.practice, session_id, user)
+        html_doc, path = ctx.report(session_id)
+        return render.report_frame(html_doc), gr.DownloadButton(value=str(path))
+
+    outputs = [table, metrics, gaps, pick]
+    refresh.click(load, None, outputs, api_visibility="private")
+    open_btn.click(open_report, [pick], [report, download], api_name="report",
+                   api_description="The feedback report of a session you may see.")
+    return {"load": (load, None, outputs)}

@@ -1,0 +1,322 @@
+"""Review tab (supervisors, admins): cohort sessions, search, transcripts, corrections, agreement.
+
+A supervisor sees the sessions of trainees in their own cohort, nothing else: the list, the
+search and every session-id input are scoped on the server (``Practice.check_access``). A
+correction is stored beside the machine's value (``Store.add_review``), never over it, and the
+report is rebuilt from the effective values at once.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from simulator.web import render
+from simulator.web.access import ADMIN, REVIEW, Denied, check_session, require
+from simulator.web.agreement import cohort_agreement
+from simulator.web.context import WebContext
+
+COLUMNS = ["Started (UTC)", "Trainee", "Client", "Mode", "Status", "Trainee turns",
+           "Session id"]
+ANY = "(any)"
+
+
+def build(ctx: WebContext) -> dict[str, Any]:
+    with gr.Row(equal_height=True):
+        f_trainee = gr.Dropdown(choices=[ANY], value=ANY, label="Trainee", scale=1,
+                                elem_id="rv-trainee")
+        f_persona = gr.Dropdown(choices=[ANY], value=ANY, label="Client", scale=1,
+                                elem_id="rv-persona")
+        f_status = gr.Dropdown(choices=[ANY, "active", "ended"], value=ANY, label="Status",
+                               scale=1, elem_id="rv-status")
+        f_query = gr.Textbox(label="Search what was said", placeholder="e.g. drinking",
+                             scale=2, elem_id="rv-query")
+        f_go = gr.Button("Search", scale=0, min_width=90, elem_id="rv-go")
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=220, wrap=True,
+                         elem_id="rv-table", label="Sessions (click a row to open it)")
+    hits = gr.HTML(elem_id="rv-hits")
+    with gr.Row(equal_height=True):
+        pick = gr.Dropdown(choices=[], label="Session", allow_custom_value=True, scale=4,
+                           elem_id="rv-pick")
+        open_btn = gr.Button("Open", variant="primary", scale=0, min_width=90, elem_id="rv-open")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=480):
+            transcript = gr.HTML(elem_id="rv-transcript")
+        with gr.Column(scale=2, min_width=340):
+            gr.Markdown("#### Correct a code")
+            c_turn = gr.Dropdown(choices=[], label="Trainee turn", elem_id="rv-turn")
+            with gr.Row():
+                c_item = gr.Dropdown(choices=[], label="Item", elem_id="rv-item")
+                c_value = gr.Dropdown(choices=[], label="Correct code", elem_id="rv-value")
+            c_comment = gr.Textbox(label="Comment (optional)", lines=2, elem_id="rv-comment")
+            c_save = gr.Button("Save correction", variant="primary", elem_id="rv-save")
+            gr.Markdown("#### Correct a session score")
+            with gr.Row():
+                s_item = gr.Dropdown(choices=[], label="Score", elem_id="rv-sitem")
+                s_value = gr.Number(label="Corrected score", precision=1, elem_id="rv-svalue")
+            s_save = gr.Button("Save score", elem_id="rv-ssave")
+            status = gr.HTML(elem_id="rv-saved")
+    with gr.Accordion("Report (rebuilt with corrections)", open=True):
+        download = gr.DownloadButton("Download report (HTML)", size="sm", elem_id="rv-download")
+        report = gr.HTML(elem_id="rv-report")
+    with gr.Accordion("Agreement between supervisors and the machine", open=False):
+        agree_btn = gr.Button("Compute agreement over my cohort", size="sm",
+                              elem_id="rv-agree-go")
+        agreement = gr.HTML(elem_id="rv-agree")
+
+    def me(request: gr.Request) -> Any:
+        return require(ctx.store, request, REVIEW)
+
+    def scope(user: Any) -> str | None:
+        """The cohort this reviewer may see (admins: every cohort)."""
+        if user.role == ADMIN:
+            return None
+        if not user.cohort:
+            raise Denied("You are not assigned to a cohort yet; ask an administrator.")
+        return str(user.cohort)
+
+    def sessions_of(user: Any, trainee: str = ANY, persona: str = ANY,
+                    status_value: str = ANY) -> list[Any]:
+        kw: dict[str, Any] = {"cohort": scope(user), "limit": 500}
+        if trainee != ANY:
+            kw["trainee"] = trainee
+        if persona != ANY:
+            kw["persona_id"] = persona
+        if status_value in ("active", "ended"):
+            kw["status"] = status_value
+        return list(ctx.store.list_sessions(**kw))
+
+    def frame(sessions: list[Any]) -> pd.DataFrame:
+        lib = ctx.library()
+        rows = [[s.created[:16].replace("T", " "), s.trainee,
+                 lib.personas[s.persona_id].title if s.persona_id in lib.personas
+                 else s.persona_id, s.mode, s.status, s.n_turns // 2, s.session_id]
+                for s in sessions]
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+    def choices_for(sessions: list[Any]) -> list[tuple[str, str]]:
+        return [(f"{s.trainee} · {s.persona_id} · {s.created[:16].replace('T', ' ')}",
+                 s.session_id) for s in sessions]
+
+    def on_load(request: gr.Request) -> tuple[Any, ...]:
+        user = me(request)
+        cohort = None if user.role == ADMIN else user.cohort
+        trainees = [u.name for u in ctx.store.list_users(role="trainee", cohort=cohort)] \
+            if (cohort or user.role == ADMIN) else []
+        sessions = sessions_of(user) if (cohort or user.role == ADMIN) else []
+        personas = sorted(ctx.library().personas)
+        return (gr.Dropdown(choices=[ANY, *trainees], value=ANY),
+                gr.Dropdown(choices=[ANY, *personas], value=ANY), frame(sessions),
+                gr.Dropdown(choices=choices_for(sessions), value=None))
+
+    def filter_fn(trainee: str, persona: str, status_value: str, query: str,
+                  request: gr.Request) -> tuple[Any, ...]:
+        user = me(request)
+        sessions = sessions_of(user, trainee, persona, status_value)
+        hits_html = ""
+        if query and query.strip():
+            found = ctx.store.search_turns(query.strip()[:200], cohort=scope(user), limit=50)
+            ids = {h.turn.session_id for h in found}
+            sessions = [s for s in sessions if s.session_id in ids]
+            hits_html = _hits(found)
+        return frame(sessions), hits_html, gr.Dropdown(choices=choices_for(sessions))
+
+    def select_row(df: pd.DataFrame, evt: gr.SelectData, request: gr.Request) -> Any:
+        me(request)
+        try:
+            row = evt.index[0] if isinstance(evt.index, list | tuple) else int(evt.index)
+            return str(df.iloc[int(row)]["Session id"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            return gr.skip()
+
+    def open_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Public API ``/transcript``: a session's transcript and report, if you may review it."""
+        user = me(request)
+        session_id = check_session(ctx.practice, session_id, user)
+        session = ctx.store.get_session(session_id)
+        rubric = ctx.library().rubrics.get(session.rubric_id)
+        turns = [(f"Turn {n}: {et.turn.text[:60]}", str(et.turn.id))
+                 for n, et in enumerate(ctx.store.effective_codes(session_id), start=1)]
+        items = [(it.title, it.id) for it in rubric.turn_items if it.kind == "categorical"] \
+            if rubric else []
+        sitems = [(it.title, it.id) for it in rubric.session_items] if rubric else []
+        html_doc, path = ctx.report(session_id)
+        first_item = items[0][1] if items else None
+        return (transcript_html(ctx, session_id),
+                gr.Dropdown(choices=turns, value=turns[-1][1] if turns else None),
+                gr.Dropdown(choices=items, value=first_item),
+                value_choices(session_id, first_item),
+                gr.Dropdown(choices=sitems, value=sitems[0][1] if sitems else None),
+                render.report_frame(html_doc), gr.DownloadButton(value=str(path)), "")
+
+    def open_if(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        if not session_id:
+            return tuple(gr.skip() for _ in range(8))
+        return open_fn(session_id, request)
+
+    def value_choices(session_id: str, item_id: str | None) -> Any:
+        session = ctx.store.get_session(session_id)
+        rubric = ctx.library().rubrics.get(session.rubric_id)
+        if rubric is None or item_id is None:
+            return gr.Dropdown(choices=[], value=None)
+        item = next((it for it in rubric.turn_items if it.id == item_id), None)
+        codes = [(f"{c.id} · {c.name}", c.id) for c in item.codes] if item else []
+        return gr.Dropdown(choices=codes, value=None)
+
+    def item_changed(session_id: str | None, item_id: str | None, request: gr.Request) -> Any:
+        user = me(request)
+        if not session_id:
+            return gr.Dropdown(choices=[], value=None)
+        session_id = check_session(ctx.practice, session_id, user)
+        return value_choices(session_id, item_id)
+
+    def save_code(session_id: str | None, turn_id: str | None, item_id: str | None,
+                  value: str | None, comment: str, request: gr.Request) -> tuple[Any, ...]:
+        user = me(request)
+        session_id = check_session(ctx.practice, session_id, user)
+        session = ctx.store.get_session(session_id)
+        rubric = ctx.library().rubrics.get(session.rubric_id)
+        item = next((it for it in rubric.turn_items if it.id == item_id), None) if rubric else None
+        if item is None or value not in {c.id for c in item.codes}:
+            raise gr.Error("Choose a turn, an item and one of its codes.", print_exception=False)
+        turn_ids = {et.turn.id for et in ctx.store.effective_codes(session_id)}
+        try:
+            tid = int(turn_id or "")
+        except ValueError:
+            raise gr.Error("Choose a trainee turn.", print_exception=False) from None
+        if tid not in turn_ids:
+            raise Denied()
+        ctx.store.add_review(session_id, reviewer=user.name, turn_id=tid, item_id=item.id,
+                             value=value, comment=(comment or "").strip()[:2000])
+        html_doc, path = ctx.report(session_id)
+        return (transcript_html(ctx, session_id), render.report_frame(html_doc),
+                gr.DownloadButton(value=str(path)),
+                render.ok(f"Saved: {item.title} = {value}. The machine's code is kept beside it."),
+                "")
+
+    def save_score(session_id: str | None, item_id: str | None, value: float | None,
+                   comment: str, request: gr.Request) -> tuple[Any, ...]:
+        user = me(request)
+        session_id = check_session(ctx.practice, session_id, user)
+        session = ctx.store.get_session(session_id)
+        rubric = ctx.library().rubrics.get(session.rubric_id)
+        item = next((it for it in rubric.session_items if it.id == item_id), None) \
+            if rubric else None
+        if item is None or value is None or not item.min <= float(value) <= item.max:
+            raise gr.Error("Choose a score and a value within its scale.", print_exception=False)
+        ctx.store.add_review(session_id, reviewer=user.name, item_id=item.id, value=float(value),
+                             comment=(comment or "").strip()[:2000])
+        html_doc, path = ctx.report(session_id)
+        return (transcript_html(ctx, session_id), render.report_frame(html_doc),
+                gr.DownloadButton(value=str(path)),
+                render.ok(f"Saved: {item.title} = {value:g}."), "")
+
+    def agree_fn(request: gr.Request) -> str:
+        user = me(request)
+        result = cohort_agreement(ctx.store, sessions_of(user))
+        return _agreement_html(result)
+
+    private: dict[str, Any] = {"api_visibility": "private"}
+    filters = [f_trainee, f_persona, f_status, f_query]
+    for trigger in (f_go.click, f_query.submit, f_trainee.change, f_persona.change,
+                    f_status.change):
+        trigger(filter_fn, filters, [table, hits, pick], **private)
+    table.select(select_row, [table], [pick], **private)
+    opened = [transcript, c_turn, c_item, c_value, s_item, report, download, status]
+    open_btn.click(open_fn, [pick], opened, api_name="transcript",
+                   api_description="Transcript and report of a session you may review.")
+    pick.change(open_if, [pick], opened, **private)
+    c_item.change(item_changed, [pick, c_item], [c_value], **private)
+    c_save.click(save_code, [pick, c_turn, c_item, c_value, c_comment],
+                 [transcript, report, download, status, c_comment], **private)
+    s_save.click(save_score, [pick, s_item, s_value, c_comment],
+                 [transcript, report, download, status, c_comment], **private)
+    agree_btn.click(agree_fn, None, [agreement], **private)
+    return {"load": (on_load, None, [f_trainee, f_persona, table, pick])}
+
+
+def _hits(found: list[Any]) -> str:
+    if not found:
+        return '<p class="cs-muted">No turn matches.</p>'
+    items = []
+    for h in found[:20]:
+        snip = escape(h.snippet).replace("[[", "<mark>").replace("]]", "</mark>")
+        items.append(f"<li><b>{escape(h.trainee)}</b> · {escape(h.persona_id)}: {snip}</li>")
+    return f'<ul class="cs-muted">{"".join(items)}</ul>'
+
+
+def transcript_html(ctx: WebContext, session_id: str) -> str:
+    """Every turn, current and abandoned: codes (machine and corrected), client act and state."""
+    e = render.e
+    session = ctx.store.get_session(session_id)
+    effective = {et.turn.id: et for et in ctx.store.effective_codes(session_id)}
+    codes_by_turn: dict[int, dict[str, Any]] = {}
+    for t in ctx.store.all_turns(session_id):
+        if t.speaker == "counselor" and t.id not in effective:
+            recs = ctx.store.codes(t.id)
+            if recs:
+                codes_by_turn[t.id] = recs[-1].codes
+    comments: dict[int | None, list[str]] = {}
+    for rv in ctx.store.reviews(session_id):
+        if rv.comment:
+            comments.setdefault(rv.turn_id, []).append(f"{rv.reviewer}: {rv.comment}")
+    out = [f'<div class="cs-muted">{e(session.trainee)} · {e(session.persona_id)} · '
+           f"{e(session.mode)} mode · {e(session.status)} · rubric {e(session.rubric_id)} · "
+           f"id {e(session.session_id)}</div>"]
+    for t in ctx.store.all_turns(session_id):
+        who = "Trainee" if t.speaker == "counselor" else "Client"
+        cls = "cs-tturn cs-trainee" if t.speaker == "counselor" else "cs-tturn cs-client"
+        extra = ""
+        if t.abandoned_branch is not None:
+            cls += " cs-abandoned"
+            extra = f" · abandoned try (branch {int(t.abandoned_branch)})"
+        meta = ""
+        if t.speaker == "counselor":
+            et = effective.get(t.id)
+            values = et.values if et else codes_by_turn.get(t.id, {})
+            chips = []
+            for item_id, v in values.items():
+                corrected = et is not None and item_id in et.corrections
+                machine = et.machine.get(item_id) if et else v
+                chip = (f'<span class="cs-code cs-corrected" title="corrected; machine said '
+                        f'{e(machine)}">{e(v)} (was {e(machine)})</span>' if corrected
+                        else f'<span class="cs-code" title="{e(item_id)}">{e(v)}</span>')
+                chips.append(chip)
+            meta = f'<div>{"".join(chips)}</div>'
+            if et and et.grade and et.grade.rationale:
+                meta += f'<div class="cs-state">{e(et.grade.rationale)}</div>'
+        else:
+            state = t.state or {}
+            parts = [f"act {t.act}" if t.act else ""]
+            if t.fact_id:
+                parts.append(f"disclosed {t.fact_id}")
+            for k in ("rapport", "resistance"):
+                if isinstance(state.get(k), int | float):
+                    parts.append(f"{k} {float(state[k]):.2f}")
+            if state.get("stage"):
+                parts.append(f"stage {state['stage']}")
+            meta = f'<div class="cs-state">{e(" · ".join(p for p in parts if p))}</div>'
+        notes = "".join(f'<div class="cs-state">💬 {e(c)}</div>' for c in comments.get(t.id, []))
+        out.append(f'<div class="{cls}"><div class="cs-who">{who} · #{int(t.idx)}{e(extra)}</div>'
+                   f"<div>{e(t.text)}</div>{meta}{notes}</div>")
+    general = comments.get(None, [])
+    if general:
+        out.append("".join(f'<div class="cs-state">💬 {e(c)}</div>' for c in general))
+    return f'<div class="cs-transcript">{"".join(out)}</div>'
+
+
+def _agreement_html(result: Any) -> str:
+    e = render.e
+    if not result.turns:
+        return ('<p class="cs-muted">No reviewed sessions yet: agreement is computed over the '
+                "turns of sessions a supervisor has reviewed.</p>")
+    rows = "".join(
+        f"<tr><td>{e(r.item_id)}</td><td>{e(r.code)}</td><td>{r.n}</td><td>{r.corrected}</td>"
+        f"<td>{'n/a' if r.kappa is None else f'{r.kappa:.2f}'}</td></tr>" for r in result.rows)
+    return (f'<div class="cs-kappa"><p class="cs-muted">{result.turns} trainee turns in '
+            f"{result.sessions} reviewed sessions. An uncorrected turn counts as agreement.</p>"
+            "<table><tr><th>Item</th><th>Code</th><th>Turns</th><th>Corrected</th>"
+            f"<th>Cohen's κ</th></tr>{rows}</table></div>")

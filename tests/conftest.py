@@ -1,0 +1,46 @@
+"""Shared fixtures. Browser tests drive Debian's /usr/bin/chromium through pytest-playwright.
+
+Never ``playwright install``: the browser is the distribution's package (``make browser-deps``).
+The web app for browser tests is started once per test session, in-process, on 127.0.0.1 with a
+free port, a temporary database and temporary content folders (see ``web_harness``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1366, "height": 768}
+"""A common training-room laptop screen: every page must read well at this size."""
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("/usr/bin/chromium is missing: run `make browser-deps` "
+                    "(apt-get install chromium); never `playwright install`")
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "headless": True,
+            "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": VIEWPORT}
+
+
+@pytest.fixture(scope="session")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The running app (one per test session): base URL, context, and a way to add users."""
+    from web_harness import start_web
+
+    server = start_web(tmp_path_factory.mktemp("web"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,85 @@
+"""The app's HTTP API, called directly (gradio_client), as a curious or hostile user would.
+
+Hiding a tab is not access control: these tests skip the browser and call the endpoints with a
+session id that belongs to someone else. They use the same in-process app as the browser tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from gradio_client import Client
+from web_harness import PERSONA_ID
+
+from simulator.web.app import PUBLIC_ENDPOINTS
+
+REFUSED = "Not found, or you do not have access to it."
+
+
+def one_turn(web: Any, sid: str, trainee: str, text: str) -> None:
+    async def run() -> None:
+        async for _ in web.ctx.practice.turn(sid, trainee, text):
+            pass
+
+    asyncio.run(run())
+
+
+def client(web: Any, name: str, role: str = "trainee", cohort: str | None = "spring") -> Client:
+    user, password = web.user(name, role, cohort)
+    return Client(web.url + "/", auth=(user, password), verbose=False, download_files=False)
+
+
+def test_view_api_lists_only_the_deliberate_endpoints(web: Any) -> None:
+    info = client(web, "api_viewer").view_api(print_info=False, return_format="dict")
+    assert isinstance(info, dict)
+    assert sorted(info["named_endpoints"]) == sorted(PUBLIC_ENDPOINTS)
+    assert info["unnamed_endpoints"] == {}
+    for name, spec in info["named_endpoints"].items():
+        # no endpoint takes or returns State (State-only endpoints were the classic leak)
+        assert all(p.get("component") != "State" for p in spec["parameters"]), name
+
+
+def test_second_trainee_is_refused_every_endpoint_with_first_trainees_session_id(
+        web: Any) -> None:
+    first = client(web, "api_amy")
+    sid = web.ctx.practice.start("api_amy", PERSONA_ID, mode="coach")
+    # positive control: the owner can open her own session through the API
+    first.predict(sid, api_name="/open_session")
+    other = client(web, "api_ben")
+    for endpoint in PUBLIC_ENDPOINTS:
+        with pytest.raises(Exception, match="do not have access|role does not allow") as info:
+            other.predict(sid, api_name=endpoint)
+        assert "api_amy" not in str(info.value)
+    # a made-up id gets the same answer as a real one (existence is not revealed)
+    with pytest.raises(Exception, match=REFUSED.split(",")[0]):
+        other.predict("0" * 32, api_name="/open_session")
+    assert web.ctx.store.current_turns(sid)[-1].speaker == "client"  # nothing was written
+
+
+def test_supervisor_of_another_cohort_is_refused_the_transcript(web: Any) -> None:
+    web.user("api_cara", "trainee", "spring")
+    sid = web.ctx.practice.start("api_cara", PERSONA_ID)
+    one_turn(web, sid, "api_cara", "What would you like to talk about today?")
+    own = client(web, "api_sup_spring", "supervisor", "spring")
+    own.predict(sid, api_name="/transcript")  # positive control: their own cohort
+    other = client(web, "api_sup_autumn", "supervisor", "autumn")
+    with pytest.raises(Exception, match="do not have access"):
+        other.predict(sid, api_name="/transcript")
+    trainee = client(web, "api_dan")
+    with pytest.raises(Exception, match="role does not allow"):
+        trainee.predict(sid, api_name="/transcript")
+
+
+def test_nothing_is_served_without_signing_in(web: Any) -> None:
+    for path in ("/config", "/gradio_api/info", "/gradio_api/openapi.json"):
+        r = httpx.get(web.url + path, timeout=10)
+        assert r.status_code == 401, path
+    with pytest.raises(Exception):  # noqa: B017 - gradio_client raises a plain exception
+        Client(web.url + "/", verbose=False)
+    r = httpx.post(web.url + "/login", data={"username": "api_amy", "password": "wrong-pass"},
+                   timeout=10)
+    assert r.status_code == 400
+    assert "access-token" not in "".join(r.headers.get_list("set-cookie"))

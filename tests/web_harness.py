@@ -1,0 +1,105 @@
+"""Start the CounselSim web app in-process for tests: temp DB and folders, free port, real uvicorn.
+
+Used by the browser tests (``conftest.web``) and the HTTP API tests. Users are created with random
+passwords (no fixed test password can leak into a deployment).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT = Path(__file__).resolve().parent / "web_content"
+ARTIFACTS = ROOT / "test-artifacts"
+PERSONA_ID = "dana-alcohol"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class WebServer:
+    url: str
+    ctx: Any
+    folder: Path
+    server: Any
+    thread: threading.Thread
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    def user(self, name: str, role: str, cohort: str | None = None) -> tuple[str, str]:
+        """Create a user (once) and return (name, password)."""
+        from simulator.auth import hash_password
+
+        if name not in self.passwords:
+            password = secrets.token_urlsafe(12)
+            self.ctx.store.add_user(name, role, cohort=cohort,
+                                    password_hash=hash_password(password))
+            self.passwords[name] = password
+        return name, self.passwords[name]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_web(folder: Path) -> WebServer:
+    import uvicorn
+
+    from simulator.settings import Settings
+    from simulator.web.app import build_app
+
+    personas, rubrics = folder / "personas", folder / "rubrics"
+    shutil.copytree(CONTENT / "personas", personas)
+    rubrics.mkdir()
+    shutil.copy(ROOT / "rubrics" / "miti-4.2.1.yaml", rubrics)
+    port = free_port()
+    settings = Settings(db=folder / "counselsim.db", personas=personas, rubrics=rubrics,
+                        feedback=ROOT / "feedback", client_model="offline",
+                        grader_model="offline", host="127.0.0.1", port=port)
+    app, ctx = build_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name="counselsim-web")
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        server.should_exit = True
+        raise RuntimeError("the web app did not start within 60 s")
+    return WebServer(url=url, ctx=ctx, folder=folder, server=server, thread=thread)
+
+
+def login(page: Any, url: str, name: str, password: str) -> None:
+    """Sign in through Gradio's login form and wait until the app shows the user's name."""
+    page.goto(url + "/")
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.locator("#cs-header").get_by_text(f"Signed in as {name}").wait_for(timeout=60_000)
+
+
+def shot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"web-{name}.png"
+    page.screenshot(path=str(path))
+    return path
