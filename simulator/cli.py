@@ -169,6 +169,32 @@ def regrade(
         emit_json(result.model_dump(mode="json"))
 
 
+@app.command()
+def selfplay(
+    persona: Annotated[str, typer.Option(help="Persona id.")],
+    counselor: Annotated[str, typer.Option(help="skilled or unskilled")] = "skilled",
+    turns: Annotated[int, typer.Option(min=1, max=200, help="Counselor turns.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same session).")] = 0,
+    counselor_model: Annotated[str | None, typer.Option(help="LLM counselor instead of the script.")] = None,
+    client_model: Annotated[str | None, typer.Option(help="LLM client (default offline).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the session as JSON last.")] = False,
+) -> None:
+    """A scripted (or LLM) counselor talks to a persona, so educators can check it behaves as designed."""
+    from simulator.selfplay import selfplay_command
+
+    try:
+        lines, result = selfplay_command(load_settings(), persona, counselor, turns, seed,
+                                         counselor_model, client_model)
+    except (KeyError, ValueError) as e:
+        raise fail(str(e).strip("'\"")) from None
+    except RuntimeError as e:  # ModelUnavailable: a clear message already
+        raise fail(str(e)) from None
+    if as_json:
+        emit_json(result)
+    else:
+        typer.echo("\n".join(lines))
+
+
 # report, sessions list, export, progress, users (simulator/records_cli.py)
 from simulator.records_cli import register as _register_records  # noqa: E402
 

@@ -13,6 +13,8 @@ How one trainee turn moves the client (``update_state``):
   without permission (PERSUADE) and confrontation (CONFRONT) raise resistance and cost rapport.
 * Helpful deltas are multiplied by the persona's ``gain`` (harder, more guarded clients warm up
   more slowly); harmful deltas by its ``sensitivity`` (harder clients react more strongly).
+  Rapport gains shrink as rapport grows (``RAPPORT_SATURATION``): trust is quick to start and
+  slow to complete, so a dozen good turns do not make a guarded client fully trusting.
 * Closed questions in a row (``closed_run``) are fine at first; from ``CLOSED_RUN_PENALTY_FROM``
   on, every further one costs rapport and adds resistance.
 * The stage of change moves forward one step after sustained MI-consistent work with enough
@@ -54,13 +56,13 @@ class Effect(BaseModel):
 
 SKILL_EFFECTS: Final[dict[str, Effect]] = {
     # question type (MITI question_type item)
-    "OQ": Effect(rapport=0.07, resistance=-0.02, stage=0.10),
+    "OQ": Effect(rapport=0.07, resistance=-0.02, stage=0.12),
     "CQ": Effect(rapport=0.01),
     # behaviour (MITI behaviour item)
-    "CR": Effect(rapport=0.09, resistance=-0.04, intensity=-0.03, stage=0.15),
+    "CR": Effect(rapport=0.09, resistance=-0.04, intensity=-0.03, stage=0.20),
     "SR": Effect(rapport=0.05, resistance=-0.02, intensity=-0.02, stage=0.05),
-    "AF": Effect(rapport=0.05, resistance=-0.07, intensity=-0.04, stage=0.10),
-    "EMPHASIZE": Effect(rapport=0.03, resistance=-0.09, stage=0.15),
+    "AF": Effect(rapport=0.05, resistance=-0.07, intensity=-0.04, stage=0.12),
+    "EMPHASIZE": Effect(rapport=0.03, resistance=-0.09, stage=0.20),
     "SEEK": Effect(rapport=0.04, resistance=-0.03, stage=0.10),
     "PERSUADE_WITH": Effect(rapport=0.0, resistance=0.0, stage=0.05),
     "GI": Effect(),
@@ -81,7 +83,10 @@ CLOSED_RUN_PENALTY_FROM: Final = 3
 """The third closed question in a row, and every one after it, is penalised."""
 CLOSED_RUN_PENALTY: Final = Effect(rapport=-0.03, resistance=0.03)
 
-STAGE_FORWARD_MIN_RAPPORT: Final = 0.55
+RAPPORT_SATURATION: Final = 0.6
+"""Rapport gains are multiplied by ``1 - RAPPORT_SATURATION * rapport`` (x0.7 at rapport 0.5)."""
+
+STAGE_FORWARD_MIN_RAPPORT: Final = 0.5
 STAGE_FORWARD_MAX_RESISTANCE: Final = 0.45
 """Stage progress only accumulates forward while rapport is at least / resistance at most these."""
 MAX_STAGE_ADVANCE: Final = 2
@@ -203,7 +208,10 @@ def update_state(state: ClientState, persona: Persona, codes: Iterable[str],
     rapport, resistance, intensity, progress = (state.rapport, state.resistance,
                                                 state.emotional_intensity, state.stage_progress)
     for e in effects:
-        rapport += e.rapport * (gain if e.rapport > 0 else sens)
+        if e.rapport > 0:
+            rapport += e.rapport * gain * (1 - RAPPORT_SATURATION * _clamp(rapport))
+        else:
+            rapport += e.rapport * sens
         resistance += e.resistance * (gain if e.resistance < 0 else sens)
         intensity += e.intensity * (sens if e.intensity > 0 else 1.0)
     rapport, resistance = _clamp(rapport), _clamp(resistance)

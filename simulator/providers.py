@@ -287,7 +287,7 @@ def classify(exc: BaseException) -> str:
 
     timeouts = (openai.APITimeoutError, anthropic.APITimeoutError, httpx.TimeoutException,
                 asyncio.TimeoutError, TimeoutError)
-    if isinstance(exc, timeouts):
+    if isinstance(exc, timeouts) or "Timeout" in type(exc).__name__:  # also httpcore's
         return "timeout"
     if isinstance(exc, openai.APIResponseValidationError | anthropic.APIResponseValidationError
                   | json.JSONDecodeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from simulator.library import load_library
@@ -12,8 +13,9 @@ from simulator.yaml_positions import load_model_file
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engine"
 
 
+@cache
 def dana() -> Persona:
-    """test-dana: one hidden fact per unlock kind (rapport, skills, topics, all three)."""
+    """test-dana: one hidden fact per unlock kind (rapport, skills, topics, all three). Frozen."""
     return load_model_file(Persona, FIXTURES / "test-dana.yaml")
 
 
@@ -22,10 +24,15 @@ def with_changes(persona: Persona, **changes: object) -> Persona:
     return Persona.model_validate({**persona.model_dump(), **changes})
 
 
-def shipped_personas() -> list[Persona]:
+@cache
+def _shipped() -> tuple[Persona, ...]:
     """Every persona in the shipped personas/ folder (loaded with the shipped rubrics)."""
     lib = load_library([ROOT / "personas"], [ROOT / "rubrics"])
-    return [lib.personas[k] for k in sorted(lib.personas)]
+    return tuple(lib.personas[k] for k in sorted(lib.personas))
+
+
+def shipped_personas() -> list[Persona]:
+    return list(_shipped())
 
 
 def all_personas() -> list[Persona]:

@@ -20,7 +20,13 @@ Each request takes the next enqueued item (FIFO); when the queue is empty, ``res
 decides if given, else ``default``. Faults: HTTP status (429 with Retry-After, 500 ...),
 connection reset, hang before any byte, hang mid-stream after some chunks, malformed JSON, empty
 reply. Hangs end when the server stops (or after ``hang_max_s``), so tests never leak threads.
-The ``stub_llm`` pytest fixture yields a started server; import it into a test module to use it.
+
+As a pytest fixture (in a test module or a conftest)::
+
+    @pytest.fixture
+    def stub_llm() -> Iterator[StubLLMServer]:
+        with StubLLMServer(hang_max_s=10.0) as server:
+            yield server
 """
 
 from __future__ import annotations
@@ -32,12 +38,10 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-
-import pytest
 
 Api = Literal["openai", "anthropic"]
 
@@ -469,13 +473,3 @@ def _anthropic_body(r: Reply, body: Any) -> dict[str, Any]:
             "content": content, "stop_reason": "tool_use" if r.tool_calls else "end_turn",
             "stop_sequence": None, "usage": _usage_anthropic(r, body)}
 
-
-@pytest.fixture
-def stub_llm() -> Iterator[StubLLMServer]:
-    """A started stub server, stopped (and every hang released) after the test."""
-    server = StubLLMServer(hang_max_s=10.0)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
