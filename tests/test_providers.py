@@ -225,3 +225,13 @@ def test_models_on_one_endpoint_share_a_rate_limiter(stub_llm: StubLLMServer,
     a = model_for("openai-compatible", stub_llm, monkeypatch)
     b = model_for("openai-compatible", stub_llm, monkeypatch)
     assert a is not None and b is not None and a.rate_limiter is b.rate_limiter
+
+
+def test_a_server_that_goes_away_is_a_connection_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model = chat_model(f"openai-compatible:m@http://127.0.0.1:{port}/v1", TIMEOUT, probe=False)
+    with pytest.raises(ModelUnavailable, match="could not be reached after 2 attempts") as info:
+        reply_pieces(model)
+    assert info.value.kind == "connection" and info.value.recoverable
