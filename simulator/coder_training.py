@@ -59,7 +59,7 @@ def default_client_blocks() -> list[Block]:
 class TrainConfig:
     counselor_blocks: list[Block] = field(default_factory=default_counselor_blocks)
     client_blocks: list[Block] = field(default_factory=default_client_blocks)
-    c_behaviour: float = 4.0
+    c_behaviour: float = 2.0
     c_subtype: float = 4.0
     c_client: float = 2.0
     class_weight: str | None = "balanced"
