@@ -7,6 +7,7 @@ session id that belongs to someone else. They use the same in-process app as the
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -24,7 +25,9 @@ def one_turn(web: Any, sid: str, trainee: str, text: str) -> None:
         async for _ in web.ctx.practice.turn(sid, trainee, text):
             pass
 
-    asyncio.run(run())
+    # in a thread of its own: Playwright's sync API may have left a loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 def client(web: Any, name: str, role: str = "trainee", cohort: str | None = "spring") -> Client:

@@ -64,6 +64,11 @@ def trainee_session(page: Page, web: Any, name: str, *, screenshots: bool) -> st
     expect(page.locator("#report iframe")).to_have_attribute("sandbox", "")
     if screenshots:
         shot(page, "trainee-6-report")
+        page.get_by_role("tab", name="My progress").click()
+        expect(page.locator("#pg-table")).to_contain_text("ended", timeout=30_000)
+        expect(page.locator("#pg-metrics svg").first).to_be_visible()
+        expect(page.locator("#pg-gaps")).to_contain_text("Empathy")  # self-rating vs grader
+        shot(page, "trainee-7-my-progress")
     return session_id
 
 
@@ -100,8 +105,10 @@ def test_second_trainee_cannot_see_or_open_first_trainees_session(page: Page, we
     page.locator("#resume").click()
     expect(page.get_by_text("Not found, or you do not have access to it.").first).to_be_visible(
         timeout=30_000)
-    expect(page.locator("#practice-session")).to_be_hidden()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(600)  # let the toast finish fading in before the screenshot
     shot(page, "isolation-1-resume-refused")
+    expect(page.locator("#practice-session")).to_be_hidden()
     assert store.get_session(sid).trainee == owner
     assert store.current_turns(sid)[-1].speaker == "client"  # nothing was added to it
 
@@ -184,3 +191,65 @@ def test_educator_breaks_yaml_sees_line_number_fixes_and_previews(page: Page, we
     expect(preview).to_have_count(2, timeout=30_000)
     expect(preview.first).to_contain_text("My GP said")
     shot(page, "educator-3-fixed-and-preview")
+    # the self-play check runs the persona as edited against scripted counselors
+    page.locator("#author-selfplay").click()
+    expect(page.locator("#author-selfplay-out")).to_contain_text("Self-play check:",
+                                                                 timeout=60_000)
+    expect(page.locator("#author-selfplay-out")).to_contain_text("unskilled")
+    shot(page, "educator-4-selfplay")
+    # save as a new version: version goes up, the old file is archived, the library reloads
+    page.locator("#author-save").click()
+    expect(page.locator("#author-save-status")).to_contain_text("as version 2", timeout=30_000)
+    saved = web.ctx.settings.personas / "dana-alcohol.yaml"
+    assert "version: 2" in saved.read_text(encoding="utf-8")
+    assert "difficulty: 3" in saved.read_text(encoding="utf-8")
+    assert list((web.ctx.settings.personas / ".versions").glob("dana-alcohol.*.yaml"))
+    assert web.ctx.library().persona("dana-alcohol").difficulty == 3
+    shot(page, "educator-5-saved")
+
+
+def test_trainee_rewinds_a_turn_and_resumes_an_unfinished_session(page: Page, web: Any) -> None:
+    user, password = web.user("rita", "trainee", cohort="spring")
+    login(page, web.url, user, password)
+    page.locator("#start").click()
+    bot = page.locator("#chat [data-testid='bot']")
+    expect(bot).to_have_count(1, timeout=30_000)
+    page.locator("#say textarea").fill("You should really stop drinking.")
+    page.locator("#send").click()
+    expect(bot).to_have_count(2, timeout=30_000)
+    page.locator("#rewind").click()
+    expect(bot).to_have_count(1, timeout=30_000)
+    expect(page.locator("#say textarea")).to_have_value("You should really stop drinking.")
+    shot(page, "trainee-rewind-1-turn-back-in-the-box")
+    page.locator("#say textarea").fill("What would you like to get out of today?")
+    page.locator("#send").click()
+    expect(bot).to_have_count(2, timeout=30_000)
+    sid = web.ctx.store.list_sessions(trainee=user)[0].session_id
+    every = web.ctx.store.all_turns(sid)
+    assert any(t.abandoned_branch is not None and "stop drinking" in t.text for t in every)
+    # leave, come back, resume from the list of unfinished sessions
+    page.reload()
+    page.locator("#cs-header").get_by_text(f"Signed in as {user}").wait_for(timeout=60_000)
+    expect(page.locator("#resume-box")).to_contain_text("Unfinished sessions (1)")
+    page.locator("#resume").click()
+    expect(bot).to_have_count(2, timeout=30_000)
+    expect(page.locator("#chat [data-testid='user']")).to_contain_text("get out of today")
+    shot(page, "trainee-rewind-2-resumed")
+
+
+def test_admin_adds_an_account_with_a_one_time_password(page: Page, web: Any) -> None:
+    user, password = web.user("root_admin", "admin")
+    login(page, web.url, user, password)
+    page.get_by_role("tab", name="Users").click()
+    page.locator("#ad-name textarea").fill("new_trainee")
+    page.locator("#ad-cohort textarea").fill("spring")
+    page.locator("#ad-add").click()
+    result = page.locator("#ad-result")
+    expect(result).to_contain_text("One-time password", timeout=30_000)
+    one_time = result.locator("code").inner_text()
+    assert len(one_time) >= 12
+    shot(page, "admin-1-user-added")
+    assert web.ctx.store.get_user("new_trainee").role == "trainee"
+    from simulator.auth import authenticate
+
+    assert authenticate(web.ctx.store, "new_trainee", one_time)

@@ -27,6 +27,8 @@ from simulator.web.theme import CSS, theme
 PUBLIC_ENDPOINTS = ("/open_session", "/report", "/transcript")
 """The only endpoints listed by ``view_api()``; each checks the caller's role and session access."""
 
+REFRESH_ON_SELECT = ("progress", "review", "users")
+
 TABS = {
     TRAINEE: ("practice", "progress"),
     SUPERVISOR: ("review", "practice", "progress"),
@@ -37,7 +39,7 @@ TABS = {
 
 def build_blocks(ctx: WebContext) -> gr.Blocks:
     loads: list[tuple[str, dict[str, Any]]] = []
-    with gr.Blocks(title="CounselSim", analytics_enabled=False) as demo:
+    with gr.Blocks(title="CounselSim", analytics_enabled=False, fill_width=True) as demo:
         header = gr.HTML(render.header("", "", ctx.models), elem_id="cs-header")
         with gr.Tabs(elem_id="cs-tabs") as tabs:
             with gr.Tab("Practice", id="practice", visible=False, elem_id="tab-practice") as t1:
@@ -64,8 +66,11 @@ def build_blocks(ctx: WebContext) -> gr.Blocks:
         demo.load(whoami, None, [header, tabs, *tab_of.values()], api_visibility="private")
         for area, spec in loads:
             fn, inputs, outputs = spec["load"]
-            demo.load(_only_for(ctx, area, fn, len(outputs)), inputs, outputs,
-                      api_visibility="private")
+            guarded = _only_for(ctx, area, fn, len(outputs))
+            demo.load(guarded, inputs, outputs, api_visibility="private")
+            if area in REFRESH_ON_SELECT:  # lists that others change: fresh whenever opened
+                tab_of[area].select(guarded, inputs, outputs, api_visibility="private",
+                                    show_progress="hidden")
     return demo
 
 

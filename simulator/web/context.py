@@ -102,17 +102,26 @@ class WebContext:
         rubric = self.library().rubrics.get(session.rubric_id)
         return list(rubric.session_items) if rubric is not None else []
 
-    def selfplay_check(self, persona: Persona) -> str:
-        """Run the automatic self-play check on the persona as edited; an HTML summary (escaped)."""
-        try:
-            from simulator import selfplay
-        except ImportError:
-            return '<div class="cs-errors">The self-play check is not installed.</div>'
-        result = selfplay.check_persona(persona, self.practice)  # type: ignore[attr-defined]
-        render_html = getattr(selfplay, "render_check_html", None)
-        if callable(render_html):
-            return str(render_html(result))
-        return f'<pre class="cs-muted">{escape(str(result))}</pre>'
+    def selfplay_check(self, persona: Persona, turns: int = 12) -> str:
+        """Self-play the persona as edited with a skilled and an unskilled scripted counselor.
+
+        A persona behaves as designed when skilful work earns more (hidden facts, rapport) than
+        closed questions, advice and confrontation do. Returns an escaped HTML summary.
+        """
+        from simulator.coding import Utterance
+        from simulator.rubric_coding import code_turn
+        from simulator.selfplay import run_selfplay
+
+        rubric = self.library().rubric(self.settings.engine_rubric)
+        coder = self.practice.coder
+
+        def code(text: str, context: Any) -> list[str]:
+            ctx_list: list[Utterance] = list(context)
+            return code_turn(coder.code_counselor(text, ctx_list), text, rubric).code_list()
+
+        runs = {name: run_selfplay(persona, name, code, turns=turns, seed=0)
+                for name in ("skilled", "unskilled")}
+        return selfplay_html(persona, runs)
 
 
 _REPORT_DIR: list[Any] = []
@@ -151,3 +160,37 @@ def report_for(ctx: WebContext, session_id: str) -> tuple[str, Any]:
     path = _report_dir() / f"counselsim-report-{session_id}.html"
     path.write_text(html_doc, encoding="utf-8")
     return html_doc, path
+
+
+def selfplay_html(persona: Persona, runs: dict[str, Any]) -> str:
+    e = escape
+    n_facts = len(persona.hidden_facts)
+    rows = []
+    for name, r in runs.items():
+        st = r.final_state
+        rows.append(f"<tr><td>{e(name)}</td><td>{len(st.unlocked)}/{n_facts}</td>"
+                    f"<td>{st.rapport:.2f}</td><td>{st.resistance:.2f}</td><td>{e(st.stage)}</td>"
+                    "</tr>")
+    good, bad = runs["skilled"].final_state, runs["unskilled"].final_state
+    checks = [
+        ("Skilled work unlocks at least as many hidden facts as unskilled work",
+         len(good.unlocked) >= len(bad.unlocked)),
+        ("Skilled work ends with more rapport", good.rapport > bad.rapport),
+        ("Skilled work ends with less resistance", good.resistance < bad.resistance),
+        ("Every hidden fact can be earned by skilled work",
+         len(good.unlocked) == n_facts),
+    ]
+    items = "".join(f"<li>{'✓' if ok else '✗'} {e(text)}</li>" for text, ok in checks)
+    passed = sum(ok for _, ok in checks)
+    cls = "cs-ok" if passed == len(checks) else "cs-errors"
+    lines = "".join(
+        f"<div><b>{'Counselor' if t.speaker == 'counselor' else e(persona.identity.name)}</b>"
+        f"{' [' + e(' '.join(t.codes)) + ']' if t.codes else ''}"
+        f"{' (' + e(t.act or '') + ')' if t.act else ''}: {e(t.text)}</div>"
+        for t in runs["skilled"].transcript)
+    return (f'<div class="{cls}"><b>Self-play check: {passed}/{len(checks)} passed</b>'
+            f"<ul>{items}</ul></div>"
+            '<div class="cs-kappa"><table><tr><th>Counselor</th><th>Facts unlocked</th>'
+            f"<th>Rapport</th><th>Resistance</th><th>Stage</th></tr>{''.join(rows)}</table></div>"
+            f'<details><summary>Skilled run transcript</summary><div class="cs-muted">{lines}'
+            "</div></details>")

@@ -105,7 +105,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         lib = ctx.library()
         ps = [PersonaCard.of(p) for p in sorted(lib.personas.values(),
                                                 key=lambda p: (p.difficulty, p.title))]
-        choices = [(f"{c.title} (difficulty {c.difficulty})", c.id) for c in ps]
+        choices = [(c.title, c.id) for c in ps]
         value = selected if selected in lib.personas else (ps[0].id if ps else None)
         return render.persona_cards(ps, value), gr.Dropdown(choices=choices, value=value)
 
@@ -301,8 +301,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
 
     private: dict[str, Any] = {"api_visibility": "private"}
     persona.change(pick, [persona], [cards], show_progress="hidden", **private)
-    start.click(start_fn, [persona, mode], view_outputs, **private)
+    start.click(start_fn, [persona, mode], view_outputs, show_progress="hidden", **private)
     resume.click(resume_fn, [resume_pick], view_outputs, api_name="open_session",
+                 show_progress="hidden",
                  api_description="Reopen one of your own unfinished sessions by its id.")
     for trigger in (send.click, text.submit):
         trigger(send_fn, [sid, text], [chat, text, coach, retry], **private)
@@ -329,7 +330,15 @@ def _anchor_span(item: Any) -> str:
     if len(anchors) < 2:
         return ""
     lo, hi = anchors[0], anchors[-1]
-    return f"{lo.score} = {lo.description[:60]} … {hi.score} = {hi.description[:60]}"
+    return f"{lo.score}: {_short(lo.description)}   {hi.score}: {_short(hi.description)}"
+
+
+def _short(text: str, limit: int = 70) -> str:
+    """First sentence, cut at a word boundary."""
+    first = text.split(". ")[0].rstrip(".")
+    if len(first) <= limit:
+        return first
+    return first[:limit].rsplit(" ", 1)[0] + "…"
 
 
 def render_coach(ctx: WebContext, session_id: str) -> str:

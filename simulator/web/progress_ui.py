@@ -19,43 +19,68 @@ COLUMNS = ["Date (UTC)", "Client", "Mode", "Status", "Trainee turns", "Summary"]
 
 
 def progress_frames(ctx: WebContext, user_name: str) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                             pd.DataFrame, list[Any]]:
-    """(sessions table, metric points, self-rating gap points, ended sessions) for one trainee."""
+                                                             list[Any]]:
+    """(sessions table, self-rating gap points, ended sessions) for one trainee."""
     from simulator.scores import session_scores
 
     sessions = list(ctx.store.list_sessions(trainee=user_name, limit=200))
     lib = ctx.library()
-    rows, points, gaps = [], [], []
+    rows, gaps = [], []
+    summary: dict[str, str] = {}
     ended = [s for s in sessions if s.status == "ended"]
     for n, s in enumerate(reversed(ended), start=1):
         try:
             sc = session_scores(ctx.store, s.session_id)
         except (ValueError, KeyError):
             continue
-        for m in sc.metrics:
-            if m.value is not None and m.format in ("ratio", "percent"):
-                value = m.value * 100 if m.format == "percent" and m.value <= 1 else m.value
-                points.append({"session": n, "metric": m.name, "value": round(value, 2)})
+        summary[s.session_id] = " · ".join(f"{m.name}: {m.display}" for m in sc.metrics[:3])
         rating = s.self_rating or {}
         for it in sc.session_items:
             mine = rating.get(it.id)
             if isinstance(mine, int | float) and it.score is not None:
                 gaps.append({"session": n, "item": it.title,
                              "gap": round(float(mine) - float(it.score), 2)})
-    summary: dict[str, str] = {}
-    for s in ended:
-        try:
-            sc = session_scores(ctx.store, s.session_id)
-            summary[s.session_id] = " · ".join(f"{m.name}: {m.display}" for m in sc.metrics[:3])
-        except (ValueError, KeyError):
-            summary[s.session_id] = ""
     for s in sessions:
         title = lib.personas[s.persona_id].title if s.persona_id in lib.personas else s.persona_id
         rows.append([s.created[:16].replace("T", " "), title, s.mode, s.status,
                      s.n_turns // 2, summary.get(s.session_id, "")])
     return (pd.DataFrame(rows, columns=COLUMNS),
-            pd.DataFrame(points, columns=["session", "metric", "value"]),
             pd.DataFrame(gaps, columns=["session", "item", "gap"]), ended)
+
+
+def gaps_html(gap_df: pd.DataFrame) -> str:
+    """Self-rating minus the grader's score per item and session (positive: you rated higher)."""
+    e = render.e
+    if gap_df.empty:
+        return ('<div class="cs-brief"><b>Your self-rating against the grader</b><p class='
+                '"cs-muted">Rate your session before reading its report to see how your own '
+                "sense of it compares with the grader's, session by session.</p></div>")
+    items = list(dict.fromkeys(gap_df["item"]))
+    head = "".join(f"<th>{e(i)}</th>" for i in items)
+    rows = []
+    for n, group in gap_df.groupby("session", sort=True):
+        by_item = dict(zip(group["item"], group["gap"], strict=False))
+        cells = "".join(
+            f"<td>{'' if i not in by_item else f'{by_item[i]:+.1f}'}</td>" for i in items)
+        rows.append(f"<tr><td>{int(n)}</td>{cells}</tr>")
+    return ('<div class="cs-brief cs-kappa"><b>Your self-rating minus the grader\'s score</b>'
+            '<p class="cs-muted">Positive: you rated yourself higher than the grader did. '
+            "A gap that shrinks over sessions means your self-assessment is calibrating.</p>"
+            f"<table><tr><th>Session</th>{head}</tr>{''.join(rows)}</table></div>")
+
+
+def progress_svg(ctx: WebContext, user_name: str) -> str:
+    """The summary-score chart (SVG from ``simulator.charts``, fair/good thresholds shown)."""
+    from simulator.progress import build_progress, progress_chart
+
+    try:
+        svg = progress_chart(build_progress(ctx.store, trainee=user_name))
+    except ValueError:
+        svg = None
+    if not svg:
+        return ('<p class="cs-muted">Your summary scores appear here after your first session '
+                "with coded turns.</p>")
+    return f'<div class="cs-brief"><b>Summary scores over your sessions</b>{svg}</div>'
 
 
 def build(ctx: WebContext) -> dict[str, Any]:
@@ -64,12 +89,10 @@ def build(ctx: WebContext) -> dict[str, Any]:
         gr.Markdown("Your sessions and how your summary scores moved. Percent and ratio scores "
                     "are compared with the rubric's fair/good thresholds in each report.")
     with gr.Row(equal_height=False):
-        metrics = gr.LinePlot(x="session", y="value", color="metric", height=260,
-                              title="Summary scores over your ended sessions",
-                              x_title="Session", y_title="Value", elem_id="pg-metrics")
-        gaps = gr.LinePlot(x="session", y="gap", color="item", height=260,
-                           title="Your self-rating minus the grader's score",
-                           x_title="Session", y_title="Gap (points)", elem_id="pg-gaps")
+        with gr.Column(scale=3):
+            metrics = gr.HTML(elem_id="pg-metrics")
+        with gr.Column(scale=2):
+            gaps = gr.HTML(elem_id="pg-gaps")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=220, wrap=True,
                          elem_id="pg-table", label="My sessions")
     with gr.Row(equal_height=True):
@@ -81,11 +104,11 @@ def build(ctx: WebContext) -> dict[str, Any]:
 
     def load(request: gr.Request) -> tuple[Any, ...]:
         user = require(ctx.store, request, PRACTISE)
-        table_df, points, gap_df, ended = progress_frames(ctx, user.name)
+        table_df, gap_df, ended = progress_frames(ctx, user.name)
         choices = [(f"{s.persona_id} · {s.created[:16].replace('T', ' ')}", s.session_id)
                    for s in ended]
-        return table_df, points, gap_df, gr.Dropdown(choices=choices,
-                                                     value=choices[0][1] if choices else None)
+        return table_df, progress_svg(ctx, user.name), gaps_html(gap_df), gr.Dropdown(
+            choices=choices, value=choices[0][1] if choices else None)
 
     def open_report(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         """Public API ``/report``: a session's report, if you may see that session."""
@@ -97,5 +120,6 @@ def build(ctx: WebContext) -> dict[str, Any]:
     outputs = [table, metrics, gaps, pick]
     refresh.click(load, None, outputs, api_visibility="private")
     open_btn.click(open_report, [pick], [report, download], api_name="report",
+                   show_progress="hidden",
                    api_description="The feedback report of a session you may see.")
     return {"load": (load, None, outputs)}

@@ -226,7 +226,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         trigger(filter_fn, filters, [table, hits, pick], **private)
     table.select(select_row, [table], [pick], **private)
     opened = [transcript, c_turn, c_item, c_value, s_item, report, download, status]
-    open_btn.click(open_fn, [pick], opened, api_name="transcript",
+    open_btn.click(open_fn, [pick], opened, api_name="transcript", show_progress="hidden",
                    api_description="Transcript and report of a session you may review.")
     pick.change(open_if, [pick], opened, **private)
     c_item.change(item_changed, [pick, c_item], [c_value], **private)

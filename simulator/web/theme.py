@@ -31,7 +31,8 @@ def theme() -> gr.themes.Base:
 
 
 CSS = """
-.gradio-container { max-width: 1320px !important; margin: 0 auto !important; }
+.gradio-container { max-width: 1280px !important; width: 100% !important;
+  margin: 0 auto !important; }
 footer { display: none !important; }
 #chat button[aria-label="Clear"], #author-preview button[aria-label="Clear"] {
   display: none !important; }
@@ -92,7 +93,8 @@ footer { display: none !important; }
 .cs-tturn.cs-abandoned { opacity: .6; border-style: dashed; }
 .cs-tturn .cs-who { font-weight: 600; font-size: .8rem; color: #334155; }
 .cs-tturn .cs-state { font-size: .76rem; color: #64748b; }
-.cs-kappa table { border-collapse: collapse; font-size: .88rem; }
-.cs-kappa td, .cs-kappa th { border-bottom: 1px solid #e2e8f0; padding: 3px 10px;
-  text-align: left; }
+.cs-kappa table { border-collapse: collapse; font-size: .82rem; width: 100%;
+  table-layout: fixed; }
+.cs-kappa td, .cs-kappa th { border-bottom: 1px solid #e2e8f0; padding: 3px 6px;
+  text-align: left; border-left: none; border-right: none; }
 """

@@ -1,0 +1,114 @@
+"""Web app pieces without a browser: safe file access, library reload, escaping, throttling."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator.library import load_library
+from simulator.web import render
+from simulator.web.auth_routes import Throttle
+from simulator.web.content_edit import EditError, check_text, safe_path, save_new_version
+from simulator.web.live_library import LiveLibrary
+from simulator.yaml_positions import ContentErrors
+
+ROOT = Path(__file__).resolve().parent.parent
+PERSONA = ROOT / "tests" / "web_content" / "personas" / "dana-alcohol.yaml"
+
+
+@pytest.fixture
+def content(tmp_path: Path) -> tuple[Path, Path]:
+    personas, rubrics = tmp_path / "personas", tmp_path / "rubrics"
+    personas.mkdir()
+    rubrics.mkdir()
+    shutil.copy(PERSONA, personas)
+    shutil.copy(ROOT / "rubrics" / "miti-4.2.1.yaml", rubrics)
+    return personas, rubrics
+
+
+@pytest.mark.parametrize("name", ["../secrets.yaml", "/etc/passwd", "a/../../b.yaml", "x.txt",
+                                  "..", "", "UPPER.yaml", "dana-alcohol.yaml/../x.yaml"])
+def test_file_names_from_the_browser_cannot_leave_the_folder(tmp_path: Path, name: str) -> None:
+    with pytest.raises(EditError):
+        safe_path(tmp_path, name)
+
+
+def test_a_symlink_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("id: x\n")
+    folder = tmp_path / "personas"
+    folder.mkdir()
+    (folder / "link.yaml").symlink_to(outside)
+    with pytest.raises(EditError):
+        safe_path(folder, "link.yaml")
+
+
+def test_editor_errors_carry_line_numbers(content: tuple[Path, Path]) -> None:
+    personas, rubrics = content
+    lib = load_library([personas], [rubrics])
+    text = PERSONA.read_text().replace("difficulty: 2", "difficulty: 9")
+    checked = check_text("persona", text, "personas/dana-alcohol.yaml", lib)
+    assert not checked.ok
+    assert [(e.line, e.key) for e in checked.errors] == [(6, "difficulty")]
+    bad_code = PERSONA.read_text().replace("      rapport: 0.55",
+                                           "      skills: {codes: [NOPE]}")
+    checked = check_text("persona", bad_code, "p.yaml", lib)
+    assert checked.errors and "NOPE" in checked.errors[0].message
+    assert checked.errors[0].line > 30
+
+
+def test_save_bumps_the_version_and_archives_the_old_file(content: tuple[Path, Path]) -> None:
+    personas, rubrics = content
+    lib = load_library([personas], [rubrics])
+    text = PERSONA.read_text().replace("difficulty: 2", "difficulty: 4")
+    path, version = save_new_version(personas, "persona", text, lib)
+    assert (path.name, version) == ("dana-alcohol.yaml", 2)
+    assert "version: 2" in path.read_text() and "# A small persona" in path.read_text()
+    assert len(list((personas / ".versions").iterdir())) == 1
+    assert load_library([personas], [rubrics]).persona("dana-alcohol").difficulty == 4
+    with pytest.raises(ContentErrors):
+        save_new_version(personas, "persona", text.replace("difficulty: 4", "difficulty: 0"),
+                         lib)
+    with pytest.raises(ContentErrors):  # an id that would escape is not a valid id at all
+        save_new_version(personas, "persona", text.replace("id: dana-alcohol", "id: ../x"), lib)
+
+
+def test_library_picks_up_files_changed_on_disk(content: tuple[Path, Path]) -> None:
+    personas, rubrics = content
+    live = LiveLibrary(personas, rubrics, interval_s=0.0)
+    assert live.get().persona("dana-alcohol").difficulty == 2
+    f = personas / "dana-alcohol.yaml"
+    f.write_text(f.read_text().replace("difficulty: 2", "difficulty: 5"))
+    future = time.time() + 5
+    import os
+
+    os.utime(f, (future, future))
+    assert live.get().persona("dana-alcohol").difficulty == 5
+    f.write_text("id: [broken")
+    os.utime(f, (future + 5, future + 5))
+    lib = live.get()
+    assert "dana-alcohol" not in lib.personas and lib.errors  # reported, app keeps running
+
+
+def test_everything_rendered_is_escaped() -> None:
+    evil = '<script>alert(1)</script>"\''
+    frame = render.report_frame(f"<p>{evil}</p>")
+    assert "<script>" not in frame and 'sandbox=""' in frame
+    assert "&lt;script&gt;" in render.problem(evil)
+    from simulator.yaml_positions import ContentError
+
+    html = render.content_errors([ContentError("p.yaml", 3, 1, "k<b>", evil)])
+    assert "<script>" not in html and "k&lt;b&gt;" in html
+
+
+def test_login_throttle_blocks_after_repeated_failures() -> None:
+    t = Throttle(max_failures=3, window_s=60)
+    for _ in range(3):
+        assert not t.blocked("amy")
+        t.failed("amy")
+    assert t.blocked("amy") and not t.blocked("ben")
+    t.succeeded("amy")
+    assert not t.blocked("amy")
