@@ -92,6 +92,71 @@ def bench_coder(
         raise fail(str(e)) from None
 
 
+@bench_app.command("turn")
+def bench_turn(
+    turns: Annotated[int, typer.Option(help="Measured turns (after 5 warm-up turns).")] = 200,
+    latency_ms: Annotated[float, typer.Option(help="Fake client model's wait before its first token.")] = 300.0,
+    grader_latency_ms: Annotated[float | None, typer.Option(help="Fake LLM grader's latency (default 2x).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """The engine's own time per turn around a fake model of fixed latency; one JSON line last."""
+    from simulator.bench_turn import format_text, run_turn_bench
+
+    try:
+        result = run_turn_bench(turns=turns, latency_ms=latency_ms,
+                                grader_latency_ms=grader_latency_ms)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    if not as_json:
+        typer.echo(format_text(result))
+    emit_json(result.model_dump(mode="json"))
+
+
+@bench_app.command("load")
+def bench_load(
+    users: Annotated[int, typer.Option(help="Concurrent simulated trainees (max 500).")] = 100,
+    turns: Annotated[int, typer.Option(help="Turns each trainee sends (max 100).")] = 5,
+    url: Annotated[str | None, typer.Option(help="A running app on 127.0.0.1 (default: start one).")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Fake client model latency; 0 = offline.")] = 300.0,
+    think_ms: Annotated[float, typer.Option(help="Mean pause between a trainee's turns.")] = 10_000.0,
+    ramp_ms: Annotated[float, typer.Option(help="The trainees arrive over this time.")] = 10_000.0,
+    timeout_s: Annotated[float, typer.Option(help="Hard limit for the whole run.")] = 300.0,
+    password: Annotated[str | None, typer.Option(help="With --url: the bench000.. accounts' password.")] = None,
+    persona: Annotated[str | None, typer.Option(help="With --url: the persona id to practise with.")] = None,
+    db: Annotated[Path | None, typer.Option(help="With --url: the app's database, to count lost turns.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """A class practising at once through the web app's HTTP API; one JSON line last."""
+    from simulator.bench_load import format_text, run_load_bench
+
+    try:
+        result = run_load_bench(users=users, turns=turns, latency_ms=latency_ms,
+                                think_ms=think_ms, ramp_ms=ramp_ms, url=url, timeout_s=timeout_s,
+                                password=password, persona=persona, db=db)
+    except (ValueError, RuntimeError) as e:
+        raise fail(str(e)) from None
+    if not as_json:
+        typer.echo(format_text(result))
+    emit_json(result.model_dump(mode="json"))
+
+
+@bench_app.command("all")
+def bench_all(
+    out: Annotated[Path, typer.Option(help="Where to write the JSON file.")] = Path("bench.json"),
+    data: Annotated[Path | None, typer.Option(help="AnnoMI CSV for bench coder (default ../shared/data/annomi).")] = None,
+    users: Annotated[int, typer.Option(help="bench load: trainees.")] = 100,
+    turns: Annotated[int, typer.Option(help="bench load: turns per trainee.")] = 5,
+    doc: Annotated[Path | None, typer.Option(help="Also write the Markdown performance page.")] = None,
+) -> None:
+    """Run coder (dev split), turn and load; write one JSON file; its summary as the last line."""
+    from simulator.bench_all import run_all
+
+    try:
+        emit_json(run_all(out, data=data, users=users, turns=turns, doc=doc))
+    except (OSError, ValueError, RuntimeError) as e:
+        raise fail(str(e)) from None
+
+
 @app.command()
 def chat(
     persona: Annotated[str, typer.Option(help="Persona id (see `counselsim validate`).")],

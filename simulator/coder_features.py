@@ -25,6 +25,8 @@ from sklearn.preprocessing import normalize
 from simulator.coding import Utterance
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|[?!]"  # noqa: S105 - a regex, not a secret
+SMALL_BATCH = 8
+"""Live coding (a turn or two at a time) builds rows directly; bigger batches use scikit-learn."""
 
 
 def _bucket(n: int, edges: Sequence[int]) -> int:
@@ -79,6 +81,9 @@ class Block:
     vocab: list[str] = dataclasses.field(default_factory=list)
     idf: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     _counter: CountVectorizer | None = dataclasses.field(default=None, repr=False)
+    _analyze: Any = dataclasses.field(default=None, repr=False)
+    """The tokenizer ``row`` uses (same parameters as the vectorizers)."""
+    _index: dict[str, int] = dataclasses.field(default_factory=dict, repr=False)
 
     def _params(self) -> dict[str, Any]:
         p: dict[str, Any] = {"analyzer": self.analyzer, "ngram_range": tuple(self.ngram),
@@ -94,7 +99,7 @@ class Block:
         vocab = vec.vocabulary_
         self.vocab = sorted(vocab, key=vocab.__getitem__)
         self.idf = vec.idf_.astype(np.float32)
-        self._counter = None
+        self._counter = self._analyze = None
         return self
 
     def transform(self, docs: Sequence[str]) -> sparse.csr_matrix:
@@ -109,13 +114,59 @@ class Block:
             x = x * self.weight
         return sparse.csr_matrix(x)
 
+    def row(self, doc: str) -> tuple[np.ndarray, np.ndarray]:
+        """One document's (column indices, values): the same numbers ``transform`` gives (up to
+        float rounding), without scikit-learn's and scipy's per-call checks, which were most of
+        a live turn's coding time (``counselsim bench turn`` showed it)."""
+        if self._analyze is None:
+            self._analyze = CountVectorizer(**self._params()).build_analyzer()
+            self._index = {t: i for i, t in enumerate(self.vocab)}
+        counts: dict[int, int] = {}
+        for tok in self._analyze(doc):
+            j = self._index.get(tok)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        idx = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
+        vals = np.log(np.array([counts[j] for j in idx], dtype=np.float32)) + np.float32(1.0)
+        vals *= self.idf[idx]
+        norm = np.sqrt(np.dot(vals, vals))
+        if norm > 0:
+            vals /= norm
+        if self.weight != 1.0:
+            vals *= np.float32(self.weight)
+        return idx, vals
+
     def config(self) -> dict[str, Any]:
         return {"field": self.field, "analyzer": self.analyzer, "ngram": list(self.ngram),
                 "min_df": self.min_df, "weight": self.weight, "max_features": self.max_features}
 
 
 def transform_blocks(blocks: Sequence[Block], rows: Sequence[dict[str, str]]) -> sparse.csr_matrix:
+    if len(rows) <= SMALL_BATCH:
+        return _transform_small(blocks, rows)
     return sparse.hstack([b.transform([r[b.field] for r in rows]) for b in blocks], format="csr")
+
+
+def _transform_small(blocks: Sequence[Block], rows: Sequence[dict[str, str]]
+                     ) -> sparse.csr_matrix:
+    """``transform_blocks`` for the few rows of a live turn, built row by row (see Block.row)."""
+    indices: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    indptr = [0]
+    width = sum(len(b.vocab) for b in blocks)
+    for r in rows:
+        offset, n = 0, 0
+        for b in blocks:
+            idx, vals = b.row(r[b.field])
+            indices.append(idx + offset)
+            data.append(vals)
+            offset += len(b.vocab)
+            n += len(idx)
+        indptr.append(indptr[-1] + n)
+    return sparse.csr_matrix(
+        (np.concatenate(data) if data else np.zeros(0, np.float32),
+         np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32),
+         np.asarray(indptr, dtype=np.int32)), shape=(len(rows), width))
 
 
 def fit_blocks(blocks: Sequence[Block], rows: Sequence[dict[str, str]]) -> sparse.csr_matrix:

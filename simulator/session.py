@@ -19,8 +19,10 @@ stored, and ``reply()`` (or the UI's retry button) asks the client again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
+import sqlite3
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel
 
 from simulator.client_state import ClientState, initial_state, record_reply, update_state
-from simulator.coding import CodedTurn, Coder, Utterance
+from simulator.coding import CodedTurn, Coder, CounselorLabels, Utterance
 from simulator.grader import TurnGrade
 from simulator.library import Library, load_library
 from simulator.persona import Persona
@@ -49,8 +51,26 @@ MAX_TURN_CHARS = 4000
 Mode = Literal["coach", "assessment"]
 
 
+log = logging.getLogger("counselsim.session")
+
+
 class TurnRejected(ValueError):
     """The trainee's text cannot be used as a turn (empty, too long ...). Nothing was stored."""
+
+
+class TurnNotSaved(TurnRejected):
+    """The database refused the trainee's turn (busy past the wait, disk full). Nothing was
+    stored; the message says so, and the UI gives the text back to send again."""
+
+
+def storage_problem(exc: sqlite3.Error) -> str:
+    """What went wrong with the database, in words a trainee can act on (no SQL, no paths)."""
+    text = str(exc).lower()
+    if "full" in text:
+        return "the server's disk is full (tell your administrator)"
+    if "locked" in text or "busy" in text:
+        return "the database is busy"
+    return "the database could not be written"
 
 
 class TurnEvent(BaseModel):
@@ -152,8 +172,7 @@ class Practice:
         rng = random.Random(f"{session_id}:0")
         text = realize_offline(persona, plan, set(), rng, unlocked=state.unlocked)
         state = record_reply(state, plan.act)
-        turn = self.store.add_turn(session_id, "client", text)
-        self.store.set_turn_client_info(turn.id, plan.act, None, state.model_dump())
+        self.store.add_turn(session_id, "client", text, act=plan.act, state=state.model_dump())
         return session_id
 
     def check_access(self, session_id: str, user: User, *, write: bool = False) -> None:
@@ -215,7 +234,13 @@ class Practice:
         """Take the trainee's turn and yield events: stored, tokens, client, (grade), or error."""
         self._own_active(session_id, trainee)
         text = clean_turn_text(text)
-        turn = self.store.add_turn(session_id, "counselor", text)
+        try:
+            # committed (an fsync) in a worker thread: the web app's other trainees keep streaming
+            turn = await asyncio.to_thread(self.store.add_turn, session_id, "counselor", text)
+        except sqlite3.Error as exc:
+            log.warning("trainee turn not saved: %s", exc)
+            raise TurnNotSaved(f"Your turn was not saved: {storage_problem(exc)}. Send it again "
+                               "in a moment.") from exc
         yield TurnEvent(kind="stored", data={"turn_id": turn.id, "idx": turn.idx})
         async for event in self.reply(session_id, trainee):
             yield event
@@ -229,8 +254,14 @@ class Practice:
             raise TurnRejected("there is no trainee turn waiting for a reply")
         last = turns[-1]
         context = self.history(turns[:-1])
-        coded = self._code(last, context)
-        self._start_grading(session, last, turns, coded)
+        coded, fresh = self._code(last, context)
+        # Codes (and an offline grade) are committed in a worker thread while the client answers:
+        # they are derived data, and two fsyncs on the way to the first token were most of the
+        # engine's own latency (bench turn). Awaited before the reply is stored, so rows keep
+        # their order; on a retry the stored codes are reused and a graded turn is not regraded.
+        saving = asyncio.ensure_future(asyncio.to_thread(
+            self._save_derived, last, coded if fresh else None,
+            self._start_grading(session, last, turns, coded, fresh)))
 
         state = update_state(self._state_before(persona, turns[:-1]), persona,
                              coded.code_list(), last.text)
@@ -250,15 +281,27 @@ class Practice:
                 if not reply:
                     raise empty_reply(self.settings.client_model)
         except ModelUnavailable as exc:
-            self.store.add_event(session_id, "client_error", {"turn_id": last.id,
-                                                              "message": str(exc)})
+            try:
+                await saving
+                self.store.add_event(session_id, "client_error", {"turn_id": last.id,
+                                                                  "message": str(exc)})
+            except sqlite3.Error as db_exc:
+                log.warning("could not record a client model error: %s", db_exc)
             yield TurnEvent(kind="error", text=str(exc), data={"turn_id": last.id,
                                                               "retry": True})
             return
         state = record_reply(state, plan.act, plan.fact_id)
-        client_turn = self.store.add_turn(session_id, "client", reply)
-        self.store.set_turn_client_info(client_turn.id, plan.act, plan.fact_id,
-                                        state.model_dump())
+        try:
+            await saving
+            client_turn = await asyncio.to_thread(
+                self.store.add_turn, session_id, "client", reply, act=plan.act,
+                fact_id=plan.fact_id, state=state.model_dump())
+        except sqlite3.Error as exc:
+            log.warning("client reply not saved: %s", exc)
+            yield TurnEvent(kind="error", data={"turn_id": last.id, "retry": True},
+                            text=f"Your turn is saved, but the client's reply could not be: "
+                                 f"{storage_problem(exc)}. Ask the client again in a moment.")
+            return
         yield TurnEvent(kind="client", text=reply,
                         data={"turn_id": client_turn.id, "act": plan.act,
                               "fact_id": plan.fact_id, "codes": coded.codes})
@@ -272,39 +315,53 @@ class Practice:
                                                self.history(turns)):
             yield token
 
-    def _code(self, turn: Turn, context: list[Utterance]) -> CodedTurn:
+    def _code(self, turn: Turn, context: list[Utterance]) -> tuple[CodedTurn, bool]:
+        """The turn's engine codes, and True when they are new (not yet stored)."""
+        rubric = self.engine_rubric
+        for record in reversed(self.store.codes(turn.id)):
+            if record.rubric_id == rubric.id and record.labels:
+                labels = CounselorLabels.model_validate(record.labels)
+                return code_turn(labels, turn.text, rubric), False
         labels = self.coder.code_counselor(turn.text, context)
-        coded = code_turn(labels, turn.text, self.engine_rubric)
-        self.store.add_codes(turn.id, coded.rubric_id, dict(coded.codes),
-                             labels=coded.labels.model_dump(), coder=coded.labels.coder)
-        return coded
+        return code_turn(labels, turn.text, rubric), True
+
+    def _save_derived(self, turn: Turn, coded: CodedTurn | None, grade: TurnGrade | None) -> None:
+        if coded is not None:
+            self.store.add_codes(turn.id, coded.rubric_id, dict(coded.codes),
+                                 labels=coded.labels.model_dump(), coder=coded.labels.coder)
+        if grade is not None:
+            store_grade(self.store, turn.id, grade)
 
     # -- grading -------------------------------------------------------------------------------
 
     def _start_grading(self, session: Session, turn: Turn, turns: list[Turn],
-                       coded: CodedTurn) -> None:
-        """Grade the turn without delaying the reply: offline at once, an LLM in a task."""
+                       coded: CodedTurn, fresh: bool = True) -> TurnGrade | None:
+        """Grade the turn without delaying the reply: an LLM in a task; offline at once, the
+        grade returned for the caller to store off the event loop. A retried turn that already
+        has a grade is not graded again."""
         from simulator.grader import grade_turn, grade_turn_offline
 
+        if not fresh and any(g.turn_id == turn.id and g.status != "pending"
+                             for g in self.store.grades(session.session_id)):
+            return None
         rubric = self.library.rubric(session.rubric_id)
         transcript = self.history(turns[:-1])
         if self.grader_model is None:
             labels = coded.labels
             session_coded = coded if rubric.id == coded.rubric_id else code_turn(
                 labels, turn.text, rubric)
-            grade = grade_turn_offline(session_coded, rubric, transcript, turn.text, session.mode)
-            store_grade(self.store, turn.id, grade)
-            return
+            return grade_turn_offline(session_coded, rubric, transcript, turn.text, session.mode)
         model = self.grader_model
 
         async def run() -> None:
             grade = await grade_turn(model, rubric, transcript, turn.text, session.mode,
                                      self.settings.grader_model)
-            store_grade(self.store, turn.id, grade)
+            await asyncio.to_thread(store_grade, self.store, turn.id, grade)
 
         task = asyncio.get_running_loop().create_task(run())
         self._grading.add(task)
         task.add_done_callback(self._grading.discard)
+        return None
 
     async def wait_for_grades(self) -> None:
         """Let running grade tasks finish (the CLI calls this before printing a report)."""
