@@ -1,7 +1,8 @@
 """The seam between a coder (what did the trainee just do?) and everything that uses its answer.
 
 A coder reads one utterance in its transcript context and returns AnnoMI-style labels (main
-behaviour and subtype for a counselor turn, talk type for a client turn). ``simulator.rubric_coding``
+behaviour and subtype for a counselor turn, talk type for a client turn).
+``simulator.rubric_coding``
 maps those labels onto any rubric's codes; the client engine reads the codes of the engine rubric
 (MITI 4.2.1 by default). The offline coder (trained on AnnoMI) and an LLM coder both implement
 ``Coder``, so the engine, the grader and ``bench coder`` never care which one they hold.
@@ -42,7 +43,7 @@ class ClientLabels(BaseModel):
 
 
 class CodedTurn(BaseModel):
-    """A counselor turn coded against a rubric: labels plus the rubric's code per categorical item."""
+    """A counselor turn coded against a rubric: labels plus a code per categorical item."""
 
     labels: CounselorLabels
     codes: dict[str, str]
@@ -54,7 +55,7 @@ class CodedTurn(BaseModel):
 
 
 class Coder(Protocol):
-    """Codes utterances in context. ``context`` is the transcript before the utterance, oldest first."""
+    """Codes utterances in context: ``context`` is the transcript before it, oldest first."""
 
     name: str
 

@@ -1,4 +1,4 @@
-"""Settings, in rising priority: defaults, a settings file, ``COUNSELSIM_*`` environment, command-line flags.
+"""Settings, in rising priority: defaults, a settings file, ``COUNSELSIM_*`` environment, flags.
 
 Keys for providers are never settings: they come from the provider's own environment variables
 (OPENAI_API_KEY, ANTHROPIC_API_KEY) and are never written to the database or logs.
@@ -30,7 +30,7 @@ class Settings(BaseModel):
     rubric: str = "miti-4.2.1"
     """The rubric used when a session does not name one."""
     engine_rubric: str = "miti-4.2.1"
-    """The rubric whose codes drive the client's state (its codes are the engine's skill vocabulary)."""
+    """The rubric whose codes drive the client's state (the engine's skill vocabulary)."""
     host: str = "127.0.0.1"
     port: int = 7860
     request_timeout_s: float = 60.0
