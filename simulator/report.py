@@ -12,6 +12,10 @@ the sentences around them live in the templates. Python only selects and counts.
 Safety: templates autoescape (HTML); the only ``Markup`` is the SVG made by ``simulator.charts``
 from numbers and ids. Markdown output escapes HTML and Markdown syntax in quoted text. The HTML is
 self-contained: inline CSS and SVG, no scripts, fonts, images or links to fetch.
+
+Turn numbers: a report numbers the trainee's turns 1, 2, 3 ... (``turn`` fields, see
+``trainee_turn_numbers``); a client line carries the number of the trainee turn it answers. ``idx``
+fields keep the conversation position (both speakers, from 0) for scripts that join on it.
 """
 
 from __future__ import annotations
@@ -38,9 +42,18 @@ FORMATS: tuple[str, ...] = ("html", "md", "json")
 # ---------------------------------------------------------------- the report model
 
 
+NO_TRAINEE_TURNS = ("No trainee turns yet: this session has no counselor turn to code or score. "
+                    "Say something to the client, then open the report again.")
+"""The report's message for a session the trainee has not spoken in (all three formats)."""
+
+GlobalsStatus = Literal["not_needed", "offline", "at_end", "waiting", "pending", "graded"]
+
+
 class Quote(BaseModel):
     idx: int
-    """Position of the turn in the conversation (0-based); shown as idx + 1."""
+    """Position of the turn in the conversation (0-based, both speakers)."""
+    turn: int
+    """The trainee's turn number (1-based); for a client line, the trainee turn it answers."""
     text: str
     codes: list[str] = []
     client_reply: str | None = None
@@ -78,6 +91,8 @@ class RiskCheck(BaseModel):
 
 class Alternative(BaseModel):
     idx: int
+    turn: int
+    """The trainee's turn number (1-based)."""
     text: str
     alternative: str
     rationale: str = ""
@@ -87,6 +102,9 @@ class ReviewNote(BaseModel):
     reviewer: str
     created: str
     idx: int | None = None
+    turn: int | None = None
+    """The trainee's turn number on the turn's own branch; for a client line, the one it answers."""
+    speaker: str | None = None
     abandoned_branch: int | None = None
     quote: str | None = None
     item_id: str | None = None
@@ -108,6 +126,8 @@ class RatingRow(BaseModel):
 
 class TranscriptLine(BaseModel):
     idx: int
+    turn: int
+    """The trainee's turn number (counselor lines); for a client line, the one it answers."""
     speaker: str
     text: str
     codes: list[str] = []
@@ -138,6 +158,15 @@ class Report(BaseModel):
     transcript: list[TranscriptLine]
     abandoned_branches: int = 0
     abandoned_turns: int = 0
+    trainee_turns: int = 0
+    """Counselor turns on the current branch."""
+    notice: str = ""
+    """A message to show before anything else (``NO_TRAINEE_TURNS`` when there are none)."""
+    globals_status: GlobalsStatus = "not_needed"
+    """Where the session-level (global) items stand: ``graded`` by the LLM grader; ``waiting``
+    for the grade started when the session ended; ``pending`` after a failed grade (``counselsim
+    regrade`` finishes it); ``at_end`` while the session is active; ``offline`` (estimates only);
+    ``not_needed`` when the rubric has none."""
 
 
 # ---------------------------------------------------------------- highlight rules (content)
@@ -194,6 +223,51 @@ def _state_value(turn: Turn, key: str) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
+def trainee_turn_numbers(every: list[Turn]) -> dict[int, int]:
+    """Turn id -> the trainee's turn number as reports show it.
+
+    The counselor's turns count 1, 2, 3 ... along the conversation a turn belongs to: the current
+    branch, or for an abandoned branch the conversation as it stood when it was rewound (the
+    turns before its first position come from the next later branch that holds them, else from
+    the current branch). A client turn gets the number of the trainee turn it answers (0 for the
+    client's opening).
+    """
+    branches: dict[int | None, list[Turn]] = {}
+    for t in every:
+        branches.setdefault(t.abandoned_branch, []).append(t)
+    later = sorted(b for b in branches if b is not None)
+    numbers: dict[int, int] = {}
+    for branch, own in branches.items():
+        line = list(own)
+        if branch is not None:
+            start = min(t.idx for t in own)
+            taken = {t.idx for t in own}
+            for source in [*(b for b in later if b > branch), None]:
+                for t in branches.get(source, []):
+                    if t.idx < start and t.idx not in taken:
+                        taken.add(t.idx)
+                        line.append(t)
+        n = 0
+        for t in sorted(line, key=lambda t: t.idx):
+            if t.speaker == "counselor":
+                n += 1
+            if t.abandoned_branch == branch:
+                numbers[t.id] = n
+    return numbers
+
+
+def _globals_status(store: Store, session: Session, rubric: Rubric) -> GlobalsStatus:
+    if not rubric.session_items:
+        return "not_needed"
+    if store.session_grade(session.session_id, rubric.id) is not None:
+        return "graded"
+    if store.events(session.session_id, "session_grade_pending"):
+        return "pending"
+    if session.grader_model == "offline":
+        return "offline"
+    return "waiting" if session.status == "ended" else "at_end"
+
+
 def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = None,
                  rubric: Rubric | None = None, persona: Persona | None = None) -> Report:
     from simulator.settings import load_settings
@@ -208,11 +282,13 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
     effective = store.effective_codes(session_id, rubric.id)
     by_turn = {e.turn.id: e for e in effective}
     reply_after = {t.idx - 1: t for t in turns if t.speaker == "client"}
+    number = trainee_turn_numbers(every)
 
     def quote(t: Turn) -> Quote:
         e = by_turn.get(t.id)
         nxt = reply_after.get(t.idx)
-        return Quote(idx=t.idx, text=t.text, codes=_shown_codes(rubric, e.values) if e else [],
+        return Quote(idx=t.idx, turn=number.get(t.id, 0), text=t.text,
+                     codes=_shown_codes(rubric, e.values) if e else [],
                      client_reply=nxt.text if nxt else None)
 
     rules = load_rules(feedback_dir)
@@ -232,7 +308,8 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
     if session.mode == "coach":
         for e in effective:
             if e.grade is not None and e.grade.alternative.strip():
-                alternatives.append(Alternative(idx=e.turn.idx, text=e.turn.text,
+                alternatives.append(Alternative(idx=e.turn.idx, turn=number.get(e.turn.id, 0),
+                                                text=e.turn.text,
                                                 alternative=e.grade.alternative,
                                                 rationale=e.grade.rationale))
 
@@ -253,6 +330,8 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
                 machine = None
         notes.append(ReviewNote(reviewer=rv.reviewer, created=rv.created,
                                 idx=t.idx if t else None,
+                                turn=number.get(t.id, 0) if t else None,
+                                speaker=t.speaker if t else None,
                                 abandoned_branch=t.abandoned_branch if t else None,
                                 quote=t.text if t else None, item_id=rv.item_id,
                                 item_title=titles.get(rv.item_id or ""), machine_value=machine,
@@ -272,7 +351,7 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
     for t in turns:
         et = by_turn.get(t.id)
         transcript.append(TranscriptLine(
-            idx=t.idx, speaker=t.speaker, text=t.text,
+            idx=t.idx, turn=number.get(t.id, 0), speaker=t.speaker, text=t.text,
             codes=_shown_codes(rubric, et.values) if et else [],
             corrected=bool(et and et.corrections), act=t.act, fact_id=t.fact_id,
             rapport=_state_value(t, "rapport"), resistance=_state_value(t, "resistance")))
@@ -287,7 +366,9 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
         alternatives=alternatives, reviews=notes, self_rating=rows,
         self_comment=str(rating.get("comment", "") or ""), transcript=transcript,
         abandoned_branches=len({t.abandoned_branch for t in abandoned}),
-        abandoned_turns=len(abandoned))
+        abandoned_turns=len(abandoned), trainee_turns=len(counselor),
+        notice="" if counselor else NO_TRAINEE_TURNS,
+        globals_status=_globals_status(store, session, rubric))
 
 
 def _machine_value(store: Store, turn_id: int, item_id: str) -> Value:
@@ -313,6 +394,18 @@ def _mentions(item: str, text: str) -> bool:
 def _highlights(rubric: Rubric, effective: list[EffectiveTurn], rules: HighlightRules,
                 reply_after: dict[int, Turn], quote: Any) -> tuple[list[Highlight],
                                                                     list[Highlight]]:
+    """The strengths and growth areas, by ``rules`` (``feedback/highlights.yaml``).
+
+    A code never appears in both lists: strengths are chosen first, and a code shown as a
+    strength is left out of every growth rule (its turns no longer count for that rule; a growth
+    rule left with no codes is skipped and the next rule takes its place). The same behaviour
+    cannot be praised and criticised in one report, and the strength wins: a code reaches the
+    strengths only when fewer better-ranked strengths were found, so it is among the best the
+    trainee showed (e.g. simple reflections before any complex ones), and telling them to do
+    less of it would undercut the praise.
+    Growth rules about codes that are never strengths (closed-question runs, persuading) are
+    unaffected.
+    """
     known = rubric.code_ids()
     codes_of = [(e.turn, set(_shown_codes(rubric, e.values))) for e in effective]
 
@@ -345,12 +438,15 @@ def _highlights(rubric: Rubric, effective: list[EffectiveTurn], rules: Highlight
         count = sum(1 for _, cs in codes_of if cs & set(want))
         strengths.append(make("strength", rule, found, chosen, count, None))
 
+    praised = {c for h in strengths for c in h.codes}
     growth: list[Highlight] = []
     quoted: set[int] = set()
     for rule in rules.growth:
         if len(growth) >= rules.per_list:
             break
-        wanted = set(c for c in rule.codes if c in known)
+        wanted = {c for c in rule.codes if c in known} - praised
+        if not wanted:
+            continue
         runs: list[list[Turn]] = []
         current: list[Turn] = []
         for t, cs in codes_of:
@@ -421,9 +517,15 @@ def _metric_scale(m: Any) -> float:
     return 1.0
 
 
+CHARTS = ("timeline", "metrics", "state")
+
+
 def report_charts(report: Report, rubric_items: list[tuple[str, str]] | None = None
                   ) -> dict[str, Markup]:
-    """The three report charts as SVG Markup (built from numbers and ids only)."""
+    """The three report charts as SVG Markup (built from numbers and ids only); a chart with
+    nothing to show is an empty Markup, so templates can test every key. The x axis is the
+    trainee's turn number, as in the transcript; the client's state is plotted after its reply
+    to each trainee turn."""
     from simulator import charts
 
     counselor = [line for line in report.transcript if line.speaker == "counselor"]
@@ -435,25 +537,25 @@ def report_charts(report: Report, rubric_items: list[tuple[str, str]] | None = N
     order = [c for c, _ in (rubric_items or [])]
     rows.sort(key=lambda c: order.index(c) if c in order else len(order))
     names = dict(rubric_items or [])
-    points = [(line.idx + 1, c) for line in counselor for c in line.codes]
-    out: dict[str, Markup] = {}
+    points = [(line.turn, c) for line in counselor for c in line.codes]
+    n_turns = len(counselor)
+    out: dict[str, Markup] = {name: Markup() for name in CHARTS}
     if counselor:
         out["timeline"] = Markup(charts.codes_timeline(  # noqa: S704 - our own SVG
-            rows, [f"{names.get(c, c)} ({c})" for c in rows], points,
-            report.transcript[-1].idx + 1))
+            rows, [f"{names.get(c, c)} ({c})" for c in rows], points, n_turns))
     bars = [charts.MetricBar(m.name, m.value, m.display, m.thresholds.fair, m.thresholds.good,
                              m.higher_is_better, m.verdict, _metric_scale(m),
                              m.fair_display or "", m.good_display or "")
             for m in report.scores.metrics if m.thresholds is not None]
     if bars:
         out["metrics"] = Markup(charts.metric_bars(bars))  # noqa: S704 - our own SVG
-    state = [(line.idx + 1, line.rapport, line.resistance) for line in report.transcript
-             if line.speaker == "client" and (line.rapport is not None
-                                              or line.resistance is not None)]
+    replies = [line for line in report.transcript if line.speaker == "client" and line.turn]
+    state = [(line.turn, line.rapport, line.resistance) for line in replies
+             if line.rapport is not None or line.resistance is not None]
     if state:
-        disclosed = [(line.idx + 1, line.fact_id) for line in report.transcript if line.fact_id]
+        disclosed = [(line.turn, line.fact_id) for line in replies if line.fact_id]
         out["state"] = Markup(charts.client_state(  # noqa: S704 - our own SVG
-            state, [(x, f) for x, f in disclosed if f], report.transcript[-1].idx + 1))
+            state, disclosed, n_turns))
     return out
 
 

@@ -12,6 +12,12 @@ both drive it, so they cannot drift apart. Order matters and is the point of thi
 5. grading runs as a separate asyncio task started in step 2 and never delays the reply: a
    failed or malformed grade is stored as ``pending`` and can be regraded later.
 
+Ending a session with an LLM grader starts the session-level grade (the rubric's globals, with
+evidence quotes) the same way, as a task on the running loop (``end_async`` from the web app);
+offline, the globals stay estimates computed from the turn codes. A session grade that fails or
+never finishes leaves none stored (a ``session_grade_pending`` event records a failure), and
+``counselsim regrade`` grades it later; ending never waits for it or fails because of it.
+
 A model failure after retries surfaces as a recoverable ``error`` event: the trainee's turn stays
 stored, and ``reply()`` (or the UI's retry button) asks the client again.
 """
@@ -34,7 +40,7 @@ from pydantic import BaseModel
 
 from simulator.client_state import ClientState, initial_state, record_reply, update_state
 from simulator.coding import CodedTurn, Coder, CounselorLabels, Utterance
-from simulator.grader import TurnGrade
+from simulator.grader import GradeOptions, TurnGrade
 from simulator.library import Library, load_library
 from simulator.persona import Persona
 from simulator.planner import Plan, opening_plan, plan_next
@@ -114,6 +120,8 @@ class Practice:
     coder: Coder
     client_model: BaseChatModel | None = None
     grader_model: BaseChatModel | None = None
+    grade_options: GradeOptions | None = None
+    """Retries and timeouts of the session-level grade (default: from settings)."""
     _grading: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -215,8 +223,22 @@ class Practice:
         self.store.rewind(session_id, turn_idx)
 
     def end(self, session_id: str, trainee: str) -> None:
+        """End the session. With an LLM grader and a running event loop in this thread (the
+        terminal chat), the session-level grade starts in the background; without a loop it is
+        left for ``counselsim regrade``. Async callers should prefer ``end_async``."""
+        session = self._end(session_id, trainee)
+        self._start_session_grading(session)
+
+    async def end_async(self, session_id: str, trainee: str) -> None:
+        """End the session without blocking the loop (the commit runs in a worker thread), then
+        start the session-level grade as a task beside the turn grades (``wait_for_grades``
+        waits for it). Raises only what ``end`` raises before anything is stored."""
+        session = await asyncio.to_thread(self._end, session_id, trainee)
+        self._start_session_grading(session)
+
+    def _end(self, session_id: str, trainee: str) -> Session:
         self._own_active(session_id, trainee)
-        self.store.end_session(session_id)
+        return self.store.end_session(session_id)
 
     # -- one turn ------------------------------------------------------------------------------
 
@@ -363,7 +385,46 @@ class Practice:
         task.add_done_callback(self._grading.discard)
         return None
 
+    def _start_session_grading(self, session: Session) -> None:
+        """Grade the rubric's session-level items with the LLM grader in a task on the running
+        loop. Offline (no grader model) nothing happens: the report's globals are estimates."""
+        if self.grader_model is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            log.info("session %s ended outside an event loop: its session-level grade is left "
+                     "for `counselsim regrade`", session.session_id)
+            return
+        task = loop.create_task(self._grade_session(session.session_id, self.grader_model))
+        self._grading.add(task)
+        task.add_done_callback(self._grading.discard)
+
+    async def _grade_session(self, session_id: str, model: BaseChatModel) -> None:
+        """The session grade, stored through ``regrade.store_session_grade``. Never raises
+        (cancellation excepted): a grade that is not ok is left pending, recorded as an event."""
+        from simulator.grader import grade_session
+        from simulator.regrade import session_rubric, store_session_grade
+
+        try:
+            rubric = await asyncio.to_thread(session_rubric, self.store, session_id)
+            if not rubric.session_items:
+                return
+            turns = await asyncio.to_thread(self.store.current_turns, session_id)
+            if not any(t.speaker == "counselor" for t in turns):
+                return  # nothing the trainee said to rate
+            options = self.grade_options or GradeOptions.from_settings(self.settings)
+            grade = await grade_session(model, rubric, self.history(turns),
+                                        self.settings.grader_model, options=options)
+            if not await asyncio.to_thread(store_session_grade, self.store, session_id, grade):
+                await asyncio.to_thread(self.store.add_event, session_id, "session_grade_pending",
+                                        {"status": grade.status, "error": grade.error or ""})
+        except Exception:  # grading must never surface in the session; regrade finishes it
+            log.exception("session-level grade of %s failed; left for counselsim regrade",
+                          session_id)
+
     async def wait_for_grades(self) -> None:
-        """Let running grade tasks finish (the CLI calls this before printing a report)."""
+        """Let running grade tasks finish, turn grades and session-level grades alike (the CLI
+        calls this before printing a report)."""
         if self._grading:
             await asyncio.gather(*list(self._grading), return_exceptions=True)

@@ -260,11 +260,12 @@ def build(ctx: WebContext) -> dict[str, Any]:
         session_id = check_own_session(ctx.practice, session_id, user)
         return coach_html(session_id)
 
-    def end_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+    async def end_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
         session_id = check_own_session(ctx.practice, session_id, user)
         with contextlib.suppress(TurnRejected):  # already ended (a second click): report anyway
-            ctx.practice.end(session_id, user.name)
+            # on the app's loop, so the session-level grade runs beside it (never waited for)
+            await ctx.practice.end_async(session_id, user.name)
         items = ctx.self_rating_items(session_id)
         updates = []
         for i in range(MAX_SELF_ITEMS):
