@@ -29,7 +29,7 @@ browser-deps:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; fi; }
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check simulator tests
+	$(BIN)/ruff check simulator tests experiments
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy

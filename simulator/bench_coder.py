@@ -137,6 +137,7 @@ def run_bench(data: str | Path, coder: Coder, *, dev_split: bool = False,
     cpreds = [c.talk_type for c in _code_clients(coder, citems)] if citems else []
     result: dict[str, Any] = {
         "coder": coder.name,
+        "coder_model": getattr(coder, "description", coder.name),
         "data": str(data),
         "format": f.format,
         "dev_split": dev_split,

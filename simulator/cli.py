@@ -64,13 +64,14 @@ def train_coder(
     data: Annotated[Path | None, typer.Option(help="AnnoMI folder (default ../shared/data/annomi).")] = None,
     out: Annotated[Path | None, typer.Option(help="Model file (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report last.")] = False,
+    transformer: Annotated[bool, typer.Option(help="Also fine-tune the MiniLM behaviour model (needs pip install -e '.[train]'; about 10 minutes on 2 cores).")] = True,
 ) -> None:
     """Train the offline coder deterministically from AnnoMI; print dev-split metrics."""
     from simulator.coder_cli import train_coder_command
 
     try:
-        report = train_coder_command(data, out, as_json)
-    except (OSError, ValueError) as e:
+        report = train_coder_command(data, out, as_json, transformer=transformer)
+    except (OSError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     if as_json:
         emit_json(report)

@@ -11,29 +11,39 @@ from simulator.coding import Coder
 
 
 def make_coder(spec: str) -> Coder:
-    """``offline`` (or a path to a saved ``.npz`` model) gives the offline coder; anything else is
+    """``offline`` (or a path to a saved ``.npz`` model, with its ``.behaviour.onnx`` when
+    there is one) gives the offline coder; anything else is
     a model string for ``simulator.providers.chat_model`` and gives an ``LLMCoder``."""
     from simulator.coder_offline import load_offline_coder
 
     if spec == "offline":
         return load_offline_coder()
     if spec.endswith(".npz") and Path(spec).exists():
-        return load_offline_coder(spec)
+        beside = Path(spec).with_name(Path(spec).stem + ".behaviour.onnx")
+        return load_offline_coder(spec, beside if beside.exists() else None)
     from simulator.coder_llm import LLMCoder
 
     return LLMCoder.from_spec(spec)
 
 
-def train_coder_command(data: Path | None, out: Path | None, as_json: bool) -> dict[str, Any]:
+def train_coder_command(data: Path | None, out: Path | None, as_json: bool, *,
+                        transformer: bool = True) -> dict[str, Any]:
     from simulator.annomi import default_data_dir
     from simulator.coder_training import train_coder
 
-    report = train_coder(data or default_data_dir(), out)
+    report = train_coder(data or default_data_dir(), out, transformer=transformer,
+                         progress=lambda m: print(m, file=sys.stderr))
     if not as_json:
         dev = report["dev"]
         split = report["split"]
         print(f"model: {report['model']} ({report['size_bytes'] / 1e6:.1f} MB, "
               f"fit {report['fit_seconds']} s)")
+        if "behaviour_model" in report:
+            print(f"behaviour model: {report['behaviour_model']} "
+                  f"({report['behaviour_model_bytes'] / 1e6:.1f} MB)")
+            alone = report["dev_tfidf_only"]
+            print(f"dev, TF-IDF alone: macro-F1 {alone['macro_f1']:.3f}  "
+                  f"kappa {alone['cohen_kappa']:.3f}")
         print(f"split: train {split['train']['videos']} videos / {split['train']['transcripts']} "
               f"transcripts / {split['train']['counselor_utterances']} therapist utterances; "
               f"dev {split['dev']['videos']} / {split['dev']['transcripts']} / "

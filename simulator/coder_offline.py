@@ -1,10 +1,15 @@
 """The offline coder: AnnoMI labels for counselor and client utterances with no network and no GPU.
 
 It is the embedded default: the client engine reads its codes after every trainee turn, and the
-report uses it when no LLM grader is configured. The model (TF-IDF blocks over the utterance and its
-context, plus linear heads, see ``coder_features`` and ``coder_training``) ships as one ``.npz`` of
-plain arrays in ``simulator/coder_model/``: loading it needs numpy and scikit-learn only, runs no
-pickled code, and is cached per process.
+report uses it when no LLM grader is configured. Two models ship in ``simulator/coder_model/``:
+
+- TF-IDF blocks over the utterance and its context, plus linear heads (``coder_features``,
+  ``coder_training``), as one ``.npz`` of plain arrays: the behaviour, every subtype, client talk;
+- a fine-tuned MiniLM for the main behaviour (``coder_transformer``), as int8 ONNX.
+
+The main behaviour is the average of the two models' probabilities (the transformer's share is in
+its file); subtypes are then taken from the TF-IDF heads for the behaviour chosen. Loading runs no
+pickled code, needs no network, and is cached per process.
 
 Trained on the AnnoMI training portion (Wu et al., "Anno-MI: A Dataset of Expert-Annotated
 Counselling Dialogues", ICASSP 2022; public domain).
@@ -23,6 +28,7 @@ import numpy as np
 from scipy import sparse
 
 from simulator.coder_features import Block, client_fields, counselor_fields, transform_blocks
+from simulator.coder_transformer import ONNX_PATH, BehaviourModel, load_behaviour_model
 from simulator.coding import ClientLabels, CounselorLabels, Utterance
 
 MODEL_DIR = Path(__file__).resolve().parent / "coder_model"
@@ -128,9 +134,34 @@ def _array_text(arr: np.ndarray) -> str:
 class OfflineCoder:
     """Implements ``simulator.coding.Coder`` with the shipped (or any saved) ``CoderModel``."""
 
-    def __init__(self, model: CoderModel, name: str = "offline") -> None:
+    def __init__(self, model: CoderModel, name: str = "offline",
+                 behaviour: BehaviourModel | None = None) -> None:
         self.model = model
         self.name = name
+        self.behaviour = behaviour
+
+    @property
+    def description(self) -> str:
+        if self.behaviour is None:
+            return "TF-IDF + logistic regression"
+        return (f"TF-IDF + logistic regression, averaged with fine-tuned MiniLM (int8 ONNX, "
+                f"weight {self.behaviour.config.weight:g}) for the main behaviour")
+
+    def behaviour_proba(self, items: Sequence[tuple[str, Sequence[Utterance]]],
+                        x: sparse.csr_matrix) -> tuple[list[str], np.ndarray]:
+        """The behaviour classes and their probabilities for each item (ensemble when the
+        transformer is loaded)."""
+        head = self.model.counselor.heads["behaviour"]
+        proba = head.proba(x)
+        if self.behaviour is not None:
+            labels = list(self.behaviour.config.labels)
+            if sorted(labels) != sorted(head.classes):
+                raise ValueError(f"behaviour models disagree on classes: {labels} vs "
+                                 f"{head.classes}")
+            extra = self.behaviour.proba(items)[:, [labels.index(c) for c in head.classes]]
+            w = self.behaviour.config.weight
+            proba = w * extra + (1.0 - w) * proba
+        return head.classes, proba
 
     def code_counselor(self, text: str, context: Sequence[Utterance]) -> CounselorLabels:
         return self.code_counselor_batch([(text, context)])[0]
@@ -142,10 +173,9 @@ class OfflineCoder:
             return []
         tm = self.model.counselor
         x = tm.features([counselor_fields(text, ctx) for text, ctx in items])
-        head = tm.heads["behaviour"]
-        proba = head.proba(x)
+        classes, proba = self.behaviour_proba(items, x)
         best = proba.argmax(axis=1)
-        behaviours = [head.classes[i] for i in best]
+        behaviours = [classes[i] for i in best]
         subtypes: list[str | None] = [None] * len(items)
         for behaviour, head_name in SUBTYPE_HEADS.items():
             sub = tm.heads.get(head_name)
@@ -179,10 +209,16 @@ class OfflineCoder:
 
 
 @lru_cache(maxsize=4)
-def _load(path: str) -> OfflineCoder:
-    return OfflineCoder(CoderModel.load(path))
+def _load(path: str, behaviour_path: str | None) -> OfflineCoder:
+    behaviour = load_behaviour_model(behaviour_path) if behaviour_path else None
+    return OfflineCoder(CoderModel.load(path), behaviour=behaviour)
 
 
-def load_offline_coder(path: str | Path | None = None) -> OfflineCoder:
-    """The shipped offline coder (cached per process; loads from disk, never the network)."""
-    return _load(str(Path(path) if path is not None else MODEL_PATH))
+def load_offline_coder(path: str | Path | None = None,
+                       behaviour_path: str | Path | None = None) -> OfflineCoder:
+    """The shipped offline coder, both models (cached per process; loads from disk, never the
+    network). A saved ``.npz`` ``path`` loads alone (TF-IDF only) unless ``behaviour_path`` names
+    an ONNX behaviour model to average with it."""
+    if path is None:
+        return _load(str(MODEL_PATH), str(behaviour_path or ONNX_PATH))
+    return _load(str(path), str(behaviour_path) if behaviour_path else None)

@@ -5,14 +5,15 @@ the transcripts by source video into train and dev (seeded), fit on train, repor
 save the model trained on the train split. The shipped model is that model, so ``bench coder
 --dev-split`` on the training file gives honest figures; the dev videos are recorded in the model.
 
-Everything is deterministic: a sorted vocabulary, lbfgs logistic regression (no random state
-involved), and a split that depends only on the video URLs and the seed.
+The TF-IDF model is deterministic: a sorted vocabulary, lbfgs logistic regression (no random
+state involved), and a split that depends only on the video URLs and the seed. The transformer is
+seeded and runs with a fixed thread count (``coder_finetune``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 
 from simulator.annomi import Transcript, read_annomi, split_by_video, training_file
 from simulator.coder_features import Block, client_fields, counselor_fields, fit_blocks
+from simulator.coder_finetune import FinetuneConfig
 from simulator.coder_offline import (
     MODEL_PATH,
     SUBTYPE_HEADS,
@@ -30,6 +32,7 @@ from simulator.coder_offline import (
     OfflineCoder,
     TextModel,
 )
+from simulator.coder_transformer import ONNX_PATH, BehaviourModel
 from simulator.metrics import macro_f1, summary
 
 SEED = 13
@@ -149,8 +152,16 @@ def evaluate_offline(coder: OfflineCoder, transcripts: Sequence[Transcript]) -> 
 
 def train_coder(data_dir: str | Path, out: str | Path | None = None, *,
                 config: TrainConfig | None = None, seed: int = SEED,
-                dev_fraction: float = DEV_FRACTION) -> dict[str, Any]:
-    """Train on the train split, score the dev split, save the model; return the report."""
+                dev_fraction: float = DEV_FRACTION, transformer: bool = True,
+                finetune_config: FinetuneConfig | None = None,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train on the train split, score the dev split, save the model(s); return the report.
+
+    With ``transformer`` (the default; needs the ``train`` extra) the MiniLM behaviour model is
+    fine-tuned on the same train split and saved beside the ``.npz`` (``annomi-behaviour.onnx``
+    for the shipped model, ``<name>.behaviour.onnx`` for another ``out``); the dev figures are
+    then those of the two models together, with the TF-IDF model's alone kept beside them.
+    """
     path = training_file(data_dir)
     data = read_annomi(path)
     train, dev = split_by_video(data.transcripts, dev_fraction, seed)
@@ -167,12 +178,33 @@ def train_coder(data_dir: str | Path, out: str | Path | None = None, *,
     }
     model = fit_model(train, config, meta)
     fit_s = time.perf_counter() - started
-    dev_metrics = evaluate_offline(OfflineCoder(model), dev)
-    model.meta["dev_metrics"] = dev_metrics
     out_path = Path(out) if out is not None else MODEL_PATH
+    tfidf_dev = evaluate_offline(OfflineCoder(model), dev)
+    model.meta["dev_metrics_tfidf"] = tfidf_dev
+    dev_metrics = tfidf_dev
+    onnx_path = None
+    if transformer:
+        from simulator.coder_finetune import behaviour_pairs, export, finetune
+
+        fc = finetune_config or FinetuneConfig(seed=seed)
+        started = time.perf_counter()
+        net, tokens = finetune(*behaviour_pairs(train), fc, progress)
+        onnx_path = (ONNX_PATH if out is None
+                     else out_path.with_name(out_path.stem + ".behaviour.onnx"))
+        export(net, tokens, onnx_path, fc, {k: meta[k] for k in ("trained_on", "seed",
+                                                                  "dev_videos", "citation")})
+        fit_s += time.perf_counter() - started
+        both = OfflineCoder(model, behaviour=BehaviourModel(onnx_path))
+        dev_metrics = evaluate_offline(both, dev)
+    model.meta["dev_metrics"] = dev_metrics
     model.save(out_path)
-    return {"model": str(out_path), "size_bytes": out_path.stat().st_size,
-            "fit_seconds": round(fit_s, 1), "split": meta["split"], "dev": dev_metrics}
+    report = {"model": str(out_path), "size_bytes": out_path.stat().st_size,
+              "fit_seconds": round(fit_s, 1), "split": meta["split"], "dev": dev_metrics,
+              "dev_tfidf_only": tfidf_dev}
+    if onnx_path is not None:
+        report["behaviour_model"] = str(onnx_path)
+        report["behaviour_model_bytes"] = onnx_path.stat().st_size
+    return report
 
 
 def _split_sizes(train: Sequence[Transcript], dev: Sequence[Transcript]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from simulator.coder_offline import MODEL_PATH, CoderModel, load_offline_coder
+from simulator.coder_offline import MODEL_PATH, CoderModel, OfflineCoder, load_offline_coder
+from simulator.coder_transformer import ONNX_PATH
 from simulator.coding import Coder, Utterance
 
 CLIENT = [Utterance(speaker="client",
@@ -79,6 +80,9 @@ def test_client_talk(coder):
 def test_roundtrip_save_load(coder, tmp_path):
     path = tmp_path / "m.npz"
     coder.model.save(path)
-    again = load_offline_coder(path)
     text, ctx = "So you feel stuck.", CLIENT
-    assert again.code_counselor(text, ctx) == coder.code_counselor(text, ctx)
+    alone = load_offline_coder(path)  # a saved .npz loads alone unless told its ONNX file
+    assert alone.behaviour is None
+    assert alone.code_counselor(text, ctx) == OfflineCoder(coder.model).code_counselor(text, ctx)
+    both = load_offline_coder(path, ONNX_PATH)
+    assert both.code_counselor(text, ctx) == coder.code_counselor(text, ctx)

@@ -1,0 +1,75 @@
+"""``counselsim train-coder``: the TF-IDF model and the transformer, trained for real on the shared
+AnnoMI data (the transformer with one layer, one epoch and a few utterances: seconds)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulator.annomi import default_data_dir, read_annomi, split_by_video, training_file
+from simulator.coder_cli import make_coder
+from simulator.coder_finetune import FinetuneConfig, behaviour_pairs, export, finetune
+from simulator.coder_offline import CoderModel
+from simulator.coder_training import train_coder
+from simulator.coder_transformer import BehaviourModel
+
+DATA = default_data_dir()
+TINY = FinetuneConfig(layers=1, epochs=1, limit=48)
+
+needs_data = pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data/annomi")
+
+
+@pytest.fixture(scope="module")
+def split():
+    return split_by_video(read_annomi(training_file(DATA)).transcripts)
+
+
+@needs_data
+def test_tfidf_only_from_the_command_line(tmp_path: Path):
+    out = tmp_path / "m.npz"
+    cli = Path(sys.executable).parent / "counselsim"
+    done = subprocess.run([str(cli), "train-coder", "--no-transformer", "--out", str(out),
+                           "--json"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["dev"] == report["dev_tfidf_only"]
+    assert "behaviour_model" not in report
+    assert 0.6 < report["dev"]["macro_f1"] < 1.0
+    model = CoderModel.load(out)
+    assert not set(model.meta["dev_videos"]) & set(model.meta["train_videos"])
+    assert make_coder(str(out)).behaviour is None  # no .behaviour.onnx beside it
+
+
+@needs_data
+def test_with_the_transformer_saves_both_and_scores_them_together(tmp_path: Path):
+    out = tmp_path / "m.npz"
+    report = train_coder(DATA, out, finetune_config=TINY)
+    onnx = tmp_path / "m.behaviour.onnx"
+    assert report["behaviour_model"] == str(onnx) and onnx.exists()
+    coder = make_coder(str(out))
+    assert coder.behaviour is not None
+    assert coder.behaviour.meta["dev_videos"] == CoderModel.load(out).meta["dev_videos"]
+    assert set(report["dev"]) >= {"macro_f1", "cohen_kappa", "per_class_f1"}
+    assert report["dev"] != report["dev_tfidf_only"]  # the average changed the dev predictions
+
+
+@needs_data
+def test_finetuning_is_deterministic(tmp_path: Path, split):
+    train, dev = split
+    digests = []
+    for run in range(2):
+        model, tokens = finetune(*behaviour_pairs(train), TINY)
+        path = tmp_path / f"run{run}" / "m.behaviour.onnx"
+        export(model, tokens, path, TINY, {"dev_videos": []})
+        digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    items = [(u.text, t.context(i)) for t in dev[:1] for i, u in enumerate(t.utterances)
+             if u.speaker == "counselor"]
+    proba = BehaviourModel(path).proba(items)
+    assert proba.shape == (len(items), 4) and np.allclose(proba.sum(axis=1), 1.0)
