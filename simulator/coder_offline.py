@@ -5,7 +5,8 @@ report uses it when no LLM grader is configured. Two models ship in ``simulator/
 
 - TF-IDF blocks over the utterance and its context, plus linear heads (``coder_features``,
   ``coder_training``), as one ``.npz`` of plain arrays: the behaviour, every subtype, client talk;
-- a fine-tuned MiniLM for the main behaviour (``coder_transformer``), as int8 ONNX.
+- a fine-tuned MiniLM for the main behaviour (``coder_transformer``), as int8 ONNX beside it
+  (``<name>.behaviour.onnx``; the ``.npz`` records its hash).
 
 The main behaviour is the average of the two models' probabilities (the transformer's share is in
 its file); subtypes are then taken from the TF-IDF heads for the behaviour chosen. Loading runs no
@@ -17,6 +18,7 @@ Counselling Dialogues", ICASSP 2022; public domain).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ import numpy as np
 from scipy import sparse
 
 from simulator.coder_features import Block, client_fields, counselor_fields, transform_blocks
-from simulator.coder_transformer import ONNX_PATH, BehaviourModel, load_behaviour_model
+from simulator.coder_transformer import BehaviourModel, behaviour_path, load_behaviour_model
 from simulator.coding import ClientLabels, CounselorLabels, Utterance
 
 MODEL_DIR = Path(__file__).resolve().parent / "coder_model"
@@ -139,6 +141,10 @@ class OfflineCoder:
         self.model = model
         self.name = name
         self.behaviour = behaviour
+        classes = model.counselor.heads["behaviour"].classes
+        if behaviour is not None and sorted(behaviour.config.labels) != sorted(classes):
+            raise ValueError(f"the behaviour models disagree on classes: "
+                             f"{list(behaviour.config.labels)} against {classes}")
 
     @property
     def description(self) -> str:
@@ -155,9 +161,6 @@ class OfflineCoder:
         proba = head.proba(x)
         if self.behaviour is not None:
             labels = list(self.behaviour.config.labels)
-            if sorted(labels) != sorted(head.classes):
-                raise ValueError(f"behaviour models disagree on classes: {labels} vs "
-                                 f"{head.classes}")
             extra = self.behaviour.proba(items)[:, [labels.index(c) for c in head.classes]]
             w = self.behaviour.config.weight
             proba = w * extra + (1.0 - w) * proba
@@ -208,17 +211,30 @@ class OfflineCoder:
                 for p in proba]
 
 
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 @lru_cache(maxsize=4)
-def _load(path: str, behaviour_path: str | None) -> OfflineCoder:
-    behaviour = load_behaviour_model(behaviour_path) if behaviour_path else None
-    return OfflineCoder(CoderModel.load(path), behaviour=behaviour)
+def _load(path: str) -> OfflineCoder:
+    model = CoderModel.load(path)
+    onnx = behaviour_path(path)
+    want = model.meta.get("behaviour_sha256")
+    if want is None:
+        if onnx.exists():
+            raise ValueError(f"{onnx}: {Path(path).name} was trained without a behaviour model; "
+                             "delete the file or run counselsim train-coder again")
+        return OfflineCoder(model)
+    if not onnx.exists():
+        raise ValueError(f"{path}: trained with {onnx.name}, which is missing")
+    if file_sha256(onnx) != want:
+        raise ValueError(f"{onnx}: not the behaviour model {Path(path).name} was trained with "
+                         "(run counselsim train-coder again)")
+    return OfflineCoder(model, behaviour=load_behaviour_model(str(onnx)))
 
 
-def load_offline_coder(path: str | Path | None = None,
-                       behaviour_path: str | Path | None = None) -> OfflineCoder:
-    """The shipped offline coder, both models (cached per process; loads from disk, never the
-    network). A saved ``.npz`` ``path`` loads alone (TF-IDF only) unless ``behaviour_path`` names
-    an ONNX behaviour model to average with it."""
-    if path is None:
-        return _load(str(MODEL_PATH), str(behaviour_path or ONNX_PATH))
-    return _load(str(path), str(behaviour_path) if behaviour_path else None)
+def load_offline_coder(path: str | Path | None = None) -> OfflineCoder:
+    """The shipped offline coder, or a saved one: the ``.npz`` and, when it was trained with one,
+    its ``.behaviour.onnx`` beside it, checked by hash so a stale file is never averaged in.
+    Cached per process; loads from disk, never the network."""
+    return _load(str(Path(path) if path is not None else MODEL_PATH))

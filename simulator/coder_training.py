@@ -31,8 +31,9 @@ from simulator.coder_offline import (
     LinearHead,
     OfflineCoder,
     TextModel,
+    file_sha256,
 )
-from simulator.coder_transformer import ONNX_PATH, BehaviourModel
+from simulator.coder_transformer import BehaviourModel, behaviour_path, tokenizer_path
 from simulator.metrics import macro_f1, summary
 
 SEED = 13
@@ -158,10 +159,15 @@ def train_coder(data_dir: str | Path, out: str | Path | None = None, *,
     """Train on the train split, score the dev split, save the model(s); return the report.
 
     With ``transformer`` (the default; needs the ``train`` extra) the MiniLM behaviour model is
-    fine-tuned on the same train split and saved beside the ``.npz`` (``annomi-behaviour.onnx``
-    for the shipped model, ``<name>.behaviour.onnx`` for another ``out``); the dev figures are
-    then those of the two models together, with the TF-IDF model's alone kept beside them.
+    fine-tuned on the same train split and saved beside the ``.npz`` as ``<name>.behaviour.onnx``
+    (its hash recorded in the ``.npz``); the dev figures are then those of the two models
+    together, with the TF-IDF model's alone kept beside them. Without it, a behaviour model left
+    beside ``out`` by an earlier training is removed, so it cannot be averaged in.
     """
+    if transformer:
+        from simulator.coder_finetune import require_training_extra
+
+        require_training_extra()  # before minutes of TF-IDF fitting, not after
     path = training_file(data_dir)
     data = read_annomi(path)
     train, dev = split_by_video(data.transcripts, dev_fraction, seed)
@@ -182,28 +188,35 @@ def train_coder(data_dir: str | Path, out: str | Path | None = None, *,
     tfidf_dev = evaluate_offline(OfflineCoder(model), dev)
     model.meta["dev_metrics_tfidf"] = tfidf_dev
     dev_metrics = tfidf_dev
-    onnx_path = None
+    onnx_path = behaviour_path(out_path)
+    removed: list[str] = []
     if transformer:
         from simulator.coder_finetune import behaviour_pairs, export, finetune
 
         fc = finetune_config or FinetuneConfig(seed=seed)
         started = time.perf_counter()
         net, tokens = finetune(*behaviour_pairs(train), fc, progress)
-        onnx_path = (ONNX_PATH if out is None
-                     else out_path.with_name(out_path.stem + ".behaviour.onnx"))
         export(net, tokens, onnx_path, fc, {k: meta[k] for k in ("trained_on", "seed",
                                                                   "dev_videos", "citation")})
         fit_s += time.perf_counter() - started
+        model.meta["behaviour_sha256"] = file_sha256(onnx_path)
         both = OfflineCoder(model, behaviour=BehaviourModel(onnx_path))
         dev_metrics = evaluate_offline(both, dev)
+    else:  # a behaviour model left from an earlier training no longer belongs to this one
+        for stale in (onnx_path, tokenizer_path(onnx_path)):
+            if stale.exists():
+                stale.unlink()
+                removed.append(str(stale))
     model.meta["dev_metrics"] = dev_metrics
     model.save(out_path)
     report = {"model": str(out_path), "size_bytes": out_path.stat().st_size,
               "fit_seconds": round(fit_s, 1), "split": meta["split"], "dev": dev_metrics,
               "dev_tfidf_only": tfidf_dev}
-    if onnx_path is not None:
+    if transformer:
         report["behaviour_model"] = str(onnx_path)
         report["behaviour_model_bytes"] = onnx_path.stat().st_size
+    if removed:
+        report["removed"] = removed
     return report
 
 

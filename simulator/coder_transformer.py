@@ -6,9 +6,9 @@ as well as a model that reads both utterances together (a reflection restates th
 words). ``OfflineCoder`` averages this model's probabilities with the TF-IDF behaviour head's;
 subtypes and client talk stay with the TF-IDF model. Figures and the choice: ``docs/coder.md``.
 
-It runs with ONNX Runtime on int8 weights (``annomi-behaviour.onnx``, about 23 MB) and the
-model's own tokenizer file (``minilm-tokenizer.json``, beside it), so loading needs no network,
-no PyTorch and no pickled code. Training (``coder_finetune``) encodes with the same
+It runs with ONNX Runtime on int8 weights (``annomi-coder.behaviour.onnx``, about 23 MB) and
+the model's own tokenizer file (``annomi-coder.behaviour.tokenizer.json``), so loading needs no
+network, no PyTorch and no pickled code. Training (``coder_finetune``) encodes with the same
 ``context_text`` and ``encode_pair``: the end of the context, then the start of the utterance.
 """
 
@@ -16,29 +16,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.coding import Utterance
 
-MODEL_DIR = Path(__file__).resolve().parent / "coder_model"
-ONNX_PATH = MODEL_DIR / "annomi-behaviour.onnx"
-TOKENIZER_NAME = "minilm-tokenizer.json"
-"""The tokenizer file lives beside the ONNX file it belongs to."""
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-@dataclass(frozen=True)
-class PairConfig:
+def behaviour_path(npz: str | Path) -> Path:
+    """The behaviour model that belongs to a TF-IDF ``.npz``: ``<name>.behaviour.onnx`` beside it
+    (the shipped pair: ``annomi-coder.npz`` and ``annomi-coder.behaviour.onnx``)."""
+    npz = Path(npz)
+    return npz.with_name(npz.stem + ".behaviour.onnx")
+
+
+def tokenizer_path(onnx: str | Path) -> Path:
+    """The tokenizer file beside its ONNX file: ``<name>.behaviour.tokenizer.json``."""
+    return Path(onnx).with_suffix(".tokenizer.json")
+
+
+class PairConfig(BaseModel):
     """How an utterance and its context become one token sequence (stored in the ONNX file)."""
 
-    max_context: int = 40
-    max_utterance: int = 56
-    labels: tuple[str, ...] = ("question", "reflection", "therapist_input", "other")
-    weight: float = 0.5
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_context: int = Field(40, ge=1)
+    max_utterance: int = Field(56, ge=1)
+    labels: tuple[str, ...] = Field(("question", "reflection", "therapist_input", "other"),
+                                    min_length=2)
+    weight: float = Field(0.5, gt=0.0, le=1.0)
     """This model's share of the behaviour probability; the TF-IDF head has the rest."""
 
 
@@ -72,6 +82,14 @@ def pad(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, n
     }
 
 
+def special_ids(tokenizer: Any, path: str | Path) -> tuple[int, int, int]:
+    """[CLS], [SEP] and [PAD]: a BERT-style tokenizer has all three."""
+    ids = [tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]")]
+    if None in ids:
+        raise ValueError(f"{path}: not a BERT tokenizer (no [CLS], [SEP] or [PAD] token)")
+    return int(ids[0]), int(ids[1]), int(ids[2])
+
+
 def load_tokenizer(path: str | Path) -> Any:
     """A ``tokenizers.Tokenizer`` that returns just the text's tokens.
 
@@ -102,22 +120,26 @@ class BehaviourModel:
         # bench's utterances_per_s is a one-core figure.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), options,
-                                            providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        pair = json.loads(meta["counselsim_pair_config"])
-        self.config = PairConfig(**{**pair, "labels": tuple(pair["labels"])})
-        self.meta: dict[str, Any] = json.loads(meta.get("counselsim_meta", "{}"))
-        self.tokenizer = load_tokenizer(Path(onnx_path).with_name(TOKENIZER_NAME))
-        self.cls_id = self._token_id("[CLS]")
-        self.sep_id = self._token_id("[SEP]")
-        self.pad_id = self._token_id("[PAD]")
-
-    def _token_id(self, token: str) -> int:
-        i = self.tokenizer.token_to_id(token)
-        if i is None:
-            raise ValueError(f"tokenizer has no {token} token")
-        return int(i)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options,
+                                                providers=["CPUExecutionProvider"])
+            meta = self.session.get_modelmeta().custom_metadata_map
+            self.config = PairConfig.model_validate_json(meta["counselsim_pair_config"])
+            self.meta: dict[str, Any] = json.loads(meta.get("counselsim_meta", "{}"))
+        except Exception as e:  # onnxruntime's own errors (bad protobuf...) derive from Exception
+            raise ValueError(f"{onnx_path}: not a CounselSim behaviour model "
+                             f"({type(e).__name__}: {e})") from e
+        inputs = {i.name for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if inputs != set(INPUTS) or outputs != ["logits"]:
+            raise ValueError(f"{onnx_path}: expected inputs {list(INPUTS)} and output logits, "
+                             f"found {sorted(inputs)} and {outputs}")
+        tok = tokenizer_path(onnx_path)
+        try:
+            self.tokenizer = load_tokenizer(tok)
+        except Exception as e:  # tokenizers raises its own Exception type
+            raise ValueError(f"{tok}: cannot load the tokenizer ({e})") from e
+        self.cls_id, self.sep_id, self.pad_id = special_ids(self.tokenizer, tok)
 
     def proba(self, items: Sequence[tuple[str, Sequence[Utterance]]]) -> np.ndarray:
         """One ONNX call per utterance, on purpose: int8 dynamic quantisation scales activations
@@ -134,10 +156,6 @@ class BehaviourModel:
 
 
 @lru_cache(maxsize=4)
-def _load(onnx_path: str) -> BehaviourModel:
+def load_behaviour_model(onnx_path: str) -> BehaviourModel:
+    """A behaviour model from disk, cached per process (``coder_offline`` picks the file)."""
     return BehaviourModel(onnx_path)
-
-
-def load_behaviour_model(onnx_path: str | Path | None = None) -> BehaviourModel:
-    """The shipped behaviour model, or a saved one (cached per process; from disk only)."""
-    return _load(str(onnx_path or ONNX_PATH))

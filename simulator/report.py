@@ -164,9 +164,9 @@ class Report(BaseModel):
     """A message to show before anything else (``NO_TRAINEE_TURNS`` when there are none)."""
     globals_status: GlobalsStatus = "not_needed"
     """Where the session-level (global) items stand: ``graded`` by the LLM grader; ``waiting``
-    for the grade started when the session ended; ``pending`` after a failed grade (``counselsim
-    regrade`` finishes it); ``at_end`` while the session is active; ``offline`` (estimates only);
-    ``not_needed`` when the rubric has none."""
+    for the grade started when the session ended; ``pending`` when it failed or never started
+    (``counselsim regrade`` finishes it); ``at_end`` while the session is active; ``offline``
+    (estimates only); ``not_needed`` when the rubric has none or the trainee said nothing."""
 
 
 # ---------------------------------------------------------------- highlight rules (content)
@@ -256,16 +256,21 @@ def trainee_turn_numbers(every: list[Turn]) -> dict[int, int]:
     return numbers
 
 
-def _globals_status(store: Store, session: Session, rubric: Rubric) -> GlobalsStatus:
-    if not rubric.session_items:
+def _globals_status(store: Store, session: Session, rubric: Rubric,
+                    trainee_turns: int) -> GlobalsStatus:
+    if not rubric.session_items or not trainee_turns:
         return "not_needed"
     if store.session_grade(session.session_id, rubric.id) is not None:
         return "graded"
-    if store.events(session.session_id, "session_grade_pending"):
-        return "pending"
     if session.grader_model == "offline":
         return "offline"
-    return "waiting" if session.status == "ended" else "at_end"
+    if session.status != "ended":
+        return "at_end"
+    started = [e.id for e in store.events(session.session_id, "session_grade_started")]
+    failed = [e.id for e in store.events(session.session_id, "session_grade_pending")]
+    if started and (not failed or max(failed) < max(started)):
+        return "waiting"
+    return "pending"  # failed, or never started (ended with no event loop, or an older session)
 
 
 def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = None,
@@ -368,7 +373,7 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
         abandoned_branches=len({t.abandoned_branch for t in abandoned}),
         abandoned_turns=len(abandoned), trainee_turns=len(counselor),
         notice="" if counselor else NO_TRAINEE_TURNS,
-        globals_status=_globals_status(store, session, rubric))
+        globals_status=_globals_status(store, session, rubric, len(counselor)))
 
 
 def _machine_value(store: Store, turn_id: int, item_id: str) -> Value:
@@ -506,7 +511,6 @@ def environment(feedback_dir: Path) -> Environment:
                       keep_trailing_newline=True)
     env.filters["md"] = md_escape
     env.filters["fmt"] = _fmt
-    env.filters["turn_no"] = lambda idx: int(idx) + 1
     return env
 
 

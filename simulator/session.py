@@ -25,6 +25,7 @@ stored, and ``reply()`` (or the UI's retry button) asks the client again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -276,7 +277,8 @@ class Practice:
             raise TurnRejected("there is no trainee turn waiting for a reply")
         last = turns[-1]
         context = self.history(turns[:-1])
-        coded, fresh = self._code(last, context)
+        # in a worker thread: the coder's transformer takes a few ms the other sessions need
+        coded, fresh = await asyncio.to_thread(self._code, last, context)
         # Codes (and an offline grade) are committed in a worker thread while the client answers:
         # they are derived data, and two fsyncs on the way to the first token were most of the
         # engine's own latency (bench turn). Awaited before the reply is stored, so rows keep
@@ -402,7 +404,8 @@ class Practice:
 
     async def _grade_session(self, session_id: str, model: BaseChatModel) -> None:
         """The session grade, stored through ``regrade.store_session_grade``. Never raises
-        (cancellation excepted): a grade that is not ok is left pending, recorded as an event."""
+        (cancellation excepted). Events tell the report where it stands: ``session_grade_started``
+        when the model is called, ``session_grade_pending`` when it failed (regrade finishes it)."""
         from simulator.grader import grade_session
         from simulator.regrade import session_rubric, store_session_grade
 
@@ -413,15 +416,19 @@ class Practice:
             turns = await asyncio.to_thread(self.store.current_turns, session_id)
             if not any(t.speaker == "counselor" for t in turns):
                 return  # nothing the trainee said to rate
+            await asyncio.to_thread(self.store.add_event, session_id, "session_grade_started")
             options = self.grade_options or GradeOptions.from_settings(self.settings)
             grade = await grade_session(model, rubric, self.history(turns),
                                         self.settings.grader_model, options=options)
             if not await asyncio.to_thread(store_session_grade, self.store, session_id, grade):
                 await asyncio.to_thread(self.store.add_event, session_id, "session_grade_pending",
                                         {"status": grade.status, "error": grade.error or ""})
-        except Exception:  # grading must never surface in the session; regrade finishes it
+        except Exception as exc:  # grading must never surface in the session; regrade finishes it
             log.exception("session-level grade of %s failed; left for counselsim regrade",
                           session_id)
+            with contextlib.suppress(Exception):  # best effort: the report then says "pending"
+                await asyncio.to_thread(self.store.add_event, session_id, "session_grade_pending",
+                                        {"status": "error", "error": type(exc).__name__})
 
     async def wait_for_grades(self) -> None:
         """Let running grade tasks finish, turn grades and session-level grades alike (the CLI

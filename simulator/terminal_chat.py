@@ -56,9 +56,10 @@ async def run_chat(practice: Practice, *, trainee: str, persona_id: str, rubric_
         except TurnRejected as exc:
             typer.echo(f"  ({exc})", err=True)
             errors += 1
-    await practice.wait_for_grades()
     if end:
-        practice.end(session_id, trainee)
+        # before waiting, so the session-level grade (LLM grader) runs and is waited for too
+        await practice.end_async(session_id, trainee)
+    await practice.wait_for_grades()
     return session_summary(practice, session_id) | {"rejected_turns": errors}
 
 

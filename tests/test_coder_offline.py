@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 
 import pytest
 
 from simulator.coder_offline import MODEL_PATH, CoderModel, OfflineCoder, load_offline_coder
-from simulator.coder_transformer import ONNX_PATH
+from simulator.coder_transformer import behaviour_path, tokenizer_path
 from simulator.coding import Coder, Utterance
 
 CLIENT = [Utterance(speaker="client",
@@ -81,8 +82,30 @@ def test_roundtrip_save_load(coder, tmp_path):
     path = tmp_path / "m.npz"
     coder.model.save(path)
     text, ctx = "So you feel stuck.", CLIENT
-    alone = load_offline_coder(path)  # a saved .npz loads alone unless told its ONNX file
-    assert alone.behaviour is None
-    assert alone.code_counselor(text, ctx) == OfflineCoder(coder.model).code_counselor(text, ctx)
-    both = load_offline_coder(path, ONNX_PATH)
+    with pytest.raises(ValueError, match="m.behaviour.onnx, which is missing"):
+        load_offline_coder(path)  # trained with a behaviour model: it must be beside it
+    onnx = behaviour_path(path)
+    shutil.copyfile(behaviour_path(MODEL_PATH), onnx)
+    shutil.copyfile(tokenizer_path(behaviour_path(MODEL_PATH)), tokenizer_path(onnx))
+    both = load_offline_coder(path)
     assert both.code_counselor(text, ctx) == coder.code_counselor(text, ctx)
+
+    alone = CoderModel.load(MODEL_PATH)
+    del alone.meta["behaviour_sha256"]
+    alone.save(tmp_path / "alone.npz")
+    shutil.copyfile(onnx, behaviour_path(tmp_path / "alone.npz"))
+    with pytest.raises(ValueError, match="trained without a behaviour model"):
+        load_offline_coder(tmp_path / "alone.npz")  # a stale file is never averaged in
+    behaviour_path(tmp_path / "alone.npz").unlink()
+    tfidf = load_offline_coder(tmp_path / "alone.npz")
+    assert tfidf.behaviour is None
+    assert tfidf.code_counselor(text, ctx) == OfflineCoder(coder.model).code_counselor(text, ctx)
+
+
+def test_a_changed_behaviour_file_is_refused(coder, tmp_path):
+    path = tmp_path / "m.npz"
+    coder.model.save(path)
+    onnx = behaviour_path(path)
+    onnx.write_bytes(behaviour_path(MODEL_PATH).read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="not the behaviour model m.npz was trained with"):
+        load_offline_coder(path)

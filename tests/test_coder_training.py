@@ -43,7 +43,7 @@ def test_tfidf_only_from_the_command_line(tmp_path: Path):
     assert 0.6 < report["dev"]["macro_f1"] < 1.0
     model = CoderModel.load(out)
     assert not set(model.meta["dev_videos"]) & set(model.meta["train_videos"])
-    assert make_coder(str(out)).behaviour is None  # no .behaviour.onnx beside it
+    assert make_coder(str(out)).behaviour is None  # trained without one
 
 
 @needs_data
@@ -52,11 +52,16 @@ def test_with_the_transformer_saves_both_and_scores_them_together(tmp_path: Path
     report = train_coder(DATA, out, finetune_config=TINY)
     onnx = tmp_path / "m.behaviour.onnx"
     assert report["behaviour_model"] == str(onnx) and onnx.exists()
+    assert (tmp_path / "m.behaviour.tokenizer.json").exists()
     coder = make_coder(str(out))
     assert coder.behaviour is not None
     assert coder.behaviour.meta["dev_videos"] == CoderModel.load(out).meta["dev_videos"]
     assert set(report["dev"]) >= {"macro_f1", "cohen_kappa", "per_class_f1"}
     assert report["dev"] != report["dev_tfidf_only"]  # the average changed the dev predictions
+
+    again = train_coder(DATA, out, transformer=False)  # TF-IDF only: the old ONNX must go
+    assert again["removed"] == [str(onnx), str(tmp_path / "m.behaviour.tokenizer.json")]
+    assert not onnx.exists() and make_coder(str(out)).behaviour is None
 
 
 @needs_data

@@ -7,33 +7,35 @@ import socket
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from simulator.coder_features import counselor_fields
 from simulator.coder_offline import MODEL_PATH, CoderModel, OfflineCoder, load_offline_coder
 from simulator.coder_transformer import (
-    ONNX_PATH,
-    TOKENIZER_NAME,
     BehaviourModel,
     PairConfig,
+    behaviour_path,
     context_text,
     encode_pair,
     load_behaviour_model,
     pad,
+    tokenizer_path,
 )
 from simulator.coding import Utterance
 
+ONNX_PATH = behaviour_path(MODEL_PATH)
 CLIENT = Utterance(speaker="client", text="I just don't know what to do anymore.")
 COUNSELOR = Utterance(speaker="counselor", text="What brings you in?")
 
 
 @pytest.fixture(scope="module")
 def behaviour() -> BehaviourModel:
-    return load_behaviour_model()
+    return load_behaviour_model(str(ONNX_PATH))
 
 
 def test_shipped_file_is_small_loads_offline_and_matches_the_tfidf_split(monkeypatch):
     assert ONNX_PATH.stat().st_size < 30_000_000
-    assert (ONNX_PATH.parent / TOKENIZER_NAME).exists()
+    assert tokenizer_path(ONNX_PATH).exists()
 
     def no_network(*args, **kwargs):
         raise AssertionError("the behaviour model tried to open a network connection")
@@ -46,6 +48,15 @@ def test_shipped_file_is_small_loads_offline_and_matches_the_tfidf_split(monkeyp
     assert 0.0 < model.config.weight < 1.0
     # trained on the same side of the same split, so --dev-split figures stay honest
     assert model.meta["dev_videos"] == tfidf.meta["dev_videos"]
+
+
+def test_a_file_that_is_not_a_behaviour_model_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.behaviour.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ValueError, match="x.behaviour.onnx: not a CounselSim behaviour model"):
+        BehaviourModel(bad)
+    with pytest.raises(ValidationError):
+        PairConfig(weight=1.5)
 
 
 def test_context_is_the_counselors_last_turn_then_the_clients():

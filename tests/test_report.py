@@ -17,7 +17,14 @@ from content_fixtures import code, fill_session, new_session
 
 from simulator.export import write_export
 from simulator.progress import build_progress, render_progress
-from simulator.report import build_report, md_escape, render, render_report
+from simulator.report import (
+    NO_TRAINEE_TURNS,
+    build_report,
+    md_escape,
+    render,
+    render_report,
+    trainee_turn_numbers,
+)
 from simulator.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,3 +208,50 @@ def test_cli_verbs(tmp_path: Path) -> None:
     assert exp.returncode == 0 and exp.stdout.startswith("session_id,")
     prog = cli("progress", "--trainee", "alex", "--format", "json", db=db)
     assert prog.returncode == 0 and json.loads(prog.stdout)["sessions"][0]["session_id"] == sid
+
+
+def test_trainee_turns_are_numbered_along_their_own_branch(store: Store) -> None:
+    sid = new_session(store)
+    fill_session(store, sid)
+    store.rewind(sid, 10)  # the sixth trainee turn ("You need to cut down...") is tried again
+    t = store.add_turn(sid, "counselor", "Your job makes cutting down feel impossible.")
+    store.add_codes(t.id, "test-miti", code("CR"), coder="offline")
+    every = store.all_turns(sid)
+    number = trainee_turn_numbers(every)
+    by_text = {(x.text, x.abandoned_branch is None): number[x.id] for x in every}
+    assert by_text[("What brings you in today?", True)] == 1
+    assert by_text[("Your job makes cutting down feel impossible.", True)] == 6
+    assert by_text[("You need to cut down, it's damaging your liver.", False)] == 6
+    assert by_text[("You drink most nights.", False)] == 7  # numbered on its abandoned branch
+    assert by_text[("Yes, but you don't know my job.", False)] == 6  # the client answers turn 6
+    assert by_text[("The doctor sent me.", True)] == 1
+    report = build_report(store, sid, feedback_dir=FEEDBACK)
+    assert [line.turn for line in report.transcript if line.speaker == "counselor"] == [
+        1, 2, 3, 4, 5, 6]
+    assert "6 · You" in render(report, "html", feedback_dir=FEEDBACK)
+
+
+def test_a_session_with_no_trainee_turn_says_so(store: Store) -> None:
+    sid = new_session(store)
+    store.add_turn(sid, "client", "Hi. The doctor sent me.", act="opening")
+    report = build_report(store, sid, feedback_dir=FEEDBACK)
+    assert report.trainee_turns == 0 and report.notice == NO_TRAINEE_TURNS
+    assert report.globals_status == "not_needed"
+    html = render(report, "html", feedback_dir=FEEDBACK)
+    md = render(report, "md", feedback_dir=FEEDBACK)
+    for text in (html, md):
+        assert "No trainee turns yet" in text and "Summary scores" not in text
+    assert json.loads(render(report, "json"))["notice"] == NO_TRAINEE_TURNS
+
+
+def test_a_code_is_never_both_a_strength_and_a_growth_area(store: Store) -> None:
+    sid = new_session(store)
+    script = [("So you feel stuck.", "SR", "Yes.", "elaborate", None, 0.4, 0.4),
+              ("Do you drink daily?", "CQ", "Yes.", "short_answer", None, 0.4, 0.4),
+              ("You drink most nights.", "SR", "I do.", "elaborate", None, 0.4, 0.4)]
+    fill_session(store, sid, script)
+    report = build_report(store, sid, feedback_dir=FEEDBACK)
+    praised = {c for h in report.strengths for c in h.codes}
+    criticised = {c for h in report.growth for c in h.codes}
+    assert praised == {"SR"}  # the only strength rule that matches
+    assert "CQ" in criticised and not praised & criticised  # the SR growth rule is skipped

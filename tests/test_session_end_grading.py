@@ -68,6 +68,13 @@ class Grader(ScriptedChatModel):
         return super()._generate(messages, stop, run_manager, **kwargs)
 
 
+def use_grader(practice: Practice, grader: Grader) -> Grader:
+    """Grade with ``grader``, recorded on new sessions as an LLM grader (not "offline")."""
+    practice.grader_model = grader
+    practice.settings = practice.settings.model_copy(update={"grader_model": "openai:gpt-test"})
+    return grader
+
+
 def play(practice: Practice, *, end: bool = True, between: Any = None) -> str:
     """Start, take the turns and end in one event loop (grade tasks live on it), then wait."""
     async def scenario() -> str:
@@ -78,7 +85,7 @@ def play(practice: Practice, *, end: bool = True, between: Any = None) -> str:
         if end:
             await practice.end_async(sid, "ana")
         if between is not None:
-            between(sid)
+            await between(sid)
         await practice.wait_for_grades()
         return sid
 
@@ -88,12 +95,19 @@ def play(practice: Practice, *, end: bool = True, between: Any = None) -> str:
 def test_ending_grades_the_globals_in_the_background_and_the_report_shows_them(
         practice: Practice) -> None:
     gate = threading.Event()
-    practice.grader_model = Grader(gate=gate)
+    use_grader(practice, Grader(gate=gate))
     practice.grade_options = FAST
 
-    def ended_before_the_grade(sid: str) -> None:
+    async def ended_before_the_grade(sid: str) -> None:
         assert practice.store.get_session(sid).status == "ended"
+        for _ in range(3000):  # the task reaches the model (held at the gate)
+            if practice.store.events(sid, "session_grade_started"):
+                break
+            await asyncio.sleep(0.01)
         assert practice.store.session_grade(sid, "miti-4.2.1") is None  # still being graded
+        waiting = build_report(practice.store, sid)
+        assert waiting.globals_status == "waiting"
+        assert "still scoring the global items" in render(waiting, "html")
         gate.set()
 
     sid = play(practice, between=ended_before_the_grade)
@@ -103,6 +117,7 @@ def test_ending_grades_the_globals_in_the_background_and_the_report_shows_them(
     assert all(g.status == "ok" for g in practice.store.grades(sid))
 
     report = build_report(practice.store, sid)
+    assert report.globals_status == "graded"
     data = json.loads(render(report, "json"))
     partnership = next(s for s in data["scores"]["session_items"] if s["id"] == "partnership")
     assert partnership["score"] == 4 and partnership["source"] == "grader"
@@ -114,7 +129,7 @@ def test_ending_grades_the_globals_in_the_background_and_the_report_shows_them(
 
 
 def test_malformed_globals_stay_pending_and_regrade_fills_them(practice: Practice) -> None:
-    practice.grader_model = model = Grader(session=globals_answer(partnership=9))  # out of range
+    model = use_grader(practice, Grader(session=globals_answer(partnership=9)))  # out of range
     practice.grade_options = FAST
     sid = play(practice)
     assert model.session_calls == 2  # retried once, then left pending
@@ -137,24 +152,36 @@ def test_malformed_globals_stay_pending_and_regrade_fills_them(practice: Practic
 
 def test_ending_never_fails_because_grading_does(practice: Practice,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    practice.grader_model = Grader()
+    use_grader(practice, Grader())
     practice.grade_options = FAST
 
+    calls: list[str] = []
+
     def broken(*args: Any, **kwargs: Any) -> bool:
+        calls.append("store")
         raise OSError("disk gone")
 
     monkeypatch.setattr("simulator.regrade.store_session_grade", broken)
     sid = play(practice)
+    assert calls == ["store"]
     assert practice.store.get_session(sid).status == "ended"
     assert practice.store.session_grade(sid, "miti-4.2.1") is None
+    pending = practice.store.events(sid, "session_grade_pending")
+    assert pending and pending[-1].data == {"status": "error", "error": "OSError"}
+    assert build_report(practice.store, sid).globals_status == "pending"
 
 
 def test_sync_end_without_a_loop_leaves_the_globals_for_regrade(practice: Practice) -> None:
-    practice.grader_model = model = Grader()
-    sid = practice.start("ana", "test-dana")
-    practice.end(sid, "ana")
+    model = use_grader(practice, Grader())
+    practice.grade_options = FAST
+    sid = play(practice, end=False)  # two trainee turns, graded; the session still active
+    assert build_report(practice.store, sid).globals_status == "at_end"
+    practice.end(sid, "ana")  # no running loop here
     assert practice.store.get_session(sid).status == "ended"
     assert model.session_calls == 0 and not practice._grading
+    report = build_report(practice.store, sid)
+    assert report.globals_status == "pending"  # never started: regrade scores them
+    assert f"counselsim regrade {sid}" in render(report, "md")
 
 
 def test_offline_ending_is_unchanged(practice: Practice) -> None:
@@ -169,3 +196,16 @@ def test_offline_ending_is_unchanged(practice: Practice) -> None:
     sid2 = practice.start("ana", "test-dana")
     practice.end(sid2, "ana")  # sync, no loop: fine offline too
     assert practice.store.get_session(sid2).status == "ended"
+
+
+def test_the_terminal_chat_waits_for_the_global_grade(practice: Practice) -> None:
+    from simulator.terminal_chat import run_chat
+
+    model = use_grader(practice, Grader())
+    practice.grade_options = FAST
+    summary = asyncio.run(run_chat(practice, trainee="ana", persona_id="test-dana",
+                                   rubric_id=None, mode="coach", turns=TURNS, quiet=True))
+    sid = summary["session_id"]
+    assert model.session_calls == 1
+    sg = practice.store.session_grade(sid, "miti-4.2.1")
+    assert sg is not None and sg.items["partnership"].score == 4
