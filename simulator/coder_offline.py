@@ -30,7 +30,7 @@ import numpy as np
 from scipy import sparse
 
 from simulator.coder_features import Block, client_fields, counselor_fields, transform_blocks
-from simulator.coder_transformer import BehaviourModel, behaviour_path, load_behaviour_model
+from simulator.coder_transformer import BehaviourModel, behaviour_path
 from simulator.coding import ClientLabels, CounselorLabels, Utterance
 
 MODEL_DIR = Path(__file__).resolve().parent / "coder_model"
@@ -215,8 +215,19 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 @lru_cache(maxsize=4)
-def _load(path: str) -> OfflineCoder:
+def _load(path: str, stamp: tuple[int, int] | None,
+          onnx_stamp: tuple[int, int] | None) -> OfflineCoder:
+    """Cached by path and by both files' modification time and size (the stamps are only the
+    cache key), so a model trained again in the same process is read again."""
     model = CoderModel.load(path)
     onnx = behaviour_path(path)
     want = model.meta.get("behaviour_sha256")
@@ -230,11 +241,12 @@ def _load(path: str) -> OfflineCoder:
     if file_sha256(onnx) != want:
         raise ValueError(f"{onnx}: not the behaviour model {Path(path).name} was trained with "
                          "(run counselsim train-coder again)")
-    return OfflineCoder(model, behaviour=load_behaviour_model(str(onnx)))
+    return OfflineCoder(model, behaviour=BehaviourModel(onnx))
 
 
 def load_offline_coder(path: str | Path | None = None) -> OfflineCoder:
     """The shipped offline coder, or a saved one: the ``.npz`` and, when it was trained with one,
     its ``.behaviour.onnx`` beside it, checked by hash so a stale file is never averaged in.
     Cached per process; loads from disk, never the network."""
-    return _load(str(Path(path) if path is not None else MODEL_PATH))
+    npz = Path(path) if path is not None else MODEL_PATH
+    return _load(str(npz), _stamp(npz), _stamp(behaviour_path(npz)))

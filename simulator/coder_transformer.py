@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +154,3 @@ class BehaviourModel:
         return out
 
 
-@lru_cache(maxsize=4)
-def load_behaviour_model(onnx_path: str) -> BehaviourModel:
-    """A behaviour model from disk, cached per process (``coder_offline`` picks the file)."""
-    return BehaviourModel(onnx_path)

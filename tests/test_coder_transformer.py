@@ -17,7 +17,6 @@ from simulator.coder_transformer import (
     behaviour_path,
     context_text,
     encode_pair,
-    load_behaviour_model,
     pad,
     tokenizer_path,
 )
@@ -30,7 +29,9 @@ COUNSELOR = Utterance(speaker="counselor", text="What brings you in?")
 
 @pytest.fixture(scope="module")
 def behaviour() -> BehaviourModel:
-    return load_behaviour_model(str(ONNX_PATH))
+    model = load_offline_coder().behaviour
+    assert model is not None
+    return model
 
 
 def test_shipped_file_is_small_loads_offline_and_matches_the_tfidf_split(monkeypatch):
