@@ -39,17 +39,17 @@ from simulator.coder_features import counselor_fields
 from simulator.coder_finetune import (
     FinetuneConfig,
     Tokens,
-    base_model_dir,
     behaviour_pairs,
+    export_fp32,
     finetune,
     predict,
 )
 from simulator.coder_offline import MODEL_PATH, CoderModel
-from simulator.coder_transformer import PairConfig, context_text, encode_pair, pad
+from simulator.coder_transformer import PairConfig, context_text, encode_pair, pad, softmax
 from simulator.coding import Utterance
 from simulator.metrics import summary
 
-LABELS = ["question", "reflection", "therapist_input", "other"]
+LABELS = list(PairConfig().labels)
 
 
 def client_only(context: Sequence[Utterance]) -> str:
@@ -86,14 +86,9 @@ def onnx_rates(model: Any, tokens: Tokens, data: list[tuple[str, str]],
     rows = [encode_pair(tokens.tokenizer, c, u, pair, tokens.cls_id, tokens.sep_id)
             for c, u in data]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    names = ["input_ids", "attention_mask", "token_type_ids"]
     with tempfile.TemporaryDirectory() as d:
         fp32 = Path(d) / "coder.onnx"
-        example = tokens.batch(data[:2], pair)
-        with torch.no_grad():
-            torch.onnx.export(model, tuple(example[n] for n in names), str(fp32),
-                              input_names=names, output_names=["logits"], dynamo=False,
-                              dynamic_axes={n: {0: "b", 1: "t"} for n in names})
+        export_fp32(model, tokens, fp32, pair)
         variants = {"onnx_fp32": fp32}
         for name, per_channel in (("onnx_int8", False), ("onnx_int8_per_channel", True)):
             variants[name] = Path(d) / f"{name}.onnx"
@@ -112,11 +107,6 @@ def onnx_rates(model: Any, tokens: Tokens, data: list[tuple[str, str]],
             out[name] = {"utt_per_s": round(rate, 1), "mb": round(path.stat().st_size / 1e6, 1),
                          "logits": logits}
     return out
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return np.asarray(e / e.sum(1, keepdims=True))
 
 
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
@@ -155,9 +145,8 @@ def main() -> None:
           f"({len({t.video_url for t in dev_t})} dev videos)", flush=True)
 
     epochs: list[dict[str, Any]] = []
-    tokens = Tokens(base_model_dir() / "tokenizer.json")
 
-    def scored(epoch: int, model: Any) -> None:
+    def scored(epoch: int, model: Any, tokens: Tokens) -> None:
         result = {"epoch": epoch, **score(y_dev, predict(model, tokens, dev, config.pair))}
         epochs.append(result)
         print(json.dumps(result), flush=True)

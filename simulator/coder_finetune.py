@@ -31,6 +31,7 @@ import numpy as np
 
 from simulator.annomi import Transcript
 from simulator.coder_transformer import (
+    INPUTS,
     PairConfig,
     context_text,
     encode_pair,
@@ -123,7 +124,8 @@ def build_classifier(n_labels: int, layers: int) -> Any:
 
 
 class Tokens:
-    """The shipped tokenizer file and its special ids, shared by training and the app."""
+    """The base model's tokenizer and its special ids, for training (the app's ``BehaviourModel``
+    loads the copy saved beside the ONNX file the same way)."""
 
     def __init__(self, path: Path) -> None:
         self.tokenizer = load_tokenizer(path)
@@ -138,10 +140,11 @@ class Tokens:
 
 def finetune(pairs: Sequence[tuple[str, str]], y_text: Sequence[str], config: FinetuneConfig,
              progress: Callable[[str], None] | None = None,
-             after_epoch: Callable[[int, Any], None] | None = None) -> tuple[Any, Tokens]:
+             after_epoch: Callable[[int, Any, Tokens], None] | None = None
+             ) -> tuple[Any, Tokens]:
     """Fine-tune on (context, utterance) pairs and their behaviours (``behaviour_pairs``);
-    returns the torch model (in eval mode) and its tokenizer. ``after_epoch(epoch, model)`` lets
-    an experiment score every epoch."""
+    returns the torch model (in eval mode) and its tokenizer. ``after_epoch(epoch, model,
+    tokens)`` lets an experiment score every epoch."""
     torch = _torch()
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -185,7 +188,7 @@ def finetune(pairs: Sequence[tuple[str, str]], y_text: Sequence[str], config: Fi
         if after_epoch:
             model.eval()
             with torch.no_grad():
-                after_epoch(epoch + 1, model)
+                after_epoch(epoch + 1, model, tokens)
     model.eval()
     return model, tokens
 
@@ -205,22 +208,27 @@ def predict(model: Any, tokens: Tokens, pairs: Sequence[tuple[str, str]], config
     return out
 
 
+def export_fp32(model: Any, tokens: Tokens, path: Path, pair: PairConfig) -> None:
+    """The torch model as an fp32 ONNX graph with the inputs ``BehaviourModel`` feeds
+    (``INPUTS``, any batch size and length) and one output, ``logits``."""
+    torch = _torch()
+    example = tokens.batch([("a | b", "c d")], pair)
+    with torch.no_grad():
+        torch.onnx.export(model, tuple(example[n] for n in INPUTS), str(path),
+                          input_names=list(INPUTS), output_names=["logits"], dynamo=False,
+                          dynamic_axes={n: {0: "batch", 1: "tokens"} for n in INPUTS})
+
+
 def export(model: Any, tokens: Tokens, onnx_out: Path, config: FinetuneConfig,
            meta: dict[str, Any]) -> None:
     """ONNX export, int8 per-channel weights, the pair config and ``meta`` in the file's metadata,
     and the tokenizer file beside it."""
-    torch = _torch()
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    example = tokens.batch([("a | b", "c d")], config.pair)
     with tempfile.TemporaryDirectory() as d:
         fp32, int8 = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
-        with torch.no_grad():
-            torch.onnx.export(model, tuple(example[n] for n in names), str(fp32),
-                              input_names=names, output_names=["logits"], dynamo=False,
-                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names})
+        export_fp32(model, tokens, fp32, config.pair)
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
         m = onnx.load(str(int8))
         pair = config.pair.model_dump(mode="json")

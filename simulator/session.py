@@ -421,14 +421,16 @@ class Practice:
             grade = await grade_session(model, rubric, self.history(turns),
                                         self.settings.grader_model, options=options)
             if not await asyncio.to_thread(store_session_grade, self.store, session_id, grade):
-                await asyncio.to_thread(self.store.add_event, session_id, "session_grade_pending",
-                                        {"status": grade.status, "error": grade.error or ""})
+                await self._session_grade_pending(session_id, grade.status, grade.error or "")
         except Exception as exc:  # grading must never surface in the session; regrade finishes it
             log.exception("session-level grade of %s failed; left for counselsim regrade",
                           session_id)
             with contextlib.suppress(Exception):  # best effort: the report then says "pending"
-                await asyncio.to_thread(self.store.add_event, session_id, "session_grade_pending",
-                                        {"status": "error", "error": type(exc).__name__})
+                await self._session_grade_pending(session_id, "error", type(exc).__name__)
+
+    async def _session_grade_pending(self, session_id: str, status: str, error: str) -> None:
+        await asyncio.to_thread(self.store.add_event, session_id, "session_grade_pending",
+                                {"status": status, "error": error})
 
     async def wait_for_grades(self) -> None:
         """Let running grade tasks finish, turn grades and session-level grades alike (the CLI
