@@ -1,7 +1,7 @@
 """Experiment: can a fine-tuned small transformer reach issue #4's coder target on 2 CPU cores?
 
 Not part of the product. The shipped offline coder is TF-IDF + logistic regression
-(``simulator/coder_training.py``); this script measures the alternative the issue names, a small
+(``simulator/coder/training.py``); this script measures the alternative the issue names, a small
 fine-tuned model exported to ONNX, on the same source-video-held-out dev split (seed 13), so the
 choice in ``docs/coder.md`` rests on figures anyone can reproduce:
 
@@ -10,7 +10,7 @@ choice in ``docs/coder.md`` rests on figures anyone can reproduce:
     .venv-exp/bin/python experiments/finetune_coder.py --out finetune.json
 
 What it does: fine-tunes all-MiniLM-L6-v2 exactly as ``counselsim train-coder`` does
-(``simulator/coder_finetune.py``; ``--layers``, ``--epochs`` and ``--client-only`` change the
+(``simulator/coder/finetune.py``; ``--layers``, ``--epochs`` and ``--client-only`` change the
 recipe), scoring the dev split after every epoch; then averages its probabilities with the shipped
 TF-IDF coder's (trained on the train side only) for a range of weights; then measures speed on one
 thread for PyTorch fp32, ONNX Runtime fp32 and ONNX Runtime int8 (per tensor and per channel),
@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from simulator.annomi import default_data_dir, read_annomi, split_by_video, training_file
-from simulator.coder_features import counselor_fields
-from simulator.coder_finetune import (
+from simulator.coder.annomi import default_data_dir, read_annomi, split_by_video, training_file
+from simulator.coder.evaluation import summary
+from simulator.coder.features import counselor_fields
+from simulator.coder.finetune import (
     FinetuneConfig,
     Tokens,
     behaviour_pairs,
@@ -44,10 +45,9 @@ from simulator.coder_finetune import (
     finetune,
     predict,
 )
-from simulator.coder_offline import MODEL_PATH, CoderModel
-from simulator.coder_transformer import PairConfig, context_text, encode_pair, pad, softmax
-from simulator.coding import Utterance
-from simulator.metrics import summary
+from simulator.coder.labels import Utterance
+from simulator.coder.offline import MODEL_PATH, CoderModel
+from simulator.coder.transformer import PairConfig, context_text, encode_pair, pad, softmax
 
 LABELS = list(PairConfig().labels)
 

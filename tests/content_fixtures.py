@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from simulator.persona import Persona
-from simulator.rubric import Rubric
+from simulator.content.loader import load_model_text
+from simulator.content.persona import Persona
+from simulator.content.rubric import Rubric
 from simulator.store import Store
-from simulator.yaml_positions import load_model_text
 
 RUBRIC_YAML = """\
 id: test-miti

@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from simulator.library import load_library
-from simulator.persona import Persona
+from simulator.content.library import load_library
+from simulator.content.loader import load_model_file
+from simulator.content.persona import Persona
 from simulator.settings import ROOT
-from simulator.yaml_positions import load_model_file
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engine"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.auth import authenticate, ensure_admin, hash_password, verify_password
+from simulator.service.accounts import authenticate, ensure_admin, hash_password, verify_password
 from simulator.store import open_store
 
 

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from stub_llm_server import Reply, StubLLMServer, ToolCall
 
-from simulator import providers
-from simulator.providers import chat_model
-from simulator.session import MAX_TURN_CHARS, Practice, TurnRejected
+from simulator.llm import providers
+from simulator.llm.providers import chat_model
+from simulator.service.practice import MAX_TURN_CHARS, Practice, TurnRejected
 from simulator.settings import ROOT, Settings
 
 PERSONA = ROOT / "tests" / "fixtures" / "engine" / "test-dana.yaml"
@@ -121,8 +121,8 @@ def test_odd_scripts_and_markup_go_through_a_whole_turn_intact(practice: Practic
 
 def test_html_in_persona_fields_and_turns_is_escaped_everywhere_it_is_shown(
         tmp_path: Path) -> None:
-    from simulator.persona import PersonaCard
-    from simulator.report import render_report
+    from simulator.content.persona import PersonaCard
+    from simulator.reports.render import render_report
     from simulator.web import render
 
     p = Practice.from_settings(settings_for(tmp_path, hostile=True))
@@ -149,7 +149,7 @@ def test_html_in_persona_fields_and_turns_is_escaped_everywhere_it_is_shown(
 def test_injection_reaches_both_models_only_as_quoted_conversation(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Client and grader on the real OpenAI SDK against the stub; inspect what was sent."""
-    from simulator.grader import turn_output_schema
+    from simulator.grader.grade import turn_output_schema
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     providers._announced.clear()
@@ -224,9 +224,9 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 ])
 def test_hostile_yaml_is_refused_by_the_editor_save_and_nothing_is_written(
         tmp_path: Path, name: str, text: str, expect: str) -> None:
-    from simulator.library import load_library
+    from simulator.content.library import load_library
+    from simulator.content.loader import ContentErrors
     from simulator.web.content_edit import EditError, save_new_version
-    from simulator.yaml_positions import ContentErrors
 
     folder = tmp_path / "personas"
     folder.mkdir()

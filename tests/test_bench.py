@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from simulator import bench_load
-from simulator.bench_all import performance_table
-from simulator.bench_turn import pct, run_turn_bench, summary
+from simulator.bench import load as bench_load
+from simulator.bench.suite import performance_table
+from simulator.bench.turn import pct, run_turn_bench, summary
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -71,7 +71,7 @@ def test_bench_load_drives_the_web_app_over_http_and_loses_nothing(web: Any) -> 
     """Two trainees through the browser's API of the test app (offline models)."""
     from web_harness import PERSONA_ID
 
-    from simulator.auth import hash_password
+    from simulator.service.accounts import hash_password
 
     hashed = hash_password(bench_load.PASSWORD)
     for i in range(2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from engine_fixtures import dana, with_changes
 
-from simulator.client_state import (
+from simulator.client.state import (
     CLOSED_RUN_PENALTY_FROM,
     MAX_STAGE_ADVANCE,
     STAGES,

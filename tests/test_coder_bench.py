@@ -8,10 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from simulator.annomi import AnnoMIError, read_annomi, split_by_video
-from simulator.bench_coder import run_bench, score_predictions
-from simulator.cli import app
-from simulator.coding import CounselorLabels
+from simulator.bench.coder import run_bench, score_predictions
+from simulator.cli.main import app
+from simulator.coder.annomi import AnnoMIError, read_annomi, split_by_video
+from simulator.coder.labels import CounselorLabels
 
 SIMPLE_COLS = ["transcript_id", "mi_quality", "video_title", "video_url", "topic", "utterance_id",
                "interlocutor", "timestamp", "utterance_text", "main_therapist_behaviour",
@@ -106,7 +106,7 @@ def test_not_annomi(tmp_path):
 
 
 def test_split_by_video_is_deterministic_and_disjoint(tmp_path):
-    from simulator.annomi import Transcript
+    from simulator.coder.annomi import Transcript
 
     ts = [Transcript(transcript_id=str(i), video_url=f"v{i % 7}", utterances=[])
           for i in range(20)]
@@ -131,7 +131,7 @@ def test_score_predictions_subtypes_end_to_end(tmp_path):
 
 
 def test_bench_offline_on_fixture(tmp_path):
-    from simulator.coder_offline import load_offline_coder
+    from simulator.coder.offline import load_offline_coder
 
     r = run_bench(write_full(tmp_path / "f.csv"), load_offline_coder())
     assert r["n"] == 5 and r["format"] == "full"

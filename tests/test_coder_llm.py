@@ -8,8 +8,8 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableLambda
 
-from simulator.coder_llm import ClientLabelsSchema, CounselorLabelsSchema, LLMCoder
-from simulator.coding import Coder, Utterance
+from simulator.coder.labels import Coder, Utterance
+from simulator.coder.llm import ClientLabelsSchema, CounselorLabelsSchema, LLMCoder
 
 
 def _target(messages: list[Any]) -> str:

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from simulator.coder_offline import MODEL_PATH, CoderModel, OfflineCoder, load_offline_coder
-from simulator.coder_transformer import behaviour_path, tokenizer_path
-from simulator.coding import Coder, Utterance
+from simulator.coder.labels import Coder, Utterance
+from simulator.coder.offline import MODEL_PATH, CoderModel, OfflineCoder, load_offline_coder
+from simulator.coder.transformer import behaviour_path, tokenizer_path
 
 CLIENT = [Utterance(speaker="client",
                     text="I just don't know what to do anymore. Nothing changes.")]

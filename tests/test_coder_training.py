@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.annomi import default_data_dir, read_annomi, split_by_video, training_file
-from simulator.coder_cli import make_coder
-from simulator.coder_finetune import FinetuneConfig, behaviour_pairs, export, finetune
-from simulator.coder_offline import CoderModel
-from simulator.coder_training import train_coder
-from simulator.coder_transformer import BehaviourModel
+from simulator.cli.coder import make_coder
+from simulator.coder.annomi import default_data_dir, read_annomi, split_by_video, training_file
+from simulator.coder.finetune import FinetuneConfig, behaviour_pairs, export, finetune
+from simulator.coder.offline import CoderModel
+from simulator.coder.training import train_coder
+from simulator.coder.transformer import BehaviourModel
 
 DATA = default_data_dir()
 TINY = FinetuneConfig(layers=1, epochs=1, limit=48)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from simulator.coder_features import counselor_fields
-from simulator.coder_offline import MODEL_PATH, CoderModel, OfflineCoder, load_offline_coder
-from simulator.coder_transformer import (
+from simulator.coder.features import counselor_fields
+from simulator.coder.labels import Utterance
+from simulator.coder.offline import MODEL_PATH, CoderModel, OfflineCoder, load_offline_coder
+from simulator.coder.transformer import (
     BehaviourModel,
     PairConfig,
     behaviour_path,
@@ -20,7 +21,6 @@ from simulator.coder_transformer import (
     pad,
     tokenizer_path,
 )
-from simulator.coding import Utterance
 
 ONNX_PATH = behaviour_path(MODEL_PATH)
 CLIENT = Utterance(speaker="client", text="I just don't know what to do anymore.")

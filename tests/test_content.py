@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from simulator.formula import FormulaError, evaluate, formula_names
-from simulator.library import Library, load_library
-from simulator.persona import CLIENT_ACTS, Persona, mentions
-from simulator.rubric import Rubric
-from simulator.schemas import schema_for, schema_path
-from simulator.yaml_positions import ContentErrors, load_model_text
+from simulator.content.formula import FormulaError, evaluate, formula_names
+from simulator.content.library import Library, load_library
+from simulator.content.loader import ContentErrors, load_model_text
+from simulator.content.persona import CLIENT_ACTS, Persona, mentions
+from simulator.content.rubric import Rubric
+from simulator.content.schemas import schema_for, schema_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PERSONA_DIR, RUBRIC_DIR = ROOT / "personas", ROOT / "rubrics"
@@ -45,16 +45,17 @@ def test_library_loads_without_errors(lib: Library):
 def test_files_start_with_schema_comment(path: Path):
     kind = "persona" if path.parent.name == "personas" else "rubric"
     first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert first == f"# yaml-language-server: $schema=../simulator/schemas/{kind}.schema.json"
-    assert (path.parent / f"../simulator/schemas/{kind}.schema.json").resolve().is_file()
+    schema = f"../simulator/content/schemas/{kind}.schema.json"
+    assert first == f"# yaml-language-server: $schema={schema}"
+    assert (path.parent / f"../simulator/content/schemas/{kind}.schema.json").resolve().is_file()
 
 
 @pytest.mark.parametrize("kind", ["persona", "rubric"])
 def test_committed_schema_is_current(kind: str):
     committed = json.loads(schema_path(kind).read_text(encoding="utf-8"))
     assert committed == schema_for(kind), (
-        f"simulator/schemas/{kind}.schema.json is stale: run "
-        f"`counselsim schema {kind} > simulator/schemas/{kind}.schema.json`")
+        f"simulator/content/schemas/{kind}.schema.json is stale: run "
+        f"`counselsim schema {kind} > simulator/content/schemas/{kind}.schema.json`")
 
 
 # --- MITI 4.2.1: the engine's skill vocabulary -------------------------------------------------
@@ -148,8 +149,8 @@ def test_miti_cues_leave_reflections_alone(miti: Rubric, text: str):
 
 
 def test_miti_cues_against_offline_coder_mapping(miti: Rubric):
-    from simulator.coding import CounselorLabels
-    from simulator.rubric_coding import code_turn
+    from simulator.coder.labels import CounselorLabels
+    from simulator.coder.rubric_codes import code_turn
 
     def codes(behaviour: str, subtype: str | None, text: str) -> list[str]:
         labels = CounselorLabels.model_validate({"behaviour": behaviour, "subtype": subtype})
@@ -376,7 +377,7 @@ def test_direct_construction_still_checks_references():
     """Outside the file loader (e.g. the browser editor building a model), checks still raise."""
     from pydantic import ValidationError
 
-    from simulator.yaml_positions import _plain, load_yaml_text
+    from simulator.content.loader import _plain, load_yaml_text
 
     tree = load_yaml_text(_minimal_persona().replace('"opening line"', '"Hi {nope}"'), "m.yaml")
     with pytest.raises(ValidationError, match="placeholder"):

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from stub_llm_server import Fault, Reply, StubLLMServer
 
-from simulator import providers
-from simulator.providers import chat_model
-from simulator.session import Practice
+from simulator.llm import providers
+from simulator.llm.providers import chat_model
+from simulator.service.practice import Practice
 from simulator.settings import ROOT, Settings
 
 PERSONA = ROOT / "tests" / "fixtures" / "engine" / "test-dana.yaml"

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from simulator import store as store_module
-from simulator.session import Practice, TurnNotSaved, TurnRejected
+from simulator.service.practice import Practice, TurnNotSaved, TurnRejected
 from simulator.settings import ROOT, Settings
 from simulator.store import Store
+from simulator.store import sqlite as store_module
 
 PERSONA = ROOT / "tests" / "fixtures" / "engine" / "test-dana.yaml"
 

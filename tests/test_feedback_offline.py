@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from simulator.coding import CodedTurn, CounselorLabels, Utterance
-from simulator.feedback_offline import coach_turn, parse_closed_question, reflect_client
-from simulator.grader import grade_turn_offline
-from simulator.rubric import Rubric
-from simulator.rubric_coding import code_turn
+from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
+from simulator.coder.rubric_codes import code_turn
+from simulator.content.loader import load_model_file
+from simulator.content.rubric import Rubric
+from simulator.grader.coach_offline import coach_turn, parse_closed_question, reflect_client
+from simulator.grader.grade import grade_turn_offline
 from simulator.settings import ROOT
-from simulator.yaml_positions import load_model_file
 
 CLIENT = ("Well, the doctor sent me. I don't think I drink more than anyone else on my site.")
 TRANSCRIPT = [Utterance(speaker="counselor", text="What brings you here today?"),

@@ -18,8 +18,10 @@ from langchain_core.runnables import RunnableLambda
 from pydantic import Field
 from stub_llm_server import Reply, StubLLMServer, ToolCall
 
-from simulator.coding import CodedTurn, CounselorLabels, Utterance
-from simulator.grader import (
+from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
+from simulator.content.loader import load_model_text
+from simulator.content.rubric import Rubric
+from simulator.grader.grade import (
     GradeOptions,
     GradeOutputError,
     GradingTasks,
@@ -33,9 +35,7 @@ from simulator.grader import (
     turn_output_schema,
     validate_output,
 )
-from simulator.rubric import Rubric
 from simulator.settings import Settings
-from simulator.yaml_positions import load_model_text
 
 RUBRIC_YAML = """\
 id: grader-test
@@ -437,7 +437,7 @@ def test_drain_timeout_reports_unfinished_turns_as_pending(rubric: Rubric) -> No
 # --- the real provider path against the loopback stub -------------------------------------------
 
 def test_chat_openai_against_stub_malformed_then_valid_json(rubric: Rubric) -> None:
-    from simulator.providers import chat_model
+    from simulator.llm.providers import chat_model
 
     with StubLLMServer() as stub:
         stub.enqueue(Reply("{\"rationale\": \"unfinished"), Reply(json.dumps(GOOD)))
@@ -503,7 +503,7 @@ def _synthetic_answer(r: Rubric) -> dict[str, Any]:
 
 
 def test_every_shipped_rubric_builds_a_schema_and_prompt() -> None:
-    from simulator.library import load_library
+    from simulator.content.library import load_library
     from simulator.settings import ROOT
 
     lib = load_library([], [ROOT / "rubrics"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.metrics import accuracy, cohen_kappa, macro_f1, per_class_f1, summary
+from simulator.coder.evaluation import accuracy, cohen_kappa, macro_f1, per_class_f1, summary
 
 # a: TP1 FP1 FN1 -> F1 0.5; b: TP2 FP1 FN0 -> P 2/3 R 1 F1 0.8; c: TP1 FP0 FN1 -> F1 2/3
 TRUE = ["a", "a", "b", "b", "c", "c"]

@@ -7,8 +7,8 @@ from collections import Counter
 
 from engine_fixtures import dana, with_changes
 
-from simulator.client_state import initial_state, record_reply, update_state
-from simulator.planner import PLAN_ACTS, Plan, opening_plan, plan_next, talk_weights
+from simulator.client.planner import PLAN_ACTS, Plan, opening_plan, plan_next, talk_weights
+from simulator.client.state import initial_state, record_reply, update_state
 
 
 def after(codes: list[str], text: str = "Tell me more.", turns_before: int = 1):

@@ -11,11 +11,12 @@ import pytest
 from engine_fixtures import dana
 from stub_llm_server import Fault, Reply, StubLLMServer
 
-from simulator import providers
-from simulator.client_state import initial_state
-from simulator.coding import Utterance
-from simulator.planner import Plan
-from simulator.providers import (
+from simulator.client.planner import Plan
+from simulator.client.realize_llm import stream_client_reply
+from simulator.client.state import initial_state
+from simulator.coder.labels import Utterance
+from simulator.llm import providers
+from simulator.llm.providers import (
     ModelUnavailable,
     chat_model,
     describe_models,
@@ -23,7 +24,6 @@ from simulator.providers import (
     redact_spec,
     structured_output_method,
 )
-from simulator.realizer_llm import stream_client_reply
 from simulator.settings import Settings
 
 KEY = "sk-test-SECRET-never-logged"

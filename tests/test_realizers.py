@@ -13,19 +13,19 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from simulator.client_state import ClientState, initial_state, record_reply, update_state
-from simulator.coding import Utterance
-from simulator.persona import Persona
-from simulator.planner import PLAN_ACTS, Plan, plan_next
-from simulator.providers import ModelUnavailable
-from simulator.realizer_llm import (
+from simulator.client.planner import PLAN_ACTS, Plan, plan_next
+from simulator.client.realize_llm import (
     client_messages,
     client_reply,
     history_messages,
     render_client_prompt,
     stream_client_reply,
 )
-from simulator.realizer_offline import LockedFactError, realize_offline
+from simulator.client.realize_offline import LockedFactError, realize_offline
+from simulator.client.state import ClientState, initial_state, record_reply, update_state
+from simulator.coder.labels import Utterance
+from simulator.content.persona import Persona
+from simulator.llm.providers import ModelUnavailable
 
 CODE_TURNS = [["CR", "NQ"], ["SR", "NQ"], ["Q", "OQ"], ["Q", "CQ"], ["AF", "NQ"],
               ["EMPHASIZE", "NQ"], ["PERSUADE", "NQ"], ["CONFRONT", "NQ"], ["GI", "NQ"],

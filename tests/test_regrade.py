@@ -12,8 +12,8 @@ from content_fixtures import new_session
 from test_grader import ScriptedChatModel, tool_call
 from typer.testing import CliRunner
 
-from simulator.cli import app
-from simulator.regrade import RegradeError, regrade_session, run_regrade
+from simulator.cli.main import app
+from simulator.service.regrade import RegradeError, regrade_session, run_regrade
 from simulator.settings import Settings
 from simulator.store import Store
 
@@ -40,7 +40,7 @@ def build(store: Store) -> tuple[str, dict[str, int]]:
 
 
 def test_regrade_finishes_pending_and_missing_turns(tmp_path: Path) -> None:
-    from simulator.grader import GradeOptions
+    from simulator.grader.grade import GradeOptions
 
     store = Store(tmp_path / "db.sqlite")
     sid, ids = build(store)
@@ -66,7 +66,7 @@ def test_regrade_finishes_pending_and_missing_turns(tmp_path: Path) -> None:
 
 
 def test_regrade_that_fails_again_stays_pending_with_more_attempts(tmp_path: Path) -> None:
-    from simulator.grader import GradeOptions
+    from simulator.grader.grade import GradeOptions
 
     store = Store(tmp_path / "db.sqlite")
     sid, ids = build(store)
@@ -81,7 +81,7 @@ def test_regrade_that_fails_again_stays_pending_with_more_attempts(tmp_path: Pat
 
 
 def test_ended_session_gets_its_session_items_graded(tmp_path: Path) -> None:
-    from simulator.grader import GradeOptions
+    from simulator.grader.grade import GradeOptions
 
     store = Store(tmp_path / "db.sqlite")
     sid, ids = build(store)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from content_fixtures import code, fill_session, new_session
 
-from simulator.export import write_export
-from simulator.progress import build_progress, render_progress
-from simulator.report import (
+from simulator.reports.export import write_export
+from simulator.reports.progress import build_progress, render_progress
+from simulator.reports.render import (
     NO_TRAINEE_TURNS,
     build_report,
     md_escape,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from content_fixtures import code, fill_session, new_session
 
-from simulator.report import render_report
+from simulator.reports.render import render_report
 from simulator.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent

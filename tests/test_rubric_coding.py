@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.coding import CounselorLabels
-from simulator.rubric import Rubric
-from simulator.rubric_coding import code_turn
+from simulator.coder.labels import CounselorLabels
+from simulator.coder.rubric_codes import code_turn
+from simulator.content.rubric import Rubric
 from simulator.settings import ROOT
 
 
@@ -103,7 +103,7 @@ MITI = ROOT / "rubrics" / "miti-4.2.1.yaml"
 
 @pytest.mark.skipif(not MITI.exists(), reason="the shipped MITI rubric is not written yet")
 def test_shipped_miti_rubric():
-    from simulator.library import load_library
+    from simulator.content.library import load_library
 
     rubric = load_library().rubrics["miti-4.2.1"]
     assert code_turn(L("question", "open"), "What brings you here today?",
@@ -120,9 +120,9 @@ def test_shipped_miti_rubric():
 
 @pytest.mark.skipif(not MITI.exists(), reason="the shipped MITI rubric is not written yet")
 def test_offline_coder_through_miti_end_to_end():
-    from simulator.coder_offline import load_offline_coder
-    from simulator.coding import Utterance
-    from simulator.library import load_library
+    from simulator.coder.labels import Utterance
+    from simulator.coder.offline import load_offline_coder
+    from simulator.content.library import load_library
 
     rubric = load_library().rubrics["miti-4.2.1"]
     coder = load_offline_coder()

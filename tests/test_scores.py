@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from content_fixtures import code, fill_session, new_session, rubric
 
-from simulator.rubric import Thresholds
-from simulator.scores import compute_scores, session_scores, verdict_for
+from simulator.content.rubric import Thresholds
+from simulator.grader.scores import compute_scores, session_scores, verdict_for
 from simulator.store import ItemScore, open_store
 
 

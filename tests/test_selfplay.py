@@ -12,9 +12,9 @@ import pytest
 from engine_fixtures import all_personas, dana, shipped_personas
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from simulator.coding import Utterance
-from simulator.persona import Persona
-from simulator.selfplay import (
+from simulator.coder.labels import Utterance
+from simulator.content.persona import Persona
+from simulator.service.selfplay import (
     CodeFn,
     load_counselors,
     offline_code_fn,
@@ -125,7 +125,7 @@ def test_cli_smoke() -> None:
 def test_cli_unknown_persona_is_a_user_error() -> None:
     from typer.testing import CliRunner
 
-    from simulator.cli import app
+    from simulator.cli.main import app
 
     bad = CliRunner().invoke(app, ["selfplay", "--persona", "nobody", "--counselor", "skilled"])
     assert bad.exit_code == 1 and "unknown persona 'nobody'" in bad.output

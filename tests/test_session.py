@@ -1,4 +1,4 @@
-"""The flow of one turn (simulator/session.py): store first, model errors, access, rewind.
+"""The flow of one turn (simulator/service/practice.py): store first, model errors, access, rewind.
 
 Uses the engine's test persona and the shipped MITI rubric with the offline coder, in a temporary
 database, so nothing here depends on a network or on the shipped persona library.
@@ -21,8 +21,8 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from simulator.providers import ModelUnavailable
-from simulator.session import MAX_TURN_CHARS, Practice, TurnRejected, clean_turn_text
+from simulator.llm.providers import ModelUnavailable
+from simulator.service.practice import MAX_TURN_CHARS, Practice, TurnRejected, clean_turn_text
 from simulator.settings import ROOT, Settings
 
 FIXTURE_PERSONA = ROOT / "tests" / "fixtures" / "engine" / "test-dana.yaml"
@@ -150,7 +150,7 @@ KILLED_CHILD = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-    from simulator.session import Practice
+    from simulator.service.practice import Practice
     from simulator.settings import Settings
 
     class Hangs(GenericFakeChatModel):

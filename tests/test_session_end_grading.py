@@ -20,10 +20,10 @@ from pydantic import Field
 from test_grader import ScriptedChatModel, tool_call
 from test_session import make_settings
 
-from simulator.grader import GradeOptions
-from simulator.regrade import regrade_session
-from simulator.report import build_report, render
-from simulator.session import Practice
+from simulator.grader.grade import GradeOptions
+from simulator.reports.render import build_report, render
+from simulator.service.practice import Practice
+from simulator.service.regrade import regrade_session
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_ending_never_fails_because_grading_does(practice: Practice,
         calls.append("store")
         raise OSError("disk gone")
 
-    monkeypatch.setattr("simulator.regrade.store_session_grade", broken)
+    monkeypatch.setattr("simulator.service.regrade.store_session_grade", broken)
     sid = play(practice)
     assert calls == ["store"]
     assert practice.store.get_session(sid).status == "ended"
@@ -199,7 +199,7 @@ def test_offline_ending_is_unchanged(practice: Practice) -> None:
 
 
 def test_the_terminal_chat_waits_for_the_global_grade(practice: Practice) -> None:
-    from simulator.terminal_chat import run_chat
+    from simulator.cli.chat import run_chat
 
     model = use_grader(practice, Grader())
     practice.grade_options = FAST

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from content_fixtures import code, fill_session, new_session, record_content
 
-from simulator.migrations import SCHEMA_VERSION
 from simulator.store import SessionFilter, Store, StoreError, open_store
+from simulator.store.migrations import SCHEMA_VERSION
 
 
 @pytest.fixture

@@ -250,6 +250,6 @@ def test_admin_adds_an_account_with_a_one_time_password(page: Page, web: Any) ->
     assert len(one_time) >= 12
     shot(page, "admin-1-user-added")
     assert web.ctx.store.get_user("new_trainee").role == "trainee"
-    from simulator.auth import authenticate
+    from simulator.service.accounts import authenticate
 
     assert authenticate(web.ctx.store, "new_trainee", one_time)

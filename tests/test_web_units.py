@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from simulator.library import load_library
+from simulator.content.library import load_library
+from simulator.content.loader import ContentErrors
 from simulator.web import render
 from simulator.web.auth_routes import Throttle
 from simulator.web.content_edit import EditError, check_text, safe_path, save_new_version
 from simulator.web.live_library import LiveLibrary
-from simulator.yaml_positions import ContentErrors
 
 ROOT = Path(__file__).resolve().parent.parent
 PERSONA = ROOT / "tests" / "web_content" / "personas" / "dana-alcohol.yaml"
@@ -98,7 +98,7 @@ def test_everything_rendered_is_escaped() -> None:
     frame = render.report_frame(f"<p>{evil}</p>")
     assert "<script>" not in frame and 'sandbox=""' in frame
     assert "&lt;script&gt;" in render.problem(evil)
-    from simulator.yaml_positions import ContentError
+    from simulator.content.loader import ContentError
 
     html = render.content_errors([ContentError("p.yaml", 3, 1, "k<b>", evil)])
     assert "<script>" not in html and "k&lt;b&gt;" in html

@@ -40,7 +40,7 @@ class WebServer:
 
     def user(self, name: str, role: str, cohort: str | None = None) -> tuple[str, str]:
         """Create a user (once) and return (name, password)."""
-        from simulator.auth import hash_password
+        from simulator.service.accounts import hash_password
 
         if name not in self.passwords:
             password = secrets.token_urlsafe(12)

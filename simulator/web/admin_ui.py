@@ -44,7 +44,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
     def add_fn(name_value: str, role_value: str, cohort_value: str,
                request: gr.Request) -> tuple[Any, ...]:
         admin = require(ctx.store, request, (ADMIN,))
-        from simulator.auth import hash_password
+        from simulator.service.accounts import hash_password
 
         name_value = (name_value or "").strip()
         cohort_name = (cohort_value or "").strip() or None

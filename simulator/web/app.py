@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI
 
-from simulator.session import Practice
+from simulator.service.practice import Practice
 from simulator.settings import Settings
 from simulator.web import admin_ui, author_ui, practice_ui, progress_ui, render, review_ui
 from simulator.web.access import ADMIN, EDUCATOR, SUPERVISOR, TRAINEE, current_user
@@ -93,7 +93,7 @@ def _only_for(ctx: WebContext, area: str, fn: Any, n_out: int) -> Any:
 
 
 def make_context(settings: Settings, practice: Practice | None = None) -> WebContext:
-    from simulator.providers import describe_models
+    from simulator.llm.providers import describe_models
 
     practice = practice or Practice.from_settings(settings)
     return WebContext(practice=practice, models=describe_models(practice.settings, probe=True))

@@ -51,7 +51,7 @@ class Throttle:
 def make_auth(store: Any,
               throttle: Throttle | None = None) -> Callable[[str, str], Awaitable[bool]]:
     """The ``auth=`` callable for ``gr.mount_gradio_app`` (argon2 check in a worker thread)."""
-    from simulator.auth import authenticate
+    from simulator.service.accounts import authenticate
 
     guard = throttle or Throttle()
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import gradio as gr
 
-from simulator.persona import Persona
+from simulator.content.loader import ContentErrors
+from simulator.content.persona import Persona
 from simulator.web import render
 from simulator.web.access import AUTHOR, Denied, require
 from simulator.web.content_edit import (
@@ -24,7 +25,6 @@ from simulator.web.content_edit import (
     save_new_version,
 )
 from simulator.web.context import WebContext
-from simulator.yaml_positions import ContentErrors
 
 KINDS = {"Persona": "persona", "Rubric": "rubric"}
 MAX_PREVIEW_TURNS = 30

@@ -20,16 +20,16 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from simulator.library import YAML_SUFFIXES, Library
-from simulator.persona import Persona
-from simulator.rubric import Rubric
-from simulator.yaml_positions import (
+from simulator.content.library import YAML_SUFFIXES, Library
+from simulator.content.loader import (
     ContentError,
     ContentErrors,
     load_model_text,
     load_yaml_text,
     position_of,
 )
+from simulator.content.persona import Persona
+from simulator.content.rubric import Rubric
 
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.ya?ml$")
 ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

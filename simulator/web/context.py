@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from simulator.library import Library
-from simulator.persona import Persona
-from simulator.session import Practice
+from simulator.content.library import Library
+from simulator.content.persona import Persona
+from simulator.service.practice import Practice
 from simulator.settings import Settings
 from simulator.web.live_library import LiveLibrary, folder_signature
 
@@ -65,11 +65,11 @@ class WebContext:
         Replayed from the start each time with a fixed seed, so the preview needs no stored
         state and the same words give the same replies. Offline realizer (authored lines).
         """
-        from simulator.client_state import initial_state, record_reply, update_state
-        from simulator.coding import Utterance
-        from simulator.planner import opening_plan, plan_next
-        from simulator.realizer_offline import realize_offline
-        from simulator.rubric_coding import code_turn
+        from simulator.client.planner import opening_plan, plan_next
+        from simulator.client.realize_offline import realize_offline
+        from simulator.client.state import initial_state, record_reply, update_state
+        from simulator.coder.labels import Utterance
+        from simulator.coder.rubric_codes import code_turn
 
         rubric = self.library().rubric(self.settings.engine_rubric)
         state = initial_state(persona)
@@ -108,9 +108,9 @@ class WebContext:
         A persona behaves as designed when skilful work earns more (hidden facts, rapport) than
         closed questions, advice and confrontation do. Returns an escaped HTML summary.
         """
-        from simulator.coding import Utterance
-        from simulator.rubric_coding import code_turn
-        from simulator.selfplay import run_selfplay
+        from simulator.coder.labels import Utterance
+        from simulator.coder.rubric_codes import code_turn
+        from simulator.service.selfplay import run_selfplay
 
         rubric = self.library().rubric(self.settings.engine_rubric)
         coder = self.practice.coder
@@ -146,7 +146,7 @@ def report_for(ctx: WebContext, session_id: str) -> tuple[str, Any]:
     The download is rewritten on every render, so it is never stale; Gradio serves its cached copy
     under an unguessable path, to signed-in users only.
     """
-    from simulator.report import render_report
+    from simulator.reports.render import render_report
 
     try:
         html_doc = render_report(ctx.store, session_id, "html",

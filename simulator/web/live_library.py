@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from simulator.library import YAML_SUFFIXES, Library, load_library
+from simulator.content.library import YAML_SUFFIXES, Library, load_library
 
 Signature = tuple[tuple[str, int, int], ...]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import gradio as gr
 
-from simulator.persona import PersonaCard
-from simulator.session import TurnRejected
+from simulator.content.persona import PersonaCard
+from simulator.service.practice import TurnRejected
 from simulator.web import render
 from simulator.web.access import PRACTISE, Denied, check_own_session, check_session, require
 from simulator.web.context import WebContext

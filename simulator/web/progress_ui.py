@@ -21,7 +21,7 @@ COLUMNS = ["Date (UTC)", "Client", "Mode", "Status", "Trainee turns", "Summary"]
 def progress_frames(ctx: WebContext, user_name: str) -> tuple[pd.DataFrame, pd.DataFrame,
                                                              list[Any]]:
     """(sessions table, self-rating gap points, ended sessions) for one trainee."""
-    from simulator.scores import session_scores
+    from simulator.grader.scores import session_scores
 
     sessions = list(ctx.store.list_sessions(trainee=user_name, limit=200))
     lib = ctx.library()
@@ -70,8 +70,8 @@ def gaps_html(gap_df: pd.DataFrame) -> str:
 
 
 def progress_svg(ctx: WebContext, user_name: str) -> str:
-    """The summary-score chart (SVG from ``simulator.charts``, fair/good thresholds shown)."""
-    from simulator.progress import build_progress, progress_chart
+    """The summary-score chart (SVG from ``reports.charts``, fair/good thresholds shown)."""
+    from simulator.reports.progress import build_progress, progress_chart
 
     try:
         svg = progress_chart(build_progress(ctx.store, trainee=user_name))

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from simulator.yaml_positions import ContentError
+from simulator.content.loader import ContentError
 
 
 def e(value: object) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from simulator.reports.agreement import cohort_agreement
 from simulator.web import render
 from simulator.web.access import ADMIN, REVIEW, Denied, check_session, require
-from simulator.web.agreement import cohort_agreement
 from simulator.web.context import WebContext
 
 COLUMNS = ["Started (UTC)", "Trainee", "Client", "Mode", "Status", "Trainee turns",

@@ -12,8 +12,8 @@ from simulator.settings import Settings
 
 
 def serve_command(settings: Settings) -> None:
-    from simulator.auth import ensure_admin
-    from simulator.session import Practice
+    from simulator.service.accounts import ensure_admin
+    from simulator.service.practice import Practice
     from simulator.web.app import build_app
 
     for folder, what in ((settings.personas, "persona"), (settings.rubrics, "rubric")):

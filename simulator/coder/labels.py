@@ -1,0 +1,68 @@
+"""The seam between a coder (what did the trainee just do?) and everything that uses its answer.
+
+A coder reads one utterance in its transcript context and returns AnnoMI-style labels (main
+behaviour and subtype for a counselor turn, talk type for a client turn).
+``simulator.coder.rubric_codes``
+maps those labels onto any rubric's codes; the client engine reads the codes of the engine rubric
+(MITI 4.2.1 by default). The offline coder (trained on AnnoMI) and an LLM coder both implement
+``Coder``, so the engine, the grader and ``bench coder`` never care which one they hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+from pydantic import BaseModel
+
+Speaker = Literal["counselor", "client"]
+Behaviour = Literal["question", "reflection", "therapist_input", "other"]
+Subtype = Literal["open", "closed", "simple", "complex", "information", "advice", "negotiation",
+                  "options"]
+TalkType = Literal["change", "neutral", "sustain"]
+
+
+class Utterance(BaseModel):
+    speaker: Speaker
+    text: str
+
+
+class CounselorLabels(BaseModel):
+    """What a coder says about one counselor utterance."""
+
+    behaviour: Behaviour
+    subtype: Subtype | None = None
+    confidence: float = 1.0
+    coder: str = ""
+
+
+class ClientLabels(BaseModel):
+    talk_type: TalkType
+    confidence: float = 1.0
+    coder: str = ""
+
+
+class CodedTurn(BaseModel):
+    """A counselor turn coded against a rubric: labels plus a code per categorical item."""
+
+    labels: CounselorLabels
+    codes: dict[str, str]
+    """turn item id -> code id, e.g. ``{"behaviour": "CR", "question_type": ...}``."""
+    rubric_id: str
+
+    def code_list(self) -> list[str]:
+        return list(self.codes.values())
+
+
+class Coder(Protocol):
+    """Codes utterances in context: ``context`` is the transcript before it, oldest first."""
+
+    name: str
+
+    def code_counselor(self, text: str, context: Sequence[Utterance]) -> CounselorLabels: ...
+
+    def code_client(self, text: str, context: Sequence[Utterance]) -> ClientLabels: ...
+
+    def code_counselor_batch(
+        self, items: Sequence[tuple[str, Sequence[Utterance]]]
+    ) -> list[CounselorLabels]: ...

@@ -1,0 +1,82 @@
+"""Mapping a coder's AnnoMI labels onto the codes of any rubric, using the rubric's own hints.
+
+No rubric is hard-coded: each code of a categorical turn item says, in its ``offline`` hints, which
+AnnoMI labels it stands for (``question:open``, ``reflection``...) and which phrases (``cues``,
+case-insensitive regular expressions) mark what AnnoMI does not label (affirmations, emphasising
+autonomy, confrontation). For each categorical item, in this order:
+
+1. a cue of a code matches the turn text: that code (codes tried in the item's order), since cues
+   name what the AnnoMI labels cannot see;
+2. a code lists ``behaviour:subtype`` exactly (``reflection:complex``);
+3. a code lists the bare ``behaviour`` (``question``);
+4. the item's ``default_code``; an item with no default and no match is left out of the codes.
+
+Binary and scalar items are not coded offline (the LLM grader scores them). Regular expressions are
+compiled once per rubric object and cached.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from simulator.coder.labels import CodedTurn, CounselorLabels
+from simulator.content.rubric import Rubric, TurnItem
+
+
+@dataclass(frozen=True)
+class _ItemPlan:
+    item_id: str
+    cues: tuple[tuple[str, re.Pattern[str]], ...]
+    """(code id, compiled cue), in the item's code order."""
+    exact: dict[str, str]
+    """``behaviour:subtype`` -> code id (first code listing it wins)."""
+    behaviour: dict[str, str]
+    """bare ``behaviour`` -> code id."""
+    default: str | None
+
+    def code(self, labels: CounselorLabels, text: str) -> str | None:
+        for code_id, pattern in self.cues:
+            if pattern.search(text):
+                return code_id
+        if labels.subtype:
+            hit = self.exact.get(f"{labels.behaviour}:{labels.subtype}")
+            if hit:
+                return hit
+        return self.behaviour.get(labels.behaviour, self.default)
+
+
+def _plan_item(item: TurnItem) -> _ItemPlan:
+    cues: list[tuple[str, re.Pattern[str]]] = []
+    exact: dict[str, str] = {}
+    behaviour: dict[str, str] = {}
+    for code in item.codes:
+        cues.extend((code.id, re.compile(c, re.IGNORECASE)) for c in code.offline.cues)
+        for label in code.offline.annomi:
+            (exact if ":" in label else behaviour).setdefault(label, code.id)
+    return _ItemPlan(item.id, tuple(cues), exact, behaviour, item.default_code)
+
+
+_CACHE: dict[int, tuple[Rubric, tuple[_ItemPlan, ...]]] = {}
+_CACHE_MAX = 64
+
+
+def _plans(rubric: Rubric) -> tuple[_ItemPlan, ...]:
+    hit = _CACHE.get(id(rubric))
+    if hit is not None and hit[0] is rubric:
+        return hit[1]
+    plans = tuple(_plan_item(i) for i in rubric.turn_items if i.kind == "categorical")
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[id(rubric)] = (rubric, plans)  # holding the rubric keeps its id from being reused
+    return plans
+
+
+def code_turn(labels: CounselorLabels, text: str, rubric: Rubric) -> CodedTurn:
+    """Code one counselor turn against ``rubric`` from its labels and text."""
+    codes: dict[str, str] = {}
+    for plan in _plans(rubric):
+        code = plan.code(labels, text)
+        if code is not None:
+            codes[plan.item_id] = code
+    return CodedTurn(labels=labels, codes=codes, rubric_id=rubric.id)

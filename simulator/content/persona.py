@@ -1,0 +1,280 @@
+"""The persona content model: everything the simulated client is, as educators write it in YAML.
+
+A persona drives the client engine entirely: identity and history (what the client knows),
+stage of change and style (how it behaves), hidden facts with unlock conditions (what skill
+earns), principles (rules the client keeps), and authored lines per client act (what the
+offline realizer says). Only ``trainee_brief`` (and title/tags/difficulty) is ever shown to a
+trainee; the rest is hidden, and ``facilitator_notes`` never leave the educator/supervisor side.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from simulator.content.loader import DEFER_CHECKS, Problem, format_loc
+
+StageOfChange = Literal["precontemplation", "contemplation", "preparation", "action", "maintenance"]
+ConversationalStyle = Literal["plain", "upset", "verbose", "reserved", "tangent", "pleasing"]
+
+ClientAct = Literal[
+    "opening",
+    "elaborate",
+    "sustain_talk",
+    "change_talk",
+    "ambivalence",
+    "short_answer",
+    "deflect",
+    "react_to_advice",
+    "react_to_confrontation",
+    "closing",
+]
+"""Every act the planner can choose besides ``disclose`` (its lines live with each hidden fact)."""
+
+CLIENT_ACTS: tuple[str, ...] = ClientAct.__args__  # type: ignore[attr-defined]
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
+
+
+class Strict(BaseModel):
+    """Base for content models: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Document(Strict):
+    """A whole content file. Checks that span the document live in ``content_problems`` so the
+    loader can place each one at its own line; built directly (tests, editor), they still raise."""
+
+    def content_problems(self) -> list[Problem]:
+        return []
+
+    @model_validator(mode="after")
+    def _whole_document(self, info: ValidationInfo) -> Document:
+        if not (info.context or {}).get(DEFER_CHECKS):
+            problems = self.content_problems()
+            if problems:
+                raise ValueError("; ".join(f"{format_loc(loc)}: {msg}" for loc, msg in problems))
+        return self
+
+
+class TraineeBrief(Strict):
+    """The only part of a persona a trainee sees before and during the session."""
+
+    referral: str = Field(description="Referral note as the trainee would receive it.")
+    setting: str = Field(description="Where and why the conversation happens.")
+    session_goal: str = Field(description="What the trainee should try to achieve.")
+
+
+class Identity(Strict):
+    name: str
+    age: int = Field(ge=10, le=110)
+    pronouns: str
+    background: str = Field(description="Culture, family of origin, where they live.")
+    occupation: str
+
+
+class Relationship(Strict):
+    name: str
+    relation: str
+    note: str = ""
+
+
+class CoreBeliefs(Strict):
+    """Beck's three categories of core belief (as in Patient-Psi's cognitive conceptualization)."""
+
+    helpless: list[str] = []
+    unlovable: list[str] = []
+    worthless: list[str] = []
+
+
+class CognitiveModel(Strict):
+    """Optional CBT cognitive conceptualization diagram (Beck), after Patient-Psi."""
+
+    relevant_history: str = ""
+    core_beliefs: CoreBeliefs
+    intermediate_beliefs: list[str] = Field(min_length=1)
+    coping_strategies: list[str] = Field(min_length=1)
+    situation: str
+    automatic_thoughts: list[str] = Field(min_length=1)
+    emotions: list[str] = Field(min_length=1)
+    behaviours: list[str] = Field(min_length=1)
+
+
+class Style(Strict):
+    """How the client talks. Numbers are 0 (none) to 1 (a great deal)."""
+
+    conversational_style: ConversationalStyle = "plain"
+    verbosity: float = Field(0.5, ge=0, le=1)
+    guardedness: float = Field(0.5, ge=0, le=1)
+    resistance: float = Field(0.3, ge=0, le=1, description="Initial resistance of the client.")
+    tangentiality: float = Field(0.1, ge=0, le=1)
+
+
+class SkillCondition(Strict):
+    """The trainee has used any of ``codes`` at least ``count`` times in the session."""
+
+    codes: list[str] = Field(min_length=1, description="Codes defined by a loaded rubric.")
+    count: int = Field(1, ge=1)
+
+
+class Unlock(Strict):
+    """When a hidden fact becomes available. Every condition given must hold (AND)."""
+
+    rapport: float | None = Field(None, ge=0, le=1, description="Rapport at least this value.")
+    skills: SkillCondition | None = None
+    topics: list[str] = Field(
+        [], description="Keywords: the trainee's turn mentions one of them (case-insensitive)."
+    )
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> Unlock:
+        if self.rapport is None and self.skills is None and not self.topics:
+            raise ValueError("give at least one of rapport, skills, topics")
+        if any(not t.strip() for t in self.topics):
+            raise ValueError("topics must not be blank (a blank topic would match every turn)")
+        return self
+
+
+class HiddenFact(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    summary: str = Field(description="What the fact is, for supervisors and reports.")
+    unlock: Unlock
+    disclosure: list[str] = Field(min_length=1, description="What the client says to disclose it.")
+    risk: bool = Field(False, description="A risk item a competent trainee must elicit.")
+    keywords: list[str] = Field(
+        [],
+        description="Words that give this fact away. Only its disclosure (and principles, "
+        "facilitator notes) may contain them; validate checks lines, brief, history, "
+        "relationships, so the client never leaks it early.",
+    )
+
+
+class Risk(Strict):
+    suicidal_ideation: Literal["absent", "passive", "active"] = "absent"
+    self_harm: bool = False
+    harm_to_others: bool = False
+    notes: str = ""
+    must_assess: list[str] = Field([], description="What a competent trainee must ask about.")
+
+
+class Lines(Strict):
+    """Authored lines per act, several each, with {placeholders} naming keys of ``facts``."""
+
+    opening: list[str] = Field(min_length=1)
+    elaborate: list[str] = Field(min_length=1)
+    sustain_talk: list[str] = Field(min_length=1)
+    change_talk: list[str] = Field(min_length=1)
+    ambivalence: list[str] = Field(min_length=1)
+    short_answer: list[str] = Field(min_length=1)
+    deflect: list[str] = Field(min_length=1)
+    react_to_advice: list[str] = Field(min_length=1)
+    react_to_confrontation: list[str] = Field(min_length=1)
+    closing: list[str] = Field(min_length=1)
+
+
+class Persona(Document):
+    """One simulated client."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    version: int = Field(ge=1)
+    title: str
+    tags: list[str] = Field(min_length=1)
+    difficulty: int = Field(ge=1, le=5)
+    language: str = Field("en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    trainee_brief: TraineeBrief
+    identity: Identity
+    presenting_problem: str
+    history: str
+    relationships: list[Relationship] = []
+    stage_of_change: StageOfChange
+    cognitive_model: CognitiveModel | None = None
+    style: Style = Style()
+    facts: dict[str, str] = Field(
+        {}, description="Named facts the authored lines may use as {placeholders}."
+    )
+    hidden_facts: list[HiddenFact] = []
+    principles: list[str] = Field([], description="Rules the client keeps, in plain words.")
+    risk: Risk = Risk()
+    lines: Lines
+    learning_objectives: list[str] = Field(min_length=1)
+    facilitator_notes: str = Field("", description="For educators and supervisors only.")
+
+    def content_problems(self) -> list[Problem]:
+        """Cross references inside the file: fact ids, placeholders, and text that leaks a fact.
+
+        A hidden fact's ``keywords`` may appear only in its disclosure (and in principles and
+        facilitator notes): not in authored lines, the trainee brief, the presenting problem, the
+        history or relationship notes, which the trainee or the client engine see before unlock.
+        """
+        problems: list[Problem] = []
+        seen: set[str] = set()
+        for i, f in enumerate(self.hidden_facts):
+            if f.id in seen:
+                problems.append((("hidden_facts", i, "id"), f"hidden fact id {f.id!r} is repeated"))
+            seen.add(f.id)
+        known = set(self.facts) | {"name", "age", "occupation"}
+        texts: list[tuple[tuple[str | int, ...], str]] = [
+            (("lines", act, k), t) for act in CLIENT_ACTS
+            for k, t in enumerate(getattr(self.lines, act))]
+        disclosures = [(("hidden_facts", i, "disclosure", k), t)
+                       for i, f in enumerate(self.hidden_facts) for k, t in enumerate(f.disclosure)]
+        for loc, text in texts + disclosures:
+            missing = sorted(set(_PLACEHOLDER.findall(text)) - known)
+            if missing:
+                problems.append((loc, f"placeholder {{{missing[0]}}} is not defined in facts "
+                                      f"(known: {', '.join(sorted(known))})"))
+        told: list[tuple[tuple[str | int, ...], str]] = [
+            (("trainee_brief", k), getattr(self.trainee_brief, k))
+            for k in ("referral", "setting", "session_goal")]
+        told += [(("presenting_problem",), self.presenting_problem), (("history",), self.history)]
+        told += [(("relationships", i, "note"), r.note) for i, r in enumerate(self.relationships)]
+        for loc, text in texts + told:
+            filled = self.fill(text)
+            for f in self.hidden_facts:
+                hit = next((w for w in f.keywords if mentions(filled, w)), None)
+                if hit:
+                    problems.append((loc, f"gives away hidden fact {f.id!r} (keyword {hit!r}); "
+                                          "only its disclosure lines may say that"))
+        return problems
+
+    def fill(self, text: str) -> str:
+        """Fill {placeholders} from ``facts`` and name/age/occupation; unknown ones stay as is."""
+        values = {"name": self.identity.name, "age": str(self.identity.age),
+                  "occupation": self.identity.occupation, **self.facts}
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+    def lines_for(self, act: str) -> list[str]:
+        return list(getattr(self.lines, act))
+
+    def fact(self, fact_id: str) -> HiddenFact:
+        for f in self.hidden_facts:
+            if f.id == fact_id:
+                return f
+        raise KeyError(fact_id)
+
+
+def mentions(text: str, keyword: str) -> bool:
+    """Case-insensitive match at a word start ("drink" in "Drinking", not in "shrink")."""
+    return re.search(r"(?<!\w)" + re.escape(keyword.strip()), text, re.IGNORECASE) is not None
+
+
+class PersonaCard(BaseModel):
+    """What a trainee may see of a persona: nothing hidden, nothing for facilitators."""
+
+    id: str
+    version: int
+    title: str
+    tags: list[str]
+    difficulty: int
+    language: str
+    trainee_brief: TraineeBrief
+
+    @classmethod
+    def of(cls, persona: Persona) -> PersonaCard:
+        return cls(id=persona.id, version=persona.version, title=persona.title, tags=persona.tags,
+                   difficulty=persona.difficulty, language=persona.language,
+                   trainee_brief=persona.trainee_brief)

@@ -1,0 +1,624 @@
+"""The rubric grader: codes each trainee turn, and at the end the session globals, on any rubric.
+
+Why it looks like this:
+
+* **Any rubric.** The structured-output schema is built from the rubric at run time: a categorical
+  item becomes a ``Literal`` of its code ids, a binary item a ``bool``, a scalar item an ``int``
+  within ``min..max``. Whatever the provider returns is validated against that schema, so an
+  unknown code can never reach the store; an invalid answer is retried with the validation errors.
+* **Never fails the session.** ``grade_turn`` and ``grade_session`` never raise (except
+  ``asyncio.CancelledError``, which the caller owns): after the retries the grade comes back with
+  ``status="pending"`` (regrade later: ``counselsim regrade SESSION``) or ``"failed"`` (the provider
+  refused the request itself: a bad key or a rejected request; regrade after fixing it).
+* **Trainee text is data.** The system prompt is rendered from the rubric and the mode only; the
+  transcript and the turn go into the human message inside ``<transcript>`` / ``<turn_to_code>``
+  blocks, and any copy of those delimiters inside the text is defused first.
+* **Runs beside the client's reply.** Grading is a coroutine that awaits only the model; the session
+  starts it with ``GradingTasks.start`` (an ``asyncio`` task) right after the trainee turn is stored
+  and coded, and streams the client's reply without waiting for it. See ``GradingTasks``.
+
+The offline path (no grader model configured) is ``grade_turn_offline``: the offline coder's codes
+for the rubric plus coaching from ``grader.coach_offline``. Offline session globals come from
+the rubric's ``estimate`` formulas, computed in ``grader.scores``; ``grade_session_offline``
+only marks them as estimates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
+from simulator.content.rubric import Rubric, TurnItem
+
+if TYPE_CHECKING:
+    from simulator.settings import Settings
+
+log = logging.getLogger("counselsim.grader")
+
+Mode = Literal["coach", "assessment"]
+GradeStatus = Literal["ok", "pending", "failed"]
+GradeValue = bool | int | str
+"""A turn item's value: a code id (categorical), a bool (binary) or an int (scalar)."""
+
+PROMPTS = Path(__file__).resolve().parent / "prompts"
+_DELIMITER = re.compile(r"<(\s*/?\s*)(transcript|turn_to_code)", re.IGNORECASE)
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_-]{2})[A-Za-z0-9_*-]+")
+_NO_RETRY_KINDS = frozenset({"auth", "bad_request"})
+
+
+# --- results ----------------------------------------------------------------------------------
+
+class TurnGrade(BaseModel):
+    """The grade of one trainee turn, as the store keeps it and the coach panel shows it."""
+
+    rubric_id: str
+    values: dict[str, GradeValue] = {}
+    """Turn item id -> code id (categorical), bool (binary) or int (scalar). Empty unless ok."""
+    rationale: str = ""
+    """One or two sentences quoting the turn."""
+    alternative: str | None = None
+    """A better response the trainee could have given (coach mode only)."""
+    status: GradeStatus = "ok"
+    model: str = ""
+    """``offline`` or the grader model string (credentials removed)."""
+    attempts: int = 0
+    error: str | None = None
+    """Why a grade is pending/failed (no keys, no trainee text)."""
+
+
+class Evidence(BaseModel):
+    quote: str
+    turn: int | None = None
+    """Transcript index of the utterance holding the quote (None: not found verbatim)."""
+
+
+class ItemScore(BaseModel):
+    item_id: str
+    score: int | None = None
+    """None when the score must come from the rubric's ``estimate`` formula (grader.scores)."""
+    source: Literal["llm", "estimate"] = "llm"
+    rationale: str = ""
+    evidence: list[Evidence] = []
+
+
+class SessionGrade(BaseModel):
+    rubric_id: str
+    items: list[ItemScore] = []
+    status: GradeStatus = "ok"
+    model: str = ""
+    attempts: int = 0
+    error: str | None = None
+
+    def score(self, item_id: str) -> int | None:
+        return next((i.score for i in self.items if i.item_id == item_id), None)
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    """How hard to try. ``attempts`` counts model calls per grade (the SDK retries HTTP errors
+    inside each call on top of this); ``backoff_s`` 0 makes retries immediate (tests)."""
+
+    attempts: int = 3
+    backoff_s: float = 0.5
+    timeout_s: float | None = 90.0
+    context_utterances: int = 12
+    """How much of the transcript before the turn the grader sees (reflections need context)."""
+    max_session_chars: int = 60_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GradeOptions:
+        return cls(attempts=max(1, settings.max_retries),
+                   timeout_s=settings.request_timeout_s * (1 + settings.max_retries))
+
+
+# --- schemas built from a rubric --------------------------------------------------------------
+
+def _item_type(item: TurnItem) -> Any:
+    if item.kind == "categorical":
+        return Literal[tuple(c.id for c in item.codes)]
+    if item.kind == "binary":
+        return bool
+    return Annotated[int, Field(ge=item.min, le=item.max)]
+
+
+def _item_description(item: TurnItem) -> str:
+    if item.kind == "categorical":
+        return f"{item.title}: one code id"
+    if item.kind == "binary":
+        return f"{item.title}: true or false"
+    return f"{item.title}: an integer from {item.min} to {item.max}"
+
+
+def turn_codes_schema(rubric: Rubric) -> type[BaseModel]:
+    """The ``codes`` object: one field per turn item, keyed (by alias) with the item id."""
+    fields: dict[str, Any] = {
+        f"item_{i}": (_item_type(item), Field(alias=item.id, description=_item_description(item)))
+        for i, item in enumerate(rubric.turn_items)
+    }
+    return create_model("TurnCodes", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def turn_output_schema(rubric: Rubric, mode: Mode = "coach") -> type[BaseModel]:
+    """The schema handed to ``with_structured_output`` for one turn of ``rubric``.
+
+    Field order puts the rationale first so a model reasons before it codes.
+    """
+    fields: dict[str, Any] = {
+        "rationale": (str, Field(description="One or two sentences quoting the trainee's words.")),
+        "codes": (turn_codes_schema(rubric), Field(description="One value per rubric turn item.")),
+    }
+    if mode == "coach":
+        fields["alternative"] = (str, Field(
+            description="A better response the trainee could have given, in the trainee's voice."))
+    return create_model("turn_grade", **fields)
+
+
+def session_output_schema(rubric: Rubric) -> type[BaseModel]:
+    """The schema for the session-level items: score within the item's scale, rationale, quotes."""
+    items: dict[str, Any] = {}
+    for i, item in enumerate(rubric.session_items):
+        one = create_model(
+            f"SessionItem{i}",
+            score=(Annotated[int, Field(ge=item.min, le=item.max)],
+                   Field(description=f"{item.title}: an integer from {item.min} to {item.max}")),
+            rationale=(str, Field(description="One or two sentences.")),
+            evidence=(list[str], Field(description="One to three short verbatim quotes.")),
+        )
+        items[f"item_{i}"] = (one, Field(alias=item.id))
+    item_model = create_model("SessionItems", __config__=ConfigDict(extra="ignore"), **items)
+    return create_model("session_grade", items=(item_model, ...))
+
+
+# --- prompts ----------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _prompt_env() -> Environment:
+    # Plain-text prompts, not HTML: no autoescape. StrictUndefined: a template typo is an error.
+    return Environment(loader=FileSystemLoader(PROMPTS), undefined=StrictUndefined,  # noqa: S701
+                       keep_trailing_newline=False, trim_blocks=False)
+
+
+def quote_data(text: str, *, one_line: bool = False) -> str:
+    """Make trainee/client text safe to put inside a data block: a copy of a block delimiter
+    (``</turn_to_code>``) is defused with a look-alike angle bracket, so the text cannot close the
+    block; ``one_line`` also folds newlines, so a transcript line cannot forge a speaker line."""
+    text = _DELIMITER.sub(lambda m: "\u2039" + m.group(1) + m.group(2), text)
+    if one_line:
+        text = " ".join(text.split())
+    return text.strip()
+
+
+def _quoted(transcript: Sequence[Utterance]) -> list[Utterance]:
+    return [Utterance(speaker=u.speaker, text=quote_data(u.text, one_line=True))
+            for u in transcript]
+
+
+def turn_messages(rubric: Rubric, transcript: Sequence[Utterance], turn_text: str, mode: Mode,
+                  *, context_utterances: int = 12) -> list[BaseMessage]:
+    """System message from the rubric and mode only; the human message carries the data blocks."""
+    tpl = _prompt_env().get_template("grader_turn.j2")
+    context = list(transcript)[-context_utterances:] if context_utterances > 0 else []
+    return [
+        SystemMessage(tpl.render(part="system", rubric=rubric, mode=mode)),
+        HumanMessage(tpl.render(part="human", transcript=_quoted(context),
+                                turn_text=quote_data(turn_text))),
+    ]
+
+
+def session_messages(rubric: Rubric, transcript: Sequence[Utterance],
+                     *, max_chars: int = 60_000) -> list[BaseMessage]:
+    tpl = _prompt_env().get_template("grader_session.j2")
+    quoted = _quoted(transcript)
+    while len(quoted) > 2 and sum(len(u.text) for u in quoted) > max_chars:
+        quoted = quoted[1:]  # very long sessions: keep the end (globals weigh the whole arc less)
+    return [SystemMessage(tpl.render(part="system", rubric=rubric)),
+            HumanMessage(tpl.render(part="human", transcript=quoted))]
+
+
+def _retry_message(template: str, problems: list[str]) -> HumanMessage:
+    return HumanMessage(_prompt_env().get_template(template).render(part="retry",
+                                                                    problems=problems))
+
+
+# --- calling the model ------------------------------------------------------------------------
+
+class GradeOutputError(ValueError):
+    """The model answered, but not with something we can use (malformed, refused, invalid)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class _ProviderRefused(Exception):
+    """A provider error that retrying the same request cannot fix (bad key, rejected request)."""
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """Validation errors without the offending input (it may echo trainee text)."""
+    out = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "answer"
+        out.append(f"{loc}: {err['msg']}")
+    return out[:10]
+
+
+def _as_mapping(output: Any) -> Any:
+    """Whatever a structured runnable returned, as data to validate against the schema."""
+    if isinstance(output, dict) and "raw" in output and "parsing_error" in output:
+        if output.get("parsing_error") is not None:
+            err = output["parsing_error"]
+            if isinstance(err, ValidationError):
+                raise GradeOutputError(_problems(err))
+            raise GradeOutputError([f"the answer could not be parsed ({type(err).__name__})"])
+        if output.get("parsed") is None:
+            raise GradeOutputError(["no structured answer was given (refused or empty)"])
+        output = output["parsed"]
+    if isinstance(output, BaseModel):
+        return output.model_dump(by_alias=True)
+    if isinstance(output, BaseMessage):
+        output = output.content if isinstance(output.content, str) else ""
+    if isinstance(output, str | bytes):
+        try:
+            return json.loads(output)
+        except ValueError:
+            raise GradeOutputError(["the answer was not valid JSON"]) from None
+    if output is None:
+        raise GradeOutputError(["no structured answer was given (refused or empty)"])
+    return output
+
+
+def validate_output(schema: type[BaseModel], output: Any) -> BaseModel:
+    """Validate a model's answer against the rubric schema; ``GradeOutputError`` lists problems."""
+    data = _as_mapping(output)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise GradeOutputError(_problems(exc)) from None
+
+
+def structured_runnable(model: Any, schema: type[BaseModel], spec: str | None) -> Any:
+    """A runnable that answers ``schema``-shaped output for a list of messages.
+
+    A chat model gets ``with_structured_output(include_raw=True)`` with the method its provider
+    accepts (``providers.structured_output_method``); parse failures come back as data, not
+    exceptions. Anything else that is already a Runnable (a ``RunnableLambda`` in tests, a
+    pre-built chain) is used as it is and its output validated here.
+    """
+    if hasattr(model, "with_structured_output") and hasattr(model, "bind_tools"):
+        kwargs: dict[str, Any] = {"include_raw": True}
+        if spec:
+            from simulator.llm.providers import parse_spec, structured_output_method
+
+            if parse_spec(spec).provider != "offline":
+                kwargs["method"] = structured_output_method(spec)
+        return model.with_structured_output(schema, **kwargs)
+    if hasattr(model, "ainvoke"):
+        return model
+    raise TypeError(f"{type(model).__name__} is neither a chat model nor a Runnable")
+
+
+def _structured_or_refuse(model: Any, schema: type[BaseModel], spec: str | None) -> Any:
+    """``structured_runnable``, with "this model cannot do structured output" as a failed grade."""
+    try:
+        return structured_runnable(model, schema, spec)
+    except Exception as exc:
+        raise _ProviderRefused(f"the grader model cannot give structured output: "
+                               f"{_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, GradeOutputError):
+        text = f"unusable answer: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = _SECRET.sub(r"\1***", " ".join(text.split()))
+    return text[:300]
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, GradeOutputError):
+        return "malformed"
+    from simulator.llm.providers import classify
+
+    return classify(exc)
+
+
+async def _call_validated(runnable: Any, messages: list[BaseMessage], schema: type[BaseModel],
+                          retry_template: str, options: GradeOptions) -> tuple[BaseModel, int]:
+    """Call until an answer validates; raise the last error after ``options.attempts`` calls.
+
+    After an unusable answer the next call carries a short message naming what was wrong (field
+    names and rules only, never the answer's text), which fixes most small-model slips.
+    """
+    attempt_no = 0
+    problems: list[str] = []
+
+    def retryable(exc: BaseException) -> bool:
+        return not isinstance(exc, _ProviderRefused)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(max(1, options.attempts)),
+        wait=wait_exponential(multiplier=options.backoff_s, max=max(options.backoff_s * 8, 0)),
+        retry=retry_if_exception(retryable), reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            attempt_no += 1
+            sent = messages + ([_retry_message(retry_template, problems)] if problems else [])
+            try:
+                if options.timeout_s:
+                    async with asyncio.timeout(options.timeout_s):
+                        output = await runnable.ainvoke(sent)
+                else:
+                    output = await runnable.ainvoke(sent)
+                return validate_output(schema, output), attempt_no
+            except GradeOutputError as exc:
+                problems = exc.problems
+                log.info("grader answer unusable (attempt %d): %s", attempt_no, exc)
+                raise
+            except Exception as exc:
+                kind = _kind(exc)
+                log.info("grader call failed (attempt %d): %s", attempt_no, kind)
+                if kind in _NO_RETRY_KINDS:
+                    raise _ProviderRefused(_describe(exc)) from exc
+                raise
+    raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+
+def _model_name(model: Any, spec: str | None) -> str:
+    from simulator.llm.providers import redact_spec, spec_of
+
+    if spec:
+        return redact_spec(spec)
+    try:
+        return spec_of(model)
+    except Exception:  # pragma: no cover - naming must never fail a grade
+        return type(model).__name__
+
+
+# --- grading a turn ---------------------------------------------------------------------------
+
+async def grade_turn(model: Any, rubric: Rubric, transcript: Sequence[Utterance], turn_text: str,
+                     mode: Mode = "coach", spec: str | None = None,
+                     *, options: GradeOptions | None = None) -> TurnGrade:
+    """Grade one trainee turn with an LLM. Never raises (cancellation excepted).
+
+    ``model`` is a LangChain chat model (from ``providers.chat_model(spec, settings)``) or any
+    Runnable returning the schema's shape; ``transcript`` is the conversation *before* the turn,
+    oldest first; ``spec`` is the grader model string (picks the structured-output method and is
+    recorded in the grade).
+    """
+    opts = options or GradeOptions()
+    name = _model_name(model, spec)
+    attempts = 0
+    try:
+        context = _strip_current(transcript, turn_text)
+        schema = turn_output_schema(rubric, mode)
+        messages = turn_messages(rubric, context, turn_text, mode,
+                                 context_utterances=opts.context_utterances)
+        runnable = _structured_or_refuse(model, schema, spec)
+        answer, attempts = await _call_validated(runnable, messages, schema, "grader_turn.j2", opts)
+    except asyncio.CancelledError:
+        raise
+    except _ProviderRefused as exc:
+        return TurnGrade(rubric_id=rubric.id, status="failed", model=name, attempts=attempts or 1,
+                         error=str(exc))
+    except Exception as exc:
+        log.warning("turn grade pending after retries: %s", _describe(exc))
+        return TurnGrade(rubric_id=rubric.id, status="pending", model=name,
+                         attempts=max(attempts, opts.attempts), error=_describe(exc))
+    data = answer.model_dump(by_alias=True)
+    alternative = (data.get("alternative") or "").strip() or None
+    return TurnGrade(rubric_id=rubric.id, values=dict(data["codes"]),
+                     rationale=" ".join(str(data["rationale"]).split())[:600],
+                     alternative=alternative if mode == "coach" else None,
+                     status="ok", model=name, attempts=attempts)
+
+
+def _strip_current(transcript: Sequence[Utterance], turn_text: str) -> list[Utterance]:
+    """Callers pass the transcript before the turn; tolerate one that already ends with it."""
+    items = list(transcript)
+    if items and items[-1].speaker == "counselor" and items[-1].text.strip() == turn_text.strip():
+        items.pop()
+    return items
+
+
+def grade_turn_offline(coded: CodedTurn | CounselorLabels, rubric: Rubric,
+                       transcript: Sequence[Utterance], turn_text: str, mode: Mode = "coach",
+                       *, feedback_dir: Path | None = None) -> TurnGrade:
+    """Grade one turn without a model: the offline coder's labels mapped onto ``rubric``, with
+    coaching (rationale and, in coach mode, an alternative) from the rubric's ``coaching`` texts.
+
+    ``coded`` is the ``CodedTurn`` the engine already has (when ``rubric`` is the engine rubric) or
+    the coder's ``CounselorLabels`` (mapped here with ``rubric_coding.code_turn``). Only categorical
+    items get values offline. Never raises: a broken template gives ``status="failed"``.
+    """
+    from simulator.grader.coach_offline import coach_turn
+
+    try:
+        context = _strip_current(transcript, turn_text)
+        if isinstance(coded, CounselorLabels) or coded.rubric_id != rubric.id:
+            from simulator.coder.rubric_codes import code_turn
+
+            labels = coded if isinstance(coded, CounselorLabels) else coded.labels
+            coded = code_turn(labels, turn_text, rubric)
+        coaching = coach_turn(coded, rubric, context, turn_text, mode, feedback_dir=feedback_dir)
+    except Exception as exc:
+        log.warning("offline grade failed: %s", _describe(exc))
+        return TurnGrade(rubric_id=rubric.id, status="failed", model="offline", attempts=1,
+                         error=_describe(exc))
+    return TurnGrade(rubric_id=rubric.id, values=dict(coded.codes), rationale=coaching.rationale,
+                     alternative=coaching.alternative if mode == "coach" else None,
+                     status="ok", model="offline", attempts=1)
+
+
+# --- grading a session ------------------------------------------------------------------------
+
+def _find_quote(quote: str, transcript: Sequence[Utterance]) -> int | None:
+    needle = " ".join(quote.strip().strip("\"'\u201c\u201d").lower().split())
+    if not needle:
+        return None
+    for i, u in enumerate(transcript):
+        if needle in " ".join(u.text.lower().split()):
+            return i
+    return None
+
+
+def grade_session_offline(rubric: Rubric, *, status: GradeStatus = "ok", model: str = "offline",
+                          error: str | None = None, attempts: int = 0) -> SessionGrade:
+    """No model: each session item is an estimate from its rubric formula (``grader.scores``)."""
+    return SessionGrade(rubric_id=rubric.id, status=status, model=model, error=error,
+                        attempts=attempts,
+                        items=[ItemScore(item_id=i.id, score=None, source="estimate")
+                               for i in rubric.session_items])
+
+
+async def grade_session(model: Any, rubric: Rubric, transcript: Sequence[Utterance],
+                        spec: str | None = None, *,
+                        options: GradeOptions | None = None) -> SessionGrade:
+    """Score the rubric's session-level items with an LLM, each with evidence quotes.
+
+    Never raises (cancellation excepted). On failure every item falls back to its estimate
+    (``source="estimate"``, ``score=None``) with ``status="pending"`` so it can be regraded.
+    Quotes are located in the transcript; a quote not found verbatim keeps ``turn=None``.
+    """
+    opts = options or GradeOptions()
+    name = _model_name(model, spec)
+    if not rubric.session_items:
+        return SessionGrade(rubric_id=rubric.id, status="ok", model=name)
+    attempts = 0
+    try:
+        schema = session_output_schema(rubric)
+        messages = session_messages(rubric, transcript, max_chars=opts.max_session_chars)
+        runnable = _structured_or_refuse(model, schema, spec)
+        answer, attempts = await _call_validated(runnable, messages, schema, "grader_session.j2",
+                                                 opts)
+    except asyncio.CancelledError:
+        raise
+    except _ProviderRefused as exc:
+        return grade_session_offline(rubric, status="failed", model=name, error=str(exc),
+                                     attempts=attempts or 1)
+    except Exception as exc:
+        log.warning("session grade pending after retries: %s", _describe(exc))
+        return grade_session_offline(rubric, status="pending", model=name, error=_describe(exc),
+                                     attempts=max(attempts, opts.attempts))
+    data = answer.model_dump(by_alias=True)["items"]
+    items = []
+    for item in rubric.session_items:
+        got = data[item.id]
+        quotes = [q.strip() for q in got["evidence"] if q and q.strip()][:3]
+        items.append(ItemScore(
+            item_id=item.id, score=got["score"], source="llm",
+            rationale=" ".join(got["rationale"].split())[:600],
+            evidence=[Evidence(quote=q[:300], turn=_find_quote(q, transcript)) for q in quotes]))
+    return SessionGrade(rubric_id=rubric.id, items=items, status="ok", model=name,
+                        attempts=attempts)
+
+
+# --- running beside the client's reply --------------------------------------------------------
+
+OnGrade = Callable[[Hashable, TurnGrade], Awaitable[None] | None]
+
+
+class GradingTasks:
+    """Background turn grading for one session, so the client's reply never waits for the grader.
+
+    How ``simulator.service.practice`` uses it (coach or assessment mode alike)::
+
+        grading = GradingTasks(on_grade=store_it, rubric_id=rubric.id, model=spec)  # per session
+        ...
+        turn = store.add_turn(sid, "counselor", text)     # 1. trainee turn committed first
+        coded = ...                                       # 2. fast local coding for the engine
+        grading.start(turn.id, grade_turn(model, rubric, before, text, mode, spec))
+        async for chunk in realizer(...):                 # 3. stream the client's reply now
+            ...
+        # offline: store grade_turn_offline(coded, ...) directly (synchronous, about a millisecond)
+        # end of session: wait a little, then the session-level grade
+        await grading.drain(timeout_s=30)    # unfinished turns reach on_grade as "pending"
+        session_grade = await grade_session(model, rubric, transcript, spec)
+
+    ``on_grade(key, grade)`` runs once per turn with the finished grade (awaited if it returns an
+    awaitable): store it, push it to the coach panel. Its errors are logged, never raised into the
+    session. A rewound turn: ``cancel(key)`` (no grade is reported for it).
+    """
+
+    def __init__(self, on_grade: OnGrade | None = None, *, rubric_id: str = "",
+                 model: str = "") -> None:
+        self._on_grade = on_grade
+        self._rubric_id, self._model = rubric_id, model
+        self._tasks: dict[Hashable, asyncio.Task[TurnGrade | None]] = {}
+        self._abandoned: set[Hashable] = set()
+        self.results: dict[Hashable, TurnGrade] = {}
+
+    def start(self, key: Hashable, grading: Awaitable[TurnGrade]) -> asyncio.Task[TurnGrade | None]:
+        """Schedule ``grading`` (e.g. ``grade_turn(...)``) and return at once (no await)."""
+        task = asyncio.ensure_future(self._run(key, grading))
+        self._tasks[key] = task
+        task.add_done_callback(functools.partial(self._forget, key))
+        return task
+
+    def _forget(self, key: Hashable, _task: object) -> None:
+        self._tasks.pop(key, None)
+
+    async def _report(self, key: Hashable, grade: TurnGrade) -> None:
+        self.results[key] = grade
+        if self._on_grade is None:
+            return
+        try:
+            done = self._on_grade(key, grade)
+            if done is not None:
+                await done
+        except Exception:  # a failing store callback must not surface in the session
+            log.exception("storing the grade of turn %r failed", key)
+
+    async def _run(self, key: Hashable, grading: Awaitable[TurnGrade]) -> TurnGrade | None:
+        try:
+            grade = await grading
+        except asyncio.CancelledError:
+            if key not in self._abandoned:
+                await self._report(key, TurnGrade(
+                    rubric_id=self._rubric_id, status="pending", model=self._model,
+                    error="grading had not finished when the session ended"))
+            raise
+        except Exception as exc:  # grade_turn never raises; anything else passed in might
+            grade = TurnGrade(rubric_id=self._rubric_id, status="pending", model=self._model,
+                              error=_describe(exc))
+        await self._report(key, grade)
+        return grade
+
+    def pending(self) -> list[Hashable]:
+        """Keys of turns still being graded."""
+        return list(self._tasks)
+
+    def cancel(self, key: Hashable) -> None:
+        """Forget a turn (rewound away): stop its grading and report nothing for it."""
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            self._abandoned.add(key)
+            task.cancel()
+
+    async def drain(self, timeout_s: float | None = None) -> dict[Hashable, TurnGrade]:
+        """Wait for running grades; after ``timeout_s`` cancel the rest, which are reported as
+        pending (``counselsim regrade`` finishes them). Returns every grade reported so far."""
+        tasks = list(self._tasks.values())
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+        return dict(self.results)

@@ -1,0 +1,31 @@
+"""Where everything that matters is kept: users, sessions, turns, codes, grades, reviews, events.
+
+The rest of the package imports the store through this module, never through the backend's file:
+the SQLite backend lives in ``sqlite.py`` and its schema steps in ``migrations.py``.
+"""
+
+from simulator.store.sqlite import (
+    ROLES,
+    CodeRecord,
+    ContentKind,
+    EffectiveTurn,
+    Event,
+    Grade,
+    ItemScore,
+    Review,
+    SearchHit,
+    Session,
+    SessionFilter,
+    SessionGrade,
+    Store,
+    StoreError,
+    Turn,
+    User,
+    Value,
+    open_store,
+    record_library_content,
+)
+
+__all__ = ["ROLES", "CodeRecord", "ContentKind", "EffectiveTurn", "Event", "Grade", "ItemScore",
+           "Review", "SearchHit", "Session", "SessionFilter", "SessionGrade", "Store",
+           "StoreError", "Turn", "User", "Value", "open_store", "record_library_content"]
