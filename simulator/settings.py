@@ -1,4 +1,15 @@
-"""Settings, in rising priority: defaults, a settings file, ``COUNSELSIM_*`` environment, flags.
+"""Settings, built once per process and passed down: defaults < ``counselsim.toml`` <
+``COUNSELSIM_*`` environment < command-line flags.
+
+Only the entry points (the CLI verbs, ``counselsim serve``, the benchmarks) call
+``load_settings``; everything below them takes a ``Settings`` argument, so a flag reaches every
+part of the program and nothing re-reads the environment behind a caller's back.
+
+A typo must not silently change behaviour (``grader_modle = ...`` leaving the grader offline), so an
+unknown key in the file or an unknown ``COUNSELSIM_*`` variable is refused with one line naming it
+and the closest valid name; a bad value is one line naming the setting, its source and what it
+accepts. Both are ``SettingsError`` (an ``InvalidInput``), which the CLI prints without a
+traceback.
 
 Keys for providers are never settings: they come from the provider's own environment variables
 (OPENAI_API_KEY, ANTHROPIC_API_KEY) and are never written to the database or logs.
@@ -6,24 +17,69 @@ Keys for providers are never settings: they come from the provider's own environ
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-"""The checkout (or install) root holding personas/, rubrics/, feedback/."""
+from simulator.errors import InvalidInput
+
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+"""The checkout root (personas/, rubrics/, feedback/ beside ``simulator/``) or site-packages."""
 
 ENV_PREFIX = "COUNSELSIM_"
+SETTINGS_ENV = ENV_PREFIX + "SETTINGS"
+"""Names the settings file; not itself a setting."""
 
 
-class Settings(BaseModel):
-    db: Path = ROOT / "sessions" / "counselsim.db"
-    personas: Path = ROOT / "personas"
-    rubrics: Path = ROOT / "rubrics"
-    feedback: Path = ROOT / "feedback"
+def is_checkout() -> bool:
+    """True when running from a source checkout (``pip install -e .``), not an installed wheel."""
+    return (ROOT / "pyproject.toml").is_file() and (ROOT / "personas").is_dir()
+
+
+def shipped_content() -> Path:
+    """Where the shipped personas/, rubrics/ and feedback/ are: the checkout, or the copy the
+    wheel carries inside the package (``simulator/_content``, see pyproject's force-include)."""
+    return ROOT if is_checkout() else PACKAGE / "_content"
+
+
+def data_home() -> Path:
+    """Where an installed copy keeps its database: never inside site-packages, which an upgrade
+    replaces. A checkout keeps the git-ignored ``sessions/`` beside the code."""
+    if is_checkout():
+        return ROOT / "sessions"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "counselsim"
+
+
+class SettingsError(InvalidInput):
+    """A setting is unknown or has a bad value; the message is one line saying where."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the program, with its default. See README "Settings"."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
+                                      validate_default=True)
+
+    db: Path = data_home() / "counselsim.db"
+    personas: Path = shipped_content() / "personas"
+    rubrics: Path = shipped_content() / "rubrics"
+    feedback: Path = shipped_content() / "feedback"
+    content: Path | None = None
+    """An institution's own content folder, holding ``personas/`` and ``rubrics/`` (either may be
+    missing): loaded beside the shipped library, and where the authoring page saves."""
     client_model: str = "offline"
     grader_model: str = "offline"
     coder: str = "offline"
@@ -37,25 +93,140 @@ class Settings(BaseModel):
     max_retries: int = 3
     requests_per_second: float = 5.0
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init) over environment over the settings file; no .env, no secrets folder."""
+        path = settings_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def persona_dirs(self) -> list[Path]:
+        """The shipped (or configured) persona folder, then the institution's own."""
+        return [self.personas, *self._own("personas")]
+
+    def rubric_dirs(self) -> list[Path]:
+        return [self.rubrics, *self._own("rubrics")]
+
+    def authoring_dir(self, kind: str) -> Path:
+        """Where the authoring page saves a persona or rubric: the institution's folder when one
+        is configured (the shipped library stays untouched), else the configured folder."""
+        if self.content is not None:
+            return self.content / f"{kind}s"
+        return self.personas if kind == "persona" else self.rubrics
+
+    def _own(self, kind: str) -> list[Path]:
+        return [self.content / kind] if self.content is not None else []
+
+    def with_flags(self, **flags: Any) -> Settings:
+        """These settings with command-line flags applied (None means the flag was not given),
+        validated like every other source."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        if not given:
+            return self
+        return _build(lambda: Settings(**{**self.model_dump(exclude_unset=False), **given}),
+                      given)
+
+
+FIELDS = tuple(Settings.model_fields)
+
+
+def defaults() -> Settings:
+    """The built-in defaults alone (no file, no environment): what a library function uses when
+    its caller passed no settings. Entry points call ``load_settings`` instead."""
+    return Settings.model_construct()
+
 
 def settings_file() -> Path | None:
-    explicit = os.environ.get(ENV_PREFIX + "SETTINGS")
+    """``COUNSELSIM_SETTINGS`` if set, else ``counselsim.toml`` in the working directory, else the
+    one in a checkout's root."""
+    explicit = os.environ.get(SETTINGS_ENV)
     if explicit:
         return Path(explicit)
-    default = ROOT / "counselsim.toml"
-    return default if default.exists() else None
+    for candidate in (Path.cwd() / "counselsim.toml", ROOT / "counselsim.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings from every source; ``overrides`` are command-line flags (None means unset)."""
-    values: dict[str, Any] = {}
+def _closest(name: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else f" (settings: {', '.join(options)})"
+
+
+def _line_of(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def _check_file(path: Path) -> dict[str, Any]:
+    """The file's values, after refusing an unreadable file or an unknown key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        values = tomllib.loads(text)
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read the settings file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    for key in values:
+        if key not in FIELDS:
+            line = _line_of(text, key)
+            where = f"{path}:{line}" if line else str(path)
+            raise SettingsError(f"{where}: unknown setting {key!r}{_closest(key, list(FIELDS))}")
+    return values
+
+
+def _check_env() -> dict[str, str]:
+    found = {k[len(ENV_PREFIX):].lower(): v for k, v in os.environ.items()
+             if k.startswith(ENV_PREFIX) and k != SETTINGS_ENV}
+    for key in found:
+        if key not in FIELDS:
+            names = [ENV_PREFIX + f.upper() for f in FIELDS]
+            raise SettingsError(f"environment: {ENV_PREFIX + key.upper()} is not a setting"
+                                f"{_closest(ENV_PREFIX + key.upper(), names)}")
+    return found
+
+
+def _build(make: Any, flags: dict[str, Any], env: dict[str, str] | None = None,
+           file: Path | None = None) -> Settings:
+    """Call ``make``; turn a validation error into one line naming the setting and its source."""
+    try:
+        settings: Settings = make()
+        return settings
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        if key in flags:
+            source = f"--{key.replace('_', '-')} {flags[key]!r}"
+        elif env and key in env:
+            source = f"{ENV_PREFIX}{key.upper()}={env[key]!r}"
+        elif file is not None:
+            source = f"{file}: {key}"
+        else:
+            source = key
+        raise SettingsError(f"{source}: {error['msg'].lower()} "
+                            f"(setting {key!r})") from None
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Build settings from every source; ``flags`` are command-line flags (None means unset).
+
+    Call it once, at an entry point, and pass the result down.
+    """
     path = settings_file()
     if path is not None:
-        with path.open("rb") as f:
-            values.update(tomllib.load(f))
-    for name in Settings.model_fields:
-        env = os.environ.get(ENV_PREFIX + name.upper())
-        if env:
-            values[name] = env
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings.model_validate(values)
+        _check_file(path)
+    env = _check_env()
+    given = {k: v for k, v in flags.items() if v is not None}
+    return _build(lambda: Settings(**given), given, env, path)
+
+
+__all__ = ["FIELDS", "ROOT", "Settings", "SettingsError", "data_home", "defaults", "is_checkout",
+           "load_settings", "settings_file", "shipped_content"]

@@ -7,11 +7,13 @@ free port, a temporary database and temporary content folders (see ``web_harness
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -44,3 +46,30 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own ``COUNSELSIM_*`` environment (a model, a database) nor
+    a ``counselsim.toml`` in the working directory: each test sets what it needs."""
+    for key in list(os.environ):
+        if key.startswith("COUNSELSIM_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("COUNSELSIM_SETTINGS", os.devnull)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run ``counselsim ARGS`` in-process (Typer's CliRunner): ``cli("sessions", "list",
+    env={"COUNSELSIM_DB": ...}, input="...")``. Use a subprocess only where the process itself
+    is the point (a killed child, the installed console script)."""
+    from simulator.cli.main import app
+
+    runner = CliRunner()
+
+    def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+    return run

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from simulator.errors import InvalidInput
 from simulator.service.accounts import authenticate, ensure_admin, hash_password, verify_password
 from simulator.store import open_store
 
@@ -36,25 +35,40 @@ def test_ensure_admin_only_on_empty_store(tmp_path: Path) -> None:
     assert store.count_users() == 1
 
 
-def run_cli(*args: str, stdin: str = "", env_db: Path) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = {**os.environ, "COUNSELSIM_DB": str(env_db)}
-    exe = Path(sys.executable).parent / "counselsim"
-    return subprocess.run([str(exe), *args], input=stdin,
-                          capture_output=True, text=True, env=env, timeout=120)
-
-
-def test_users_add_cli(tmp_path: Path) -> None:
+def test_users_add_cli(tmp_path: Path, cli) -> None:
     db = tmp_path / "cli.db"
-    r = run_cli("users", "add", "alex", "--role", "trainee", "--cohort", "spring",
-                "--password-stdin", stdin="s3cret-pass\n", env_db=db)
-    assert r.returncode == 0, r.stderr
+    env = {"COUNSELSIM_DB": str(db)}
+    r = cli("users", "add", "alex", "--role", "trainee", "--cohort", "spring",
+            "--password-stdin", input="s3cret-pass\n", env=env)
+    assert r.exit_code == 0, r.output
     store = open_store(db)
     user = store.get_user("alex")
     assert (user.role, user.cohort, user.has_password) == ("trainee", "spring", True)
     assert authenticate(store, "alex", "s3cret-pass")
-    bad = run_cli("users", "add", "alex", "--role", "trainee", env_db=db)
-    assert bad.returncode == 1 and "already exists" in bad.stderr
-    role = run_cli("users", "add", "zed", "--role", "wizard", env_db=db)
-    assert role.returncode != 0
+    added = store.events(None, "user_added")
+    assert [e.data for e in added] == [{"user": "alex", "role": "trainee", "by": "cli"}]
+    bad = cli("users", "add", "alex", "--role", "trainee", env=env)
+    assert bad.exit_code == InvalidInput.exit_code and "already exists" in bad.stderr
+    role = cli("users", "add", "zed", "--role", "wizard", env=env)
+    assert role.exit_code == InvalidInput.exit_code and "unknown role" in role.stderr
+    name = cli("users", "add", "two words", "--role", "trainee", env=env)
+    assert name.exit_code == InvalidInput.exit_code and "user names are" in name.stderr
+
+
+def test_users_add_without_a_password_prints_a_one_time_one(tmp_path: Path, cli) -> None:
+    db = tmp_path / "cli.db"
+    r = cli("users", "add", "sam", "--role", "supervisor", env={"COUNSELSIM_DB": str(db)})
+    assert r.exit_code == 0, r.output
+    password = r.stdout.strip().splitlines()[-1].rsplit(" ", 1)[-1]
+    assert len(password) >= 12 and authenticate(open_store(db), "sam", password)
+
+
+def test_the_web_and_the_cli_share_one_name_rule(tmp_path: Path) -> None:
+    from simulator.service.users import add_user
+
+    store = open_store(tmp_path / "u.db")
+    for bad in ("", " ", "-leading", "a b", "x" * 65, "semi;colon"):
+        with pytest.raises(InvalidInput):
+            add_user(store, bad, "trainee", by="admin")
+    user, password = add_user(store, " kim.lee@uni ", "trainee", cohort=" ", by="admin")
+    assert (user.name, user.cohort) == ("kim.lee@uni", None) and password

@@ -7,7 +7,7 @@ from content_fixtures import code, fill_session, new_session, rubric
 
 from simulator.content.rubric import Thresholds
 from simulator.grader.scores import compute_scores, session_scores, verdict_for
-from simulator.store import ItemScore, open_store
+from simulator.store import StoredItemScore, open_store
 
 
 def turns(*codes: str) -> list[dict]:
@@ -63,13 +63,14 @@ def test_estimates_are_labelled_and_grader_scores_win() -> None:
     assert rel.value == pytest.approx(1.75) and rel.estimate and rel.verdict == "below fair"
     assert s.estimated
     graded = compute_scores(rubric(), turns("AF"), session_items={
-        "partnership": ItemScore(score=4, evidence=["It's your call"]),
-        "empathy": ItemScore(score=4.5)})
+        "partnership": StoredItemScore(score=4, evidence=["It's your call"]),
+        "empathy": StoredItemScore(score=4.5)})
     assert graded.item("partnership").source == "grader" and not graded.estimated
     rel = graded.metric("relational")
     assert rel.value == 4.25 and rel.verdict == "good"
     assert not graded.metric("relational").estimate
-    fixed = compute_scores(rubric(), turns("AF"), session_items={"empathy": ItemScore(score=4.5)},
+    fixed = compute_scores(rubric(), turns("AF"),
+                           session_items={"empathy": StoredItemScore(score=4.5)},
                            corrections={"empathy": 2})
     assert fixed.item("empathy").score == 2 and fixed.item("empathy").source == "supervisor"
     assert fixed.item("empathy").machine_score == 4.5

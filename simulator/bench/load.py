@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from simulator.bench.turn import TRAINEE_TURNS, machine_info, pct, summary
-from simulator.settings import Settings, load_settings
+from simulator.settings import Settings, defaults
 
 MAX_USERS = 500
 MAX_TURNS = 100
@@ -440,7 +440,7 @@ def run_load_bench(users: int = 100, turns: int = 5, latency_ms: float = 300.0,
         try:
             if url is None:
                 server, persona_id = start_server(Path(tmp), users, latency_ms,
-                                                  settings or load_settings())
+                                                  settings or defaults())
                 target, pw, db_path = server.url, PASSWORD, server.db
             else:
                 if not password or not persona:

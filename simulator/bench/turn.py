@@ -36,7 +36,7 @@ from langchain_core.runnables import RunnableLambda
 from pydantic import BaseModel
 
 from simulator.content.rubric import Rubric
-from simulator.settings import ROOT, Settings, load_settings
+from simulator.settings import ROOT, Settings, defaults
 
 TEST_PERSONA = ROOT / "tests" / "fixtures" / "engine" / "test-dana.yaml"
 FAKE_SPEC = "openai-compatible:bench-fake@http://127.0.0.1:9/v1"
@@ -178,8 +178,8 @@ def bench_settings(folder: Path, base: Settings | None = None) -> tuple[Settings
     """
     from simulator.content.library import load_library
 
-    base = base or load_settings()
-    lib = load_library([base.personas], [base.rubrics])
+    base = base or defaults()
+    lib = load_library(base.persona_dirs(), base.rubric_dirs())
     if lib.personas:
         return (base.model_copy(update={"db": folder / "bench.db"}), sorted(lib.personas)[0])
     personas = folder / "personas"

@@ -1,35 +1,25 @@
 """The ``counselsim`` command line. Each verb is a thin shell over a module that does the work.
 
 Conventions (DESIGN.md): every verb that takes ``--json`` prints one JSON object as the last line
-of its output; exit 0 success, 1 a user error explained on stderr, 2 usage.
+of its output; exit codes and error lines are ``simulator.cli.common``'s. Settings are built once
+per invocation (``settings_for``) with the verb's flags on top.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from simulator.settings import load_settings
+from simulator.cli.common import Commands, emit_json, fail, settings_for
+from simulator.cli.records import register as _register_records
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=False,
                   help="CounselSim: counseling-skills practice with simulated clients.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON object last.")
 app.add_typer(bench_app, name="bench")
-
-
-def fail(message: str) -> typer.Exit:
-    """Print a user error to stderr and return the exit to raise (code 1)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-def emit_json(obj: Any) -> None:
-    """The one JSON object a ``--json`` verb prints, always as the last line."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
 
 @app.command()
@@ -41,7 +31,7 @@ def validate(
     """Check persona and rubric YAML: one line per file, every error with file:line:column."""
     from simulator.content.validate import validate_paths
 
-    settings = load_settings()
+    settings = settings_for()
     code, summary = validate_paths(paths or [settings.rubrics, settings.personas], settings)
     if as_json:
         emit_json(summary)
@@ -179,7 +169,7 @@ def chat(
         raise fail(f"--mode must be coach or assessment, not {mode!r}")
     if input_file is not None and not input_file.is_file():
         raise fail(f"--input {input_file}: no such file")
-    settings = load_settings(client_model=client_model, grader_model=grader_model, db=db)
+    settings = settings_for(client_model=client_model, grader_model=grader_model, db=db)
     practice = Practice.from_settings(settings)
     if persona not in practice.library.personas:
         known = ", ".join(sorted(practice.library.personas)) or "none"
@@ -205,7 +195,7 @@ def serve(
     """Start the web app (trainees, supervisors, educators). First start: prints the admin password."""
     from simulator.web.serve import serve_command
 
-    serve_command(load_settings(host=host, port=port, personas=personas, rubrics=rubrics, db=db))
+    serve_command(settings_for(host=host, port=port, personas=personas, rubrics=rubrics, db=db))
 
 
 @app.command()
@@ -222,7 +212,7 @@ def regrade(
     from simulator.service.regrade import RegradeError, run_regrade
 
     try:
-        result = run_regrade(session_id, grader_model, load_settings(),
+        result = run_regrade(session_id, grader_model, settings_for(),
                              include_failed=not only_pending, include_missing=not only_pending)
     except RegradeError as exc:
         raise fail(str(exc)) from None
@@ -249,7 +239,7 @@ def selfplay(
     from simulator.service.selfplay import selfplay_command
 
     try:
-        lines, result = selfplay_command(load_settings(), persona, counselor, turns, seed,
+        lines, result = selfplay_command(settings_for(), persona, counselor, turns, seed,
                                          counselor_model, client_model)
     except (KeyError, ValueError) as e:
         raise fail(str(e).strip("'\"")) from None
@@ -262,8 +252,6 @@ def selfplay(
 
 
 # report, sessions list, export, progress, users (simulator/cli/records.py)
-from simulator.cli.records import register as _register_records  # noqa: E402
-
 _register_records(app)
 
 

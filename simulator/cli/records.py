@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from simulator.cli.common import emit_json, fail, settings_for
+
 if TYPE_CHECKING:
     from simulator.store import Store
 
@@ -23,10 +25,9 @@ users_app = typer.Typer(no_args_is_help=True, help="Users: trainees, supervisors
 
 
 def _store(db: Path | None) -> Store:
-    from simulator.settings import load_settings
     from simulator.store import open_store
 
-    return open_store(load_settings(db=db).db)
+    return open_store(settings_for(db=db).db)
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -46,9 +47,7 @@ def report(
     db: DbOption = None,
 ) -> None:
     """Render a session's feedback report (current branch) as HTML, Markdown or JSON."""
-    from simulator.cli.main import fail
     from simulator.reports.render import FORMATS, render_report
-    from simulator.settings import load_settings
     from simulator.store import StoreError
 
     if fmt not in FORMATS:
@@ -56,7 +55,7 @@ def report(
     store = _store(db)
     try:
         sid = store.resolve_session_id(session_id)
-        text = render_report(store, sid, fmt, feedback_dir=load_settings().feedback)  # type: ignore[arg-type]
+        text = render_report(store, sid, fmt, feedback_dir=settings_for().feedback)  # type: ignore[arg-type]
     except StoreError as exc:
         raise fail(str(exc)) from None
     _write(text, out)
@@ -77,7 +76,6 @@ def sessions_list(
     """List sessions, newest first."""
     from pydantic import ValidationError
 
-    from simulator.cli.main import emit_json, fail
     from simulator.store import SessionFilter
 
     try:
@@ -107,7 +105,6 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export every turn (with codes, corrections and client state) for research."""
-    from simulator.cli.main import fail
     from simulator.reports.export import write_export
     from simulator.store import SessionFilter
 
@@ -133,9 +130,7 @@ def progress(
     db: DbOption = None,
 ) -> None:
     """Summary scores over sessions for a trainee, or aggregated for a cohort."""
-    from simulator.cli.main import fail
     from simulator.reports.progress import build_progress, render_progress
-    from simulator.settings import load_settings
 
     if trainee and cohort:
         raise fail("give --trainee or --cohort, not both")
@@ -145,7 +140,7 @@ def progress(
         p = build_progress(_store(db), trainee=trainee, cohort=cohort, rubric_id=rubric)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    _write(render_progress(p, fmt, feedback_dir=load_settings().feedback), out)  # type: ignore[arg-type]
+    _write(render_progress(p, fmt, feedback_dir=settings_for().feedback), out)  # type: ignore[arg-type]
 
 
 @users_app.command("add")
@@ -158,26 +153,15 @@ def users_add(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object last.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Add a user; with --password-stdin the first line of stdin is the password."""
-    from simulator.cli.main import emit_json, fail
-    from simulator.service.accounts import hash_password
-    from simulator.store import ROLES, StoreError
+    """Add a user; with --password-stdin the first line of stdin is the password, else a one-time
+    password is generated and printed once, for you to hand over."""
+    from simulator.service.users import add_user
 
-    if role not in ROLES:
-        raise fail(f"unknown role {role!r}: use {', '.join(ROLES)}")
-    hashed = None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        try:
-            hashed = hash_password(password)
-        except ValueError as exc:
-            raise fail(str(exc)) from None
-    try:
-        user = _store(db).add_user(name, role, cohort=cohort, password_hash=hashed)  # type: ignore[arg-type]
-    except StoreError as exc:
-        raise fail(str(exc)) from None
-    typer.echo(f"added {user.role} {user.name}" + (f" ({user.cohort})" if user.cohort else "")
-               + ("" if user.has_password else " without a password"))
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    user, generated = add_user(_store(db), name, role, cohort=cohort, password=password, by="cli")
+    typer.echo(f"added {user.role} {user.name}" + (f" ({user.cohort})" if user.cohort else ""))
+    if generated:
+        typer.echo(f"one-time password (shown once, hand it over privately): {generated}")
     if as_json:
         emit_json(user.model_dump(mode="json"))
 
@@ -188,7 +172,6 @@ def users_list(
     db: DbOption = None,
 ) -> None:
     """List users (never their password hashes)."""
-    from simulator.cli.main import emit_json
 
     users = _store(db).list_users()
     for u in users:

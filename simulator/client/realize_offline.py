@@ -14,12 +14,13 @@ from collections.abc import Collection
 
 from simulator.client.planner import Plan
 from simulator.content.persona import Persona
+from simulator.errors import InvalidInput
 
 FALLBACK_ACT = "short_answer"
 """Used only if every line of the planned act would reveal a locked fact (an authoring mistake)."""
 
 
-class LockedFactError(ValueError):
+class LockedFactError(InvalidInput):
     """A plan asked to disclose a hidden fact that has not been unlocked."""
 
 

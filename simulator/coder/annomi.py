@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from simulator.coder.labels import Speaker, Utterance
+from simulator.errors import InvalidInput
 
 SIMPLE_COLUMNS = {"transcript_id", "video_url", "utterance_id", "interlocutor", "utterance_text",
                   "main_therapist_behaviour", "client_talk_type"}
@@ -33,7 +34,7 @@ SUBTYPE_COLUMN = {
 SPEAKER: dict[str, Speaker] = {"therapist": "counselor", "client": "client"}
 
 
-class AnnoMIError(ValueError):
+class AnnoMIError(InvalidInput):
     """A CSV that is not in AnnoMI's column format."""
 
 

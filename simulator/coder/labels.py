@@ -15,7 +15,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
-Speaker = Literal["counselor", "client"]
+from simulator.vocab import Speaker
+
 Behaviour = Literal["question", "reflection", "therapist_input", "other"]
 Subtype = Literal["open", "closed", "simple", "complex", "information", "advice", "negotiation",
                   "options"]

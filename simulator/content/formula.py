@@ -12,6 +12,8 @@ import ast
 from collections.abc import Mapping
 from functools import lru_cache
 
+from simulator.errors import InvalidInput
+
 FUNCTIONS = {"min", "max", "clamp"}
 MAX_FORMULA_CHARS = 500
 """Formulas are one line of arithmetic; a longer one is a mistake (and could exhaust the parser)."""
@@ -20,7 +22,7 @@ _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.
             ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd)
 
 
-class FormulaError(ValueError):
+class FormulaError(InvalidInput):
     pass
 
 

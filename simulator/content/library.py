@@ -96,14 +96,14 @@ def load_library(persona_dirs: list[Path] | None = None,
                  rubric_dirs: list[Path] | None = None) -> Library:
     """Load persona and rubric folders (or single files) and run the cross checks.
 
-    Without arguments, the configured folders (settings ``personas`` and ``rubrics``).
+    Without arguments, the shipped library (``Settings.persona_dirs()`` and ``rubric_dirs()``
+    name the configured folders; callers with settings pass those).
     """
     if persona_dirs is None or rubric_dirs is None:
-        from simulator.settings import load_settings
+        from simulator.settings import shipped_content
 
-        settings = load_settings()
-        persona_dirs = [settings.personas] if persona_dirs is None else persona_dirs
-        rubric_dirs = [settings.rubrics] if rubric_dirs is None else rubric_dirs
+        persona_dirs = [shipped_content() / "personas"] if persona_dirs is None else persona_dirs
+        rubric_dirs = [shipped_content() / "rubrics"] if rubric_dirs is None else rubric_dirs
     return load_paths([*rubric_dirs, *persona_dirs])
 
 

@@ -19,6 +19,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from simulator.errors import InvalidInput
+
 MAX_BYTES = 1_000_000
 """Content files are hand-written; anything over 1 MB is a mistake (or an attack), not a persona."""
 
@@ -36,7 +38,7 @@ Problem = tuple[Loc, str]
 """A whole-document problem found after validation: where (a pydantic-style loc) and what."""
 
 
-class ContentError(Exception):
+class ContentError(InvalidInput):
     """One problem in one content file, with the place it happened."""
 
     def __init__(self, path: str, line: int, column: int, key: str, message: str) -> None:
@@ -48,7 +50,7 @@ class ContentError(Exception):
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
-class ContentErrors(Exception):
+class ContentErrors(InvalidInput):
     """All problems found in one file (validation reports them together, not one per run)."""
 
     def __init__(self, errors: Sequence[ContentError]) -> None:

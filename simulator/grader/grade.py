@@ -43,14 +43,14 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
 from simulator.content.rubric import Rubric, TurnItem
+from simulator.errors import InvalidInput
+from simulator.vocab import GradeStatus, Mode
 
 if TYPE_CHECKING:
     from simulator.settings import Settings
 
 log = logging.getLogger("counselsim.grader")
 
-Mode = Literal["coach", "assessment"]
-GradeStatus = Literal["ok", "pending", "failed"]
 GradeValue = bool | int | str
 """A turn item's value: a code id (categorical), a bool (binary) or an int (scalar)."""
 
@@ -236,7 +236,7 @@ def _retry_message(template: str, problems: list[str]) -> HumanMessage:
 
 # --- calling the model ------------------------------------------------------------------------
 
-class GradeOutputError(ValueError):
+class GradeOutputError(InvalidInput):
     """The model answered, but not with something we can use (malformed, refused, invalid)."""
 
     def __init__(self, problems: list[str]) -> None:

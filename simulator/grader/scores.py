@@ -28,7 +28,7 @@ from simulator.content.formula import evaluate, formula_names
 from simulator.content.rubric import Metric, Rubric, Thresholds
 
 if TYPE_CHECKING:
-    from simulator.store import ItemScore, Session, Store, Value
+    from simulator.store import Session, Store, StoredItemScore, Value
 
 Verdict = Literal["below fair", "fair", "good"]
 ItemSource = Literal["supervisor", "grader", "estimate"]
@@ -136,7 +136,7 @@ def display_value(metric: Metric, value: float | None) -> str:
 
 
 def compute_scores(rubric: Rubric, turns: Sequence[Mapping[str, Value]], *,
-                   session_items: Mapping[str, ItemScore] | None = None,
+                   session_items: Mapping[str, StoredItemScore] | None = None,
                    corrections: Mapping[str, Value] | None = None,
                    session_id: str | None = None) -> SessionScores:
     """Scores from the effective values of each coded counselor turn (turn item id -> value).
@@ -194,7 +194,7 @@ class _Resolver:
     """Evaluates session items and metrics lazily, in dependency order, refusing cycles."""
 
     def __init__(self, rubric: Rubric, base: dict[str, float | None],
-                 graded: Mapping[str, ItemScore], corrections: Mapping[str, Value]) -> None:
+                 graded: Mapping[str, StoredItemScore], corrections: Mapping[str, Value]) -> None:
         self.rubric, self.base, self.graded, self.corrections = rubric, base, graded, corrections
         self.items = {s.id: s for s in rubric.session_items}
         self.metrics = {m.id: m for m in rubric.metrics}

@@ -36,7 +36,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.rate_limiters import InMemoryRateLimiter
 from pydantic import BaseModel
 
-from simulator.settings import Settings, load_settings
+from simulator import errors
+from simulator.settings import Settings, defaults
 
 log = logging.getLogger("counselsim.providers")
 
@@ -61,7 +62,7 @@ class ModelSpec(BaseModel):
     base_url: str | None = None
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(errors.ModelUnavailable):
     """A model could not give an answer after every retry. ``str(exc)`` is safe to show a trainee.
 
     ``kind`` is one of timeout, rate_limited, server_error, connection, auth, bad_request,
@@ -192,7 +193,7 @@ def chat_model(spec: str, settings: Settings | None = None, *, max_tokens: int |
         if ms.provider != "offline":
             _announce_offline(ms, reason)
         return None
-    s = settings or load_settings()
+    s = settings or defaults()
     common: dict[str, Any] = {
         "max_retries": s.max_retries, "timeout": s.request_timeout_s,
         "rate_limiter": rate_limiter_for(ms, s.requests_per_second),
@@ -261,7 +262,7 @@ def describe_model(spec: str, role: str, *, probe: bool = True) -> ModelInfo:
 
 def describe_models(settings: Settings | None = None, *, probe: bool = True) -> list[ModelInfo]:
     """The client and grader models as the UI header shows them, offline fallbacks announced."""
-    s = settings or load_settings()
+    s = settings or defaults()
     return [describe_model(s.client_model, "client", probe=probe),
             describe_model(s.grader_model, "grader", probe=probe)]
 

@@ -175,10 +175,9 @@ def render_progress(progress: Progress, fmt: ProgressFormat, *,
         return progress.model_dump_json(indent=2) + "\n"
     from markupsafe import Markup
 
-    from simulator.reports.render import environment
-    from simulator.settings import load_settings
+    from simulator.reports.render import environment, shipped_feedback
 
-    env = environment(feedback_dir or load_settings().feedback)
+    env = environment(feedback_dir or shipped_feedback())
     chart = progress_chart(progress) if fmt == "html" else None
     return env.get_template(f"progress.{fmt}.j2").render(
         p=progress, chart=Markup(chart) if chart else None)  # noqa: S704 - our own SVG

@@ -275,9 +275,7 @@ def _globals_status(store: Store, session: Session, rubric: Rubric,
 
 def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = None,
                  rubric: Rubric | None = None, persona: Persona | None = None) -> Report:
-    from simulator.settings import load_settings
-
-    feedback_dir = feedback_dir or load_settings().feedback
+    feedback_dir = feedback_dir or shipped_feedback()
     session = store.get_session(session_id)
     rubric = rubric or session_rubric(store, session)
     persona = persona or session_persona(store, session)
@@ -502,6 +500,13 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def shipped_feedback() -> Path:
+    """The shipped report templates (a caller with settings passes ``settings.feedback``)."""
+    from simulator.settings import shipped_content
+
+    return shipped_content() / "feedback"
+
+
 def environment(feedback_dir: Path) -> Environment:
     """Jinja2 for feedback/: autoescape for everything except ``*.md.j2``; undefined is an error."""
     env = Environment(loader=FileSystemLoader(str(feedback_dir)),
@@ -570,9 +575,7 @@ def render(report: Report, fmt: Format, *, feedback_dir: Path | None = None,
         return report.model_dump_json(indent=2) + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    from simulator.settings import load_settings
-
-    feedback_dir = feedback_dir or load_settings().feedback
+    feedback_dir = feedback_dir or shipped_feedback()
     env = environment(feedback_dir)
     items = [(c.id, c.name) for i in (rubric.turn_items if rubric else []) for c in i.codes]
     charts = report_charts(report, items) if fmt == "html" else {}

@@ -31,7 +31,7 @@ import random
 import re
 import sqlite3
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -46,26 +46,28 @@ from simulator.coder.labels import CodedTurn, Coder, CounselorLabels, Utterance
 from simulator.coder.rubric_codes import code_turn
 from simulator.content.library import Library, load_library
 from simulator.content.persona import Persona
-from simulator.content.rubric import Rubric
+from simulator.content.rubric import Rubric, SessionItem
+from simulator.errors import InvalidInput, NotFoundOrNoAccess, StorageError
 from simulator.grader.grade import GradeOptions, TurnGrade
 from simulator.llm.providers import ModelUnavailable, chat_model, empty_reply
-from simulator.settings import Settings, load_settings
+from simulator.service.access import session_for
+from simulator.service.regrade import session_rubric
+from simulator.settings import Settings
 from simulator.store import Session, Store, StoreError, Turn, User, open_store
+from simulator.vocab import Mode
 
 MAX_TURN_CHARS = 4000
 """A counselor turn is a few sentences; 4,000 characters is generous and keeps prompts bounded."""
-
-Mode = Literal["coach", "assessment"]
 
 
 log = logging.getLogger("counselsim.session")
 
 
-class TurnRejected(ValueError):
+class TurnRejected(InvalidInput):
     """The trainee's text cannot be used as a turn (empty, too long ...). Nothing was stored."""
 
 
-class TurnNotSaved(TurnRejected):
+class TurnNotSaved(TurnRejected, StorageError):
     """The database refused the trainee's turn (busy past the wait, disk full). Nothing was
     stored; the message says so, and the UI gives the text back to send again."""
 
@@ -126,13 +128,12 @@ class Practice:
     _grading: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, coder: Coder | None = None,
+    def from_settings(cls, settings: Settings, *, coder: Coder | None = None,
                       client_model: BaseChatModel | None = None,
                       grader_model: BaseChatModel | None = None) -> Practice:
         from simulator.coder.offline import load_offline_coder
 
-        settings = settings or load_settings()
-        library = load_library([settings.personas], [settings.rubrics])
+        library = load_library(settings.persona_dirs(), settings.rubric_dirs())
         store = open_store(settings.db)
         return cls(
             settings=settings, library=library, store=store,
@@ -149,7 +150,7 @@ class Practice:
 
     def reload_library(self) -> None:
         """Pick up persona/rubric files changed on disk (educators editing in their own editor)."""
-        self.library = load_library([self.settings.personas], [self.settings.rubrics])
+        self.library = load_library(self.settings.persona_dirs(), self.settings.rubric_dirs())
         self.__dict__.pop("engine_rubric", None)
 
     def _record_content(self, kind: Literal["persona", "rubric"], content_id: str) -> str:
@@ -184,36 +185,48 @@ class Practice:
         self.store.add_turn(session_id, "client", text, act=plan.act, state=state.model_dump())
         return session_id
 
-    def check_access(self, session_id: str, user: User, *, write: bool = False) -> None:
-        """Raise PermissionError unless ``user`` may see (or, with write, act in) this session.
-
-        Trainees: only their own sessions. Supervisors: sessions of trainees in their cohort
-        (read, and reviews through the store, never trainee turns). Admins: everything.
-        """
-        session = self._session(session_id)
-        if user.role == "admin":
-            return
-        if session.trainee == user.name:
-            return
-        if (not write and user.role == "supervisor" and session.cohort is not None
-                and session.cohort == user.cohort):
-            return
-        raise PermissionError("no such session")
-
-    def _session(self, session_id: str) -> Session:
-        """The session, or PermissionError: an unknown id and a forbidden one look the same."""
-        try:
-            return self.store.get_session(session_id)
-        except StoreError:
-            raise PermissionError("no such session") from None
+    def check_access(self, session_id: str, user: User, *, write: bool = False) -> Session:
+        """The session if ``user`` may see it (with ``write``: act in it); else
+        ``NotFoundOrNoAccess``. The rules are ``service.access``'s."""
+        return session_for(self.store, session_id, user, write=write)
 
     def _own_active(self, session_id: str, trainee: str) -> Session:
-        session = self._session(session_id)
+        try:
+            session = self.store.get_session(session_id)
+        except StoreError:
+            raise NotFoundOrNoAccess() from None
         if session.trainee != trainee:
-            raise PermissionError("no such session")
+            raise NotFoundOrNoAccess()
         if session.status != "active":
             raise TurnRejected("This session has ended; start a new one to keep practising.")
         return session
+
+    def self_rating_items(self, session_id: str) -> list[SessionItem]:
+        """The session-level items a trainee may rate themselves on: the globals of the rubric
+        the session ran with."""
+        return list(session_rubric(self.store, session_id).session_items)
+
+    def rate_self(self, session_id: str, user: User, scores: Sequence[object],
+                  note: str = "") -> dict[str, Any]:
+        """Keep the trainee's own rating of their ended session, beside the grader's.
+
+        ``scores`` follow ``self_rating_items`` in order; a missing or out-of-scale value is left
+        out rather than stored wrong. Returns what was stored (empty: nothing to store).
+        """
+        session = session_for(self.store, session_id, user, write=True)
+        rating: dict[str, Any] = {}
+        for item, value in zip(self.self_rating_items(session.session_id), scores, strict=False):
+            try:
+                score = int(value)  # type: ignore[call-overload]
+            except (TypeError, ValueError):
+                continue
+            if item.min <= score <= item.max:
+                rating[item.id] = score
+        if note and note.strip():
+            rating["comment"] = note.strip()[:2000]
+        if rating:
+            self.store.set_self_rating(session.session_id, rating)
+        return rating
 
     def rewind(self, session_id: str, trainee: str, turn_idx: int) -> None:
         """Try again from the trainee turn at ``turn_idx``; the abandoned branch is kept."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from simulator.coder.labels import Coder, Utterance
 from simulator.content.rubric import Rubric
+from simulator.errors import InvalidInput
 from simulator.grader.grade import (
     GradeOptions,
     Mode,
@@ -32,13 +33,13 @@ from simulator.grader.grade import (
     grade_turn,
     grade_turn_offline,
 )
-from simulator.settings import Settings, load_settings
-from simulator.store import Grade, ItemScore, Store, StoreError, Turn
+from simulator.settings import Settings
+from simulator.store import Grade, Store, StoredItemScore, StoreError, Turn
 
 Reason = Literal["pending", "failed", "missing"]
 
 
-class RegradeError(ValueError):
+class RegradeError(InvalidInput):
     """A user error (unknown session, unusable model): the CLI prints it and exits 1."""
 
 
@@ -80,7 +81,7 @@ def store_session_grade(store: Store, session_id: str, grade: SessionGrade) -> b
     """Keep an LLM session grade (items with scores and evidence); estimates are not stored."""
     if grade.status != "ok" or not grade.items:
         return False
-    items: dict[str, ItemScore | dict[str, Any]] = {
+    items: dict[str, StoredItemScore | dict[str, Any]] = {
         i.item_id: {"score": i.score, "rationale": i.rationale,
                     "evidence": [e.quote for e in i.evidence]}
         for i in grade.items if i.source == "llm"}
@@ -186,15 +187,15 @@ async def regrade_session(store: Store, session_id: str, *, model: Any, spec: st
     return result
 
 
-def run_regrade(session_id: str, grader_model: str | None = None,
-                settings: Settings | None = None, *, include_failed: bool = True,
+def run_regrade(session_id: str, grader_model: str | None,
+                settings: Settings, *, include_failed: bool = True,
                 include_missing: bool = True) -> RegradeResult:
     """The CLI's entry: open the store, resolve the session (an id prefix is fine) and the model,
     regrade. Raises ``RegradeError`` with a message for the user."""
     from simulator.llm.providers import chat_model, describe_model, parse_spec, redact_spec
     from simulator.store import open_store
 
-    s = settings or load_settings()
+    s = settings
     store = open_store(s.db)
     try:
         try:

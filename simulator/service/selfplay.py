@@ -151,7 +151,7 @@ def offline_code_fn(settings: Settings) -> CodeFn:
     from simulator.coder.rubric_codes import code_turn
     from simulator.content.library import load_library
 
-    library = load_library([settings.personas], [settings.rubrics])
+    library = load_library(settings.persona_dirs(), settings.rubric_dirs())
     rubric = library.rubric(settings.engine_rubric)
     coder = load_offline_coder()
 
@@ -248,7 +248,7 @@ def selfplay_command(settings: Settings, persona_id: str, counselor: str, turns:
     from simulator.content.library import load_library
     from simulator.llm.providers import chat_model
 
-    library = load_library([settings.personas], [settings.rubrics])
+    library = load_library(settings.persona_dirs(), settings.rubric_dirs())
     persona = library.persona(persona_id)
     client = chat_model(client_model, settings) if client_model else None
     counsel = chat_model(counselor_model, settings) if counselor_model else None

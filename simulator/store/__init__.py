@@ -11,21 +11,23 @@ from simulator.store.sqlite import (
     EffectiveTurn,
     Event,
     Grade,
-    ItemScore,
     Review,
     SearchHit,
     Session,
     SessionFilter,
-    SessionGrade,
     Store,
+    StoredItemScore,
+    StoredSessionGrade,
     StoreError,
     Turn,
+    UnknownRecord,
     User,
     Value,
     open_store,
     record_library_content,
 )
 
-__all__ = ["ROLES", "CodeRecord", "ContentKind", "EffectiveTurn", "Event", "Grade", "ItemScore",
-           "Review", "SearchHit", "Session", "SessionFilter", "SessionGrade", "Store",
-           "StoreError", "Turn", "User", "Value", "open_store", "record_library_content"]
+__all__ = ["ROLES", "CodeRecord", "ContentKind", "EffectiveTurn", "Event", "Grade", "Review",
+           "SearchHit", "Session", "SessionFilter", "Store", "StoreError", "StoredItemScore",
+           "StoredSessionGrade", "Turn", "UnknownRecord", "User", "Value", "open_store",
+           "record_library_content"]

@@ -53,17 +53,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 from sqlite_utils import Database
 
+from simulator.errors import InvalidInput, NotFoundOrNoAccess
 from simulator.store.migrations import SCHEMA_VERSION, migrate
+from simulator.vocab import ROLES, GradeStatus, Mode, Role, SessionStatus, Speaker
 
 if TYPE_CHECKING:
     from simulator.content.library import Library
 
-Role = Literal["trainee", "supervisor", "educator", "admin"]
-ROLES: tuple[str, ...] = ("trainee", "supervisor", "educator", "admin")
-Mode = Literal["coach", "assessment"]
-Status = Literal["active", "ended"]
-Speaker = Literal["counselor", "client"]
-GradeStatus = Literal["ok", "pending", "failed"]
+Status = SessionStatus
 ContentKind = Literal["persona", "rubric"]
 Value = str | int | float | bool | None
 """A turn-item value: a code id (categorical), a bool (binary) or a number (scalar)."""
@@ -71,8 +68,16 @@ Value = str | int | float | bool | None
 BUSY_TIMEOUT_MS = 30_000
 
 
-class StoreError(ValueError):
-    """Unknown id or invalid input; the message says which."""
+class StoreError(InvalidInput):
+    """Invalid input to the store; the message says what."""
+
+
+class UnknownRecord(StoreError, NotFoundOrNoAccess):
+    """No such user, session, turn or grade. Still a ``StoreError`` for older call sites; a
+    ``NotFoundOrNoAccess`` so the web app and the CLI refuse it like a forbidden one."""
+
+    def __init__(self, message: str) -> None:
+        StoreError.__init__(self, message)
 
 
 def now() -> str:
@@ -168,7 +173,7 @@ class Grade(BaseModel):
     updated: str | None = None
 
 
-class ItemScore(BaseModel):
+class StoredItemScore(BaseModel):
     """A session-level item score with the quotes that justify it."""
 
     score: float | None = None
@@ -176,11 +181,11 @@ class ItemScore(BaseModel):
     rationale: str = ""
 
 
-class SessionGrade(BaseModel):
+class StoredSessionGrade(BaseModel):
     id: int
     session_id: str
     rubric_id: str
-    items: dict[str, ItemScore]
+    items: dict[str, StoredItemScore]
     model: str = ""
     created: str
 
@@ -394,7 +399,7 @@ class Store:
     def get_user(self, name: str) -> User:
         row = self._row("SELECT * FROM users WHERE name = ?", (name,))
         if row is None:
-            raise StoreError(f"unknown user {name!r}")
+            raise UnknownRecord(f"unknown user {name!r}")
         return User(name=row["name"], role=row["role"], cohort=row["cohort"],
                     created=row["created"], has_password=bool(row["password_hash"]))
 
@@ -407,7 +412,7 @@ class Store:
         """The stored argon2 hash (for simulator.service.accounts only; never shown or logged)."""
         row = self._row("SELECT password_hash FROM users WHERE name = ?", (name,))
         if row is None:
-            raise StoreError(f"unknown user {name!r}")
+            raise UnknownRecord(f"unknown user {name!r}")
         return row["password_hash"]
 
     def set_password_hash(self, name: str, password_hash: str) -> None:
@@ -415,7 +420,7 @@ class Store:
             cur = db.execute("UPDATE users SET password_hash = ? WHERE name = ?",
                              (password_hash, name))
             if cur.rowcount == 0:
-                raise StoreError(f"unknown user {name!r}")
+                raise UnknownRecord(f"unknown user {name!r}")
 
     def count_users(self) -> int:
         row = self._row("SELECT count(*) AS n FROM users")
@@ -452,7 +457,7 @@ class Store:
         else:
             row = self._row(f"SELECT * FROM {table} WHERE id = ? AND sha256 = ?", (content_id, sha))
         if row is None:
-            raise StoreError(f"{kind} {content_id!r}" + (f" with sha {sha[:12]}" if sha else "")
+            raise UnknownRecord(f"{kind} {content_id!r}" + (f" with sha {sha[:12]}" if sha else "")
                              + " has not been recorded")
         return ContentVersion(kind=kind, id=row["id"], version=row["version"],
                               sha256=row["sha256"], title=row["title"] or "",
@@ -485,7 +490,7 @@ class Store:
     def get_session(self, session_id: str) -> Session:
         row = self._row(_SESSION_SELECT + " WHERE s.session_id = ?", (session_id,))
         if row is None:
-            raise StoreError(f"unknown session {session_id!r}")
+            raise UnknownRecord(f"unknown session {session_id!r}")
         return _session(row)
 
     def resolve_session_id(self, prefix: str) -> str:
@@ -529,7 +534,7 @@ class Store:
     def _require_session(self, session_id: str) -> dict[str, Any]:
         row = self._row("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
         if row is None:
-            raise StoreError(f"unknown session {session_id!r}")
+            raise UnknownRecord(f"unknown session {session_id!r}")
         return row
 
     # -- turns
@@ -559,7 +564,7 @@ class Store:
     def get_turn(self, turn_id: int) -> Turn:
         row = self._row("SELECT * FROM turns WHERE id = ?", (turn_id,))
         if row is None:
-            raise StoreError(f"unknown turn {turn_id}")
+            raise UnknownRecord(f"unknown turn {turn_id}")
         return _turn(row)
 
     def set_turn_client_info(self, turn_id: int, act: str | None = None,
@@ -570,7 +575,7 @@ class Store:
             cur = db.execute("UPDATE turns SET act = ?, fact_id = ?, state_json = ? WHERE id = ?",
                              (act, fact_id, _dumps(state), turn_id))
             if cur.rowcount == 0:
-                raise StoreError(f"unknown turn {turn_id}")
+                raise UnknownRecord(f"unknown turn {turn_id}")
         return self.get_turn(turn_id)
 
     def current_turns(self, session_id: str) -> list[Turn]:
@@ -646,7 +651,7 @@ class Store:
         row = self._row("SELECT g.*, t.session_id FROM grades g JOIN turns t ON t.id = g.turn_id "
                         "WHERE g.id = ?", (grade_id,))
         if row is None:
-            raise StoreError(f"unknown grade {grade_id}")
+            raise UnknownRecord(f"unknown grade {grade_id}")
         return _grade(row)
 
     def grades(self, session_id: str) -> list[Grade]:
@@ -680,10 +685,10 @@ class Store:
         return self.get_grade(grade_id)
 
     def add_session_grade(self, session_id: str, rubric_id: str,
-                          items: dict[str, ItemScore | dict[str, Any]], *, model: str = ""
-                          ) -> SessionGrade:
+                          items: dict[str, StoredItemScore | dict[str, Any]], *, model: str = ""
+                          ) -> StoredSessionGrade:
         """Session-level item scores (globals) with evidence quotes, e.g. from the LLM grader."""
-        parsed = {k: ItemScore.model_validate(v) for k, v in items.items()}
+        parsed = {k: StoredItemScore.model_validate(v) for k, v in items.items()}
         created = now()
         with self._write() as db:
             self._require_session(session_id)
@@ -692,17 +697,17 @@ class Store:
                              (session_id, rubric_id,
                               _dumps({k: v.model_dump() for k, v in parsed.items()}), model,
                               created))
-        return SessionGrade(id=int(cur.lastrowid or 0), session_id=session_id,
+        return StoredSessionGrade(id=int(cur.lastrowid or 0), session_id=session_id,
                             rubric_id=rubric_id, items=parsed, model=model, created=created)
 
-    def session_grade(self, session_id: str, rubric_id: str) -> SessionGrade | None:
+    def session_grade(self, session_id: str, rubric_id: str) -> StoredSessionGrade | None:
         """The latest session-level grade for the rubric, if any."""
         r = self._row("SELECT * FROM session_grades WHERE session_id = ? AND rubric_id = ? "
                       "ORDER BY id DESC LIMIT 1", (session_id, rubric_id))
         if r is None:
             return None
-        items = {k: ItemScore.model_validate(v) for k, v in _loads(r["items_json"]).items()}
-        return SessionGrade(id=r["id"], session_id=r["session_id"], rubric_id=r["rubric_id"],
+        items = {k: StoredItemScore.model_validate(v) for k, v in _loads(r["items_json"]).items()}
+        return StoredSessionGrade(id=r["id"], session_id=r["session_id"], rubric_id=r["rubric_id"],
                             items=items, model=r["model"] or "", created=r["created"])
 
     # -- supervisor reviews
@@ -848,12 +853,8 @@ def _where(conditions: dict[str, Any]) -> tuple[str, list[Any]]:
     return "WHERE " + " AND ".join(sql for sql, _ in used), [v for _, v in used]
 
 
-def open_store(path: str | Path | None = None) -> Store:
-    """Open (creating and migrating) the database at ``path``, default ``settings.db``."""
-    if path is None:
-        from simulator.settings import load_settings
-
-        path = load_settings().db
+def open_store(path: str | Path) -> Store:
+    """Open (creating and migrating) the database at ``path`` (``settings.db``)."""
     return Store(path)
 
 
@@ -868,6 +869,6 @@ def record_library_content(store: Store, library: Library, kind: ContentKind,
 
 __all__ = [
     "SCHEMA_VERSION", "CodeRecord", "ContentVersion", "EffectiveTurn", "Event", "Grade",
-    "ItemScore", "Review", "SearchHit", "Session", "SessionFilter", "SessionGrade", "Store",
-    "StoreError", "Turn", "User", "open_store", "record_library_content",
+    "Review", "SearchHit", "Session", "SessionFilter", "Store", "StoreError", "StoredItemScore",
+    "StoredSessionGrade", "UnknownRecord", "Turn", "User", "open_store", "record_library_content",
 ]

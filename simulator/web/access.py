@@ -2,32 +2,35 @@
 
 Hiding a tab in the browser is only a convenience: Gradio lets any logged-in user post to any
 event by its index, so the role (and the ownership of a session) is checked again here, for every
-read and every write. A refusal raises ``gr.Error`` with a plain message and reveals nothing about
-whether the session exists.
+read and every write. The rules themselves are ``simulator.service.access``'s; this module only
+turns their refusals into ``gr.Error`` notices that reveal nothing about whether a session exists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import gradio as gr
 
-TRAINEE, SUPERVISOR, EDUCATOR, ADMIN = "trainee", "supervisor", "educator", "admin"
-ROLES = (TRAINEE, SUPERVISOR, EDUCATOR, ADMIN)
+from simulator.errors import CounselSimError, NotFoundOrNoAccess
+from simulator.service import access as rules
+from simulator.service.access import (
+    ADMIN,
+    AUTHOR,
+    EDUCATOR,
+    PRACTISE,
+    REVIEW,
+    SUPERVISOR,
+    TRAINEE,
+    UserLike,
+)
+from simulator.store import UnknownRecord
+from simulator.vocab import ROLES
 
-PRACTISE = (TRAINEE, SUPERVISOR, EDUCATOR, ADMIN)
-"""Everyone may hold practice sessions of their own (supervisors and educators try personas)."""
-REVIEW = (SUPERVISOR, ADMIN)
-AUTHOR = (EDUCATOR, ADMIN)
+REFUSED = NotFoundOrNoAccess().args[0]
 
-REFUSED = "Not found, or you do not have access to it."
-
-
-class UserLike(Protocol):
-    name: str
-    role: str
-    cohort: str | None
+T = TypeVar("T")
 
 
 class Denied(gr.Error):
@@ -35,6 +38,16 @@ class Denied(gr.Error):
 
     def __init__(self, message: str = REFUSED) -> None:
         super().__init__(message, print_exception=False)
+
+
+def shown(call: Callable[[], T]) -> T:
+    """Run a service call; a ``CounselSimError`` becomes a notice with its own words."""
+    try:
+        return call()
+    except NotFoundOrNoAccess as exc:
+        raise Denied(str(exc)) from None
+    except CounselSimError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
 
 
 def username_of(request: gr.Request | None) -> str:
@@ -49,31 +62,26 @@ def current_user(store: Any, request: gr.Request | None) -> UserLike:
     try:
         user: UserLike = store.get_user(username_of(request))
         return user
-    except ValueError:  # StoreError: unknown user
+    except UnknownRecord:
         raise Denied("Your account no longer exists.") from None
 
 
 def require(store: Any, request: gr.Request | None, roles: Iterable[str]) -> UserLike:
     user = current_user(store, request)
-    if user.role not in tuple(roles):
-        raise Denied("Your role does not allow this.")
-    return user
+    return shown(lambda: rules.require_role(user, roles))
 
 
 def check_session(practice: Any, session_id: str | None, user: UserLike) -> str:
     """The session id, if this user may see that session (owner, its cohort's supervisor, admin)."""
-    if not session_id or not isinstance(session_id, str) or len(session_id) > 100:
-        raise Denied()
-    try:
-        practice.check_access(session_id, user)
-    except (PermissionError, LookupError, ValueError):  # ValueError covers StoreError (unknown id)
-        raise Denied() from None
-    return session_id
+    return shown(lambda: rules.session_for(practice.store, session_id, user)).session_id
 
 
 def check_own_session(practice: Any, session_id: str | None, user: UserLike) -> str:
     """Writing turns (send, rewind, end, self-rate) is for the session's own trainee only."""
-    sid = check_session(practice, session_id, user)
-    if practice.store.get_session(sid).trainee != user.name:
-        raise Denied()
-    return sid
+    return shown(lambda: rules.session_for(practice.store, session_id, user,
+                                           write=True)).session_id
+
+
+__all__ = ["ADMIN", "AUTHOR", "EDUCATOR", "PRACTISE", "REVIEW", "ROLES", "SUPERVISOR", "TRAINEE",
+           "Denied", "check_own_session", "check_session", "current_user", "require", "shown",
+           "username_of"]

@@ -6,18 +6,17 @@ once, for them to hand over; only its argon2 hash is stored.
 
 from __future__ import annotations
 
-import re
-import secrets
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
+from simulator.errors import InvalidInput
+from simulator.service.users import add_user
 from simulator.web import render
 from simulator.web.access import ADMIN, ROLES, require
 from simulator.web.context import WebContext
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 COLUMNS = ["Name", "Role", "Cohort", "Created (UTC)"]
 
 
@@ -44,25 +43,14 @@ def build(ctx: WebContext) -> dict[str, Any]:
     def add_fn(name_value: str, role_value: str, cohort_value: str,
                request: gr.Request) -> tuple[Any, ...]:
         admin = require(ctx.store, request, (ADMIN,))
-        from simulator.service.accounts import hash_password
-
-        name_value = (name_value or "").strip()
-        cohort_name = (cohort_value or "").strip() or None
-        if not NAME.match(name_value):
-            return table(), render.problem("User names: letters, digits and . _ @ - (max 64).")
-        if role_value not in ROLES:
-            return table(), render.problem("Choose a role.")
-        password = secrets.token_urlsafe(12)
         try:
-            ctx.store.add_user(name_value, role_value, cohort=cohort_name,
-                               password_hash=hash_password(password))
-        except ValueError as exc:
+            user, password = add_user(ctx.store, name_value, role_value, cohort=cohort_value,
+                                      by=admin.name)
+        except InvalidInput as exc:
             return table(), render.problem(str(exc))
-        ctx.store.add_event(None, "user_added", {"user": name_value, "role": role_value,
-                                                 "by": admin.name})
-        return table(), (f'<div class="cs-ok">Account <b>{render.e(name_value)}</b> created. '
+        return table(), (f'<div class="cs-ok">Account <b>{render.e(user.name)}</b> created. '
                          f"One-time password (shown once, hand it over privately): "
-                         f"<code>{render.e(password)}</code></div>")
+                         f"<code>{render.e(password or '')}</code></div>")
 
     add.click(add_fn, [name, role, cohort], [users, result], api_visibility="private")
     return {"load": (load, None, [users])}

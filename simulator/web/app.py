@@ -29,7 +29,7 @@ PUBLIC_ENDPOINTS = ("/open_session", "/report", "/transcript")
 
 REFRESH_ON_SELECT = ("progress", "review", "users")
 
-TABS = {
+TABS: dict[str, tuple[str, ...]] = {
     TRAINEE: ("practice", "progress"),
     SUPERVISOR: ("review", "practice", "progress"),
     EDUCATOR: ("author", "practice", "progress"),

@@ -30,13 +30,14 @@ from simulator.content.loader import (
 )
 from simulator.content.persona import Persona
 from simulator.content.rubric import Rubric
+from simulator.errors import InvalidInput
 
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.ya?ml$")
 ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ARCHIVE = ".versions"
 
 
-class EditError(ValueError):
+class EditError(InvalidInput):
     """A refusal to read or save, with a message fit for the editor's status line."""
 
 

@@ -96,12 +96,6 @@ class WebContext:
     def report(self, session_id: str) -> tuple[str, Any]:
         return report_for(self, session_id)
 
-    def self_rating_items(self, session_id: str) -> list[Any]:
-        """The session-level items a trainee may rate themselves on (the rubric's globals)."""
-        session = self.store.get_session(session_id)
-        rubric = self.library().rubrics.get(session.rubric_id)
-        return list(rubric.session_items) if rubric is not None else []
-
     def selfplay_check(self, persona: Persona, turns: int = 12) -> str:
         """Self-play the persona as edited with a skilled and an unskilled scripted counselor.
 

@@ -266,7 +266,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         with contextlib.suppress(TurnRejected):  # already ended (a second click): report anyway
             # on the app's loop, so the session-level grade runs beside it (never waited for)
             await ctx.practice.end_async(session_id, user.name)
-        items = ctx.self_rating_items(session_id)
+        items = ctx.practice.self_rating_items(session_id)
         updates = []
         for i in range(MAX_SELF_ITEMS):
             if i < len(items):
@@ -288,22 +288,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
 
     def rate_fn(session_id: str | None, note: str, s0: Any, s1: Any, s2: Any, s3: Any, s4: Any,
                 s5: Any, request: gr.Request) -> tuple[Any, ...]:
-        values = [s0, s1, s2, s3, s4, s5]
         user = user_of(request)
         session_id = check_own_session(ctx.practice, session_id, user)
-        items = ctx.self_rating_items(session_id)
-        rating: dict[str, Any] = {}
-        for it, v in zip(items, values, strict=False):
-            try:
-                score = int(v)
-            except (TypeError, ValueError):
-                continue
-            if it.min <= score <= it.max:
-                rating[it.id] = score
-        if note and note.strip():
-            rating["comment"] = note.strip()[:2000]
-        if rating:
-            ctx.store.set_self_rating(session_id, rating)
+        ctx.practice.rate_self(session_id, user, [s0, s1, s2, s3, s4, s5], note)
         return show_report(session_id, request)
 
     def again_fn(request: gr.Request) -> tuple[Any, ...]:

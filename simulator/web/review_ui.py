@@ -1,9 +1,9 @@
 """Review tab (supervisors, admins): cohort sessions, search, transcripts, corrections, agreement.
 
 A supervisor sees the sessions of trainees in their own cohort, nothing else: the list, the
-search and every session-id input are scoped on the server (``Practice.check_access``). A
-correction is stored beside the machine's value (``Store.add_review``), never over it, and the
-report is rebuilt from the effective values at once.
+search and every session-id input are scoped on the server (``service.access``). A correction
+is validated by ``service.reviews`` against the rubric version the session ran with and stored
+beside the machine's value, never over it; the report is rebuilt from the effective values.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ import gradio as gr
 import pandas as pd
 
 from simulator.reports.agreement import cohort_agreement
+from simulator.service import reviews
+from simulator.service.access import review_scope
+from simulator.service.regrade import session_rubric
 from simulator.web import render
-from simulator.web.access import ADMIN, REVIEW, Denied, check_session, require
+from simulator.web.access import ADMIN, REVIEW, check_session, require, shown
 from simulator.web.context import WebContext
 
 COLUMNS = ["Started (UTC)", "Trainee", "Client", "Mode", "Status", "Trainee turns",
@@ -72,11 +75,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
 
     def scope(user: Any) -> str | None:
         """The cohort this reviewer may see (admins: every cohort)."""
-        if user.role == ADMIN:
-            return None
-        if not user.cohort:
-            raise Denied("You are not assigned to a cohort yet; ask an administrator.")
-        return str(user.cohort)
+        return shown(lambda: review_scope(user))
 
     def sessions_of(user: Any, trainee: str = ANY, persona: str = ANY,
                     status_value: str = ANY) -> list[Any]:
@@ -176,43 +175,32 @@ def build(ctx: WebContext) -> dict[str, Any]:
     def save_code(session_id: str | None, turn_id: str | None, item_id: str | None,
                   value: str | None, comment: str, request: gr.Request) -> tuple[Any, ...]:
         user = me(request)
-        session_id = check_session(ctx.practice, session_id, user)
-        session = ctx.store.get_session(session_id)
-        rubric = ctx.library().rubrics.get(session.rubric_id)
-        item = next((it for it in rubric.turn_items if it.id == item_id), None) if rubric else None
-        if item is None or value not in {c.id for c in item.codes}:
-            raise gr.Error("Choose a turn, an item and one of its codes.", print_exception=False)
-        turn_ids = {et.turn.id for et in ctx.store.effective_codes(session_id)}
-        try:
-            tid = int(turn_id or "")
-        except ValueError:
-            raise gr.Error("Choose a trainee turn.", print_exception=False) from None
-        if tid not in turn_ids:
-            raise Denied()
-        ctx.store.add_review(session_id, reviewer=user.name, turn_id=tid, item_id=item.id,
-                             value=value, comment=(comment or "").strip()[:2000])
-        html_doc, path = ctx.report(session_id)
-        return (transcript_html(ctx, session_id), render.report_frame(html_doc),
+        review = shown(lambda: reviews.correct_turn(ctx.store, user, session_id or "", turn_id,
+                                                    item_id, value, comment))
+        sid = review.session_id
+        title = title_of(sid, review.item_id, turn=True)
+        html_doc, path = ctx.report(sid)
+        return (transcript_html(ctx, sid), render.report_frame(html_doc),
                 gr.DownloadButton(value=str(path)),
-                render.ok(f"Saved: {item.title} = {value}. The machine's code is kept beside it."),
+                render.ok(f"Saved: {title} = {value}. The machine's code is kept beside it."),
                 "")
 
     def save_score(session_id: str | None, item_id: str | None, value: float | None,
                    comment: str, request: gr.Request) -> tuple[Any, ...]:
         user = me(request)
-        session_id = check_session(ctx.practice, session_id, user)
-        session = ctx.store.get_session(session_id)
-        rubric = ctx.library().rubrics.get(session.rubric_id)
-        item = next((it for it in rubric.session_items if it.id == item_id), None) \
-            if rubric else None
-        if item is None or value is None or not item.min <= float(value) <= item.max:
-            raise gr.Error("Choose a score and a value within its scale.", print_exception=False)
-        ctx.store.add_review(session_id, reviewer=user.name, item_id=item.id, value=float(value),
-                             comment=(comment or "").strip()[:2000])
-        html_doc, path = ctx.report(session_id)
-        return (transcript_html(ctx, session_id), render.report_frame(html_doc),
+        review = shown(lambda: reviews.score_session_item(ctx.store, user, session_id or "",
+                                                          item_id, value, comment))
+        sid = review.session_id
+        title = title_of(sid, review.item_id, turn=False)
+        html_doc, path = ctx.report(sid)
+        return (transcript_html(ctx, sid), render.report_frame(html_doc),
                 gr.DownloadButton(value=str(path)),
-                render.ok(f"Saved: {item.title} = {value:g}."), "")
+                render.ok(f"Saved: {title} = {float(value or 0):g}."), "")
+
+    def title_of(session_id: str, item_id: str | None, *, turn: bool) -> str:
+        rubric = session_rubric(ctx.store, session_id)
+        items = rubric.turn_items if turn else rubric.session_items
+        return next((it.title for it in items if it.id == item_id), str(item_id))
 
     def agree_fn(request: gr.Request) -> str:
         user = me(request)
