@@ -78,7 +78,7 @@ def test_save_bumps_the_version_and_archives_the_old_file(content: tuple[Path, P
 
 def test_library_picks_up_files_changed_on_disk(content: tuple[Path, Path]) -> None:
     personas, rubrics = content
-    live = LiveLibrary(personas, rubrics, interval_s=0.0)
+    live = LiveLibrary([personas], [rubrics], interval_s=0.0)
     assert live.get().persona("dana-alcohol").difficulty == 2
     f = personas / "dana-alcohol.yaml"
     f.write_text(f.read_text().replace("difficulty: 2", "difficulty: 5"))

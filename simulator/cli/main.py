@@ -32,7 +32,9 @@ def validate(
     from simulator.content.validate import validate_paths
 
     settings = settings_for()
-    code, summary = validate_paths(paths or [settings.rubrics, settings.personas], settings)
+    folders = [d for d in [*settings.rubric_dirs(), *settings.persona_dirs()]
+               if d.is_dir() or d in (settings.rubrics, settings.personas)]
+    code, summary = validate_paths(paths or folders, settings)
     if as_json:
         emit_json(summary)
     raise typer.Exit(code)

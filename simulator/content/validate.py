@@ -32,7 +32,7 @@ def validate_paths(paths: list[Path], settings: Settings) -> tuple[int, dict[str
         typer.echo(f"  {p}: no such file or folder", err=True)
     paths = [p for p in paths if p.exists()]
     wanted = [str(p) for p in content_files(paths)]
-    extra_rubrics = [settings.rubrics] if settings.rubrics.is_dir() else []
+    extra_rubrics = [d for d in settings.rubric_dirs() if d.is_dir()]
     lib = _with_rubrics(paths, extra_rubrics)
     ok_files = {str(loaded.path): key for key, loaded in lib.files.items()}
     n_errors = 0

@@ -72,7 +72,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
             selfplay_out = gr.HTML(elem_id="author-selfplay-out")
 
     def folder(kind_label: str) -> Any:
-        return ctx.settings.personas if _kind(kind_label) == "persona" else ctx.settings.rubrics
+        return ctx.settings.authoring_dir(_kind(kind_label))
 
     def files_for(kind_label: str, request: gr.Request) -> Any:
         require(ctx.store, request, AUTHOR)

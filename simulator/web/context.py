@@ -30,7 +30,7 @@ class WebContext:
 
     def __post_init__(self) -> None:
         s = self.practice.settings
-        self._live = LiveLibrary(s.personas, s.rubrics, initial=self.practice.library,
+        self._live = LiveLibrary(s.persona_dirs(), s.rubric_dirs(), initial=self.practice.library,
                                  on_reload=self._swap)
 
     @property
@@ -55,7 +55,7 @@ class WebContext:
         return self._live.force()
 
     def signature(self) -> tuple[Any, ...]:
-        return folder_signature([self.settings.rubrics, self.settings.personas])
+        return folder_signature([*self.settings.rubric_dirs(), *self.settings.persona_dirs()])
 
     # -- the educator's preview: the real engine, with the persona held in memory -------------
 

@@ -32,15 +32,16 @@ def folder_signature(folders: list[Path]) -> Signature:
 class LiveLibrary:
     """``get()`` returns the current library, reloading it when the folders changed."""
 
-    def __init__(self, personas: Path, rubrics: Path, interval_s: float = 1.0,
+    def __init__(self, personas: list[Path], rubrics: list[Path], interval_s: float = 1.0,
                  on_reload: Callable[[Library], None] | None = None,
                  initial: Library | None = None) -> None:
-        self.personas, self.rubrics, self.interval_s = personas, rubrics, interval_s
+        self.personas, self.rubrics, self.interval_s = list(personas), list(rubrics), interval_s
         self.on_reload = on_reload
         self._lock = threading.Lock()
         self._checked = 0.0
-        self._signature = folder_signature([rubrics, personas])
-        self._library = initial if initial is not None else load_library([personas], [rubrics])
+        self._signature = folder_signature([*self.rubrics, *self.personas])
+        self._library = (initial if initial is not None
+                         else load_library(self.personas, self.rubrics))
         self.reloads = 0
 
     def get(self) -> Library:
@@ -49,9 +50,9 @@ class LiveLibrary:
             return self._library
         with self._lock:
             self._checked = now
-            sig = folder_signature([self.rubrics, self.personas])
+            sig = folder_signature([*self.rubrics, *self.personas])
             if sig != self._signature:
-                self._library = load_library([self.personas], [self.rubrics])
+                self._library = load_library(self.personas, self.rubrics)
                 self._signature = sig
                 self.reloads += 1
                 if self.on_reload is not None:

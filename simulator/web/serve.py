@@ -16,6 +16,9 @@ def serve_command(settings: Settings) -> None:
     from simulator.service.practice import Practice
     from simulator.web.app import build_app
 
+    if settings.content is not None and not settings.content.is_dir():
+        typer.echo(f"error: content folder {settings.content} does not exist", err=True)
+        raise typer.Exit(1)
     for folder, what in ((settings.personas, "persona"), (settings.rubrics, "rubric")):
         if not folder.is_dir():
             typer.echo(f"error: {what} folder {folder} does not exist", err=True)
