@@ -30,6 +30,7 @@ browser-deps:
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check simulator tests experiments
+	$(BIN)/lint-imports
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy

@@ -6,10 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -180,34 +177,28 @@ def test_export_csv_and_jsonl(store: Store) -> None:
     assert table[-1]["text"].startswith("'=")  # formula neutralised for spreadsheets
 
 
-def cli(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "counselsim"
-    env = {**os.environ, "COUNSELSIM_DB": str(db), "COUNSELSIM_FEEDBACK": str(FEEDBACK)}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
-                          timeout=180)
-
-
-def test_cli_verbs(tmp_path: Path) -> None:
+def test_cli_verbs(tmp_path: Path, cli) -> None:
     db = tmp_path / "cli.db"
+    env = {"COUNSELSIM_DB": str(db), "COUNSELSIM_FEEDBACK": str(FEEDBACK)}
     store = open_store(db)
     sid = played(store)
     store.end_session(sid)
     store.close()
-    listed = cli("sessions", "list", "--trainee", "alex", "--json", db=db)
-    assert listed.returncode == 0, listed.stderr
+    listed = cli("sessions", "list", "--trainee", "alex", "--json", env=env)
+    assert listed.exit_code == 0, listed.stderr
     assert json.loads(listed.stdout.splitlines()[-1])["sessions"][0]["session_id"] == sid
     for fmt in ("html", "md", "json"):
         out = tmp_path / f"report.{fmt}"
-        r = cli("report", sid[:8], "--format", fmt, "--out", str(out), db=db)
-        assert r.returncode == 0, r.stderr
+        r = cli("report", sid[:8], "--format", fmt, "--out", str(out), env=env)
+        assert r.exit_code == 0, r.stderr
         assert out.stat().st_size > 1000
     assert json.loads((tmp_path / "report.json").read_text())["session"]["session_id"] == sid
-    missing = cli("report", "nope", db=db)
-    assert missing.returncode == 1 and "no session matches" in missing.stderr
-    exp = cli("export", "--format", "csv", db=db)
-    assert exp.returncode == 0 and exp.stdout.startswith("session_id,")
-    prog = cli("progress", "--trainee", "alex", "--format", "json", db=db)
-    assert prog.returncode == 0 and json.loads(prog.stdout)["sessions"][0]["session_id"] == sid
+    missing = cli("report", "nope", env=env)
+    assert missing.exit_code == 1 and "no session matches" in missing.stderr
+    exp = cli("export", "--format", "csv", env=env)
+    assert exp.exit_code == 0 and exp.stdout.startswith("session_id,")
+    prog = cli("progress", "--trainee", "alex", "--format", "json", env=env)
+    assert prog.exit_code == 0 and json.loads(prog.stdout)["sessions"][0]["session_id"] == sid
 
 
 def test_trainee_turns_are_numbered_along_their_own_branch(store: Store) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,17 +103,11 @@ def test_unknown_counselor_is_a_clear_error(code: CodeFn) -> None:
         run_selfplay(dana(), "brilliant", code)
 
 
-def counselsim(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "counselsim"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300,
-                          check=False)
-
-
-def test_cli_smoke() -> None:
+def test_cli_smoke(cli) -> None:
     persona = shipped_personas()[0].id
-    done = counselsim("selfplay", "--persona", persona, "--counselor", "unskilled", "--turns",
-                      "3", "--json")
-    assert done.returncode == 0, done.stderr
+    done = cli("selfplay", "--persona", persona, "--counselor", "unskilled", "--turns", "3",
+               "--json")
+    assert done.exit_code == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["persona"] == persona and out["counselor"] == "unskilled"
     assert len(out["transcript"]) == 7 and "resistance" in out["final_state"]

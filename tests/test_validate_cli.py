@@ -1,4 +1,6 @@
-"""`counselsim validate` and `counselsim schema` as an educator meets them: a real subprocess.
+"""`counselsim validate` and `counselsim schema` as an educator meets them: the installed console
+script once (a real subprocess), the rest in-process through Typer's runner (same output, exit
+codes and streams, without a Python start-up per case).
 
 Every broken file must give one clear line naming file, line and key, never a traceback, and
 one bad file must never stop the others from being checked.
@@ -22,10 +24,25 @@ SUMMARY = re.compile(
     r"^(\d+) personas, (\d+) rubrics valid; (\d+) files with errors \((\d+) errors\)$")
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run_installed(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COUNSELSIM_")}
     return subprocess.run([str(CLI), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120)
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    from typer.testing import CliRunner
+
+    from simulator.cli.main import app
+
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout,
+                                       result.stderr)
 
 
 def line_of(text: str, needle: str, start: int = 0) -> int:
@@ -41,7 +58,7 @@ def errors_for(result: subprocess.CompletedProcess[str], name: str) -> list[str]
 
 
 def test_shipped_library_validates_with_summary():
-    r = run("validate")
+    r = run_installed("validate")
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout.strip().splitlines()
     m = SUMMARY.match(out[-1])

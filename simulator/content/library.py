@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulator.content.loader import ContentError, ContentErrors, load_model_file, position_of
+from simulator.content.loader import ContentError, ContentErrors, position_of
 from simulator.content.persona import Persona
 from simulator.content.rubric import Rubric
 
@@ -164,9 +164,3 @@ def _cross_check(lib: Library, trees: dict[str, object]) -> None:
             del lib.personas[pid]
             del lib.files[f"persona:{pid}"]
 
-
-def load_one(path: Path, kind: str) -> Persona | Rubric:
-    """Load a single file as the given kind (raises ContentErrors)."""
-    if kind == "persona":
-        return load_model_file(Persona, path)
-    return load_model_file(Rubric, path)

@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import fmean
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -28,7 +28,7 @@ from simulator.grader.scores import (
     session_scores,
     verdict_for,
 )
-from simulator.store import SessionFilter, Store
+from simulator.store import Session, SessionFilter, Store
 
 ProgressFormat = Literal["md", "html", "json"]
 
@@ -146,6 +146,28 @@ def build_progress(store: Store, *, trainee: str | None = None, cohort: str | No
                     by_session_number=by_number,
                     skipped_other_rubrics=len(sessions) - len(same),
                     generated=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def summaries_and_gaps(store: Store, ended: list[Session]
+                       ) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """For a trainee's ended sessions (newest first): a one-line summary of each (its first three
+    metrics), and the self-rating gaps (own rating minus the grader's score, per item), numbered
+    oldest first."""
+    summary: dict[str, str] = {}
+    gaps: list[dict[str, Any]] = []
+    for n, s in enumerate(reversed(ended), start=1):
+        try:
+            sc = session_scores(store, s.session_id)
+        except (ValueError, KeyError):
+            continue
+        summary[s.session_id] = " · ".join(f"{m.name}: {m.display}" for m in sc.metrics[:3])
+        rating = s.self_rating or {}
+        for it in sc.session_items:
+            mine = rating.get(it.id)
+            if isinstance(mine, int | float) and it.score is not None:
+                gaps.append({"session": n, "item": it.title,
+                             "gap": round(float(mine) - float(it.score), 2)})
+    return summary, gaps
 
 
 def progress_chart(progress: Progress) -> str | None:

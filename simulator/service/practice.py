@@ -49,7 +49,13 @@ from simulator.content.persona import Persona
 from simulator.content.rubric import Rubric, SessionItem
 from simulator.errors import InvalidInput, NotFoundOrNoAccess, StorageError
 from simulator.grader.grade import GradeOptions, TurnGrade
-from simulator.llm.providers import ModelUnavailable, chat_model, empty_reply
+from simulator.llm.providers import (
+    ModelInfo,
+    ModelUnavailable,
+    chat_model,
+    describe_models,
+    empty_reply,
+)
 from simulator.service.access import session_for
 from simulator.service.regrade import session_rubric
 from simulator.settings import Settings
@@ -141,6 +147,10 @@ class Practice:
             client_model=client_model or chat_model(settings.client_model, settings),
             grader_model=grader_model or chat_model(settings.grader_model, settings),
         )
+
+    def describe_models(self, *, probe: bool = True) -> list[ModelInfo]:
+        """The client and grader models as the web header shows them (offline ones named)."""
+        return describe_models(self.settings, probe=probe)
 
     # -- content -------------------------------------------------------------------------------
 

@@ -93,10 +93,9 @@ def _only_for(ctx: WebContext, area: str, fn: Any, n_out: int) -> Any:
 
 
 def make_context(settings: Settings, practice: Practice | None = None) -> WebContext:
-    from simulator.llm.providers import describe_models
 
     practice = practice or Practice.from_settings(settings)
-    return WebContext(practice=practice, models=describe_models(practice.settings, probe=True))
+    return WebContext(practice=practice, models=practice.describe_models())
 
 
 def build_app(settings: Settings, practice: Practice | None = None) -> tuple[FastAPI, WebContext]:

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from simulator.reports.progress import summaries_and_gaps
 from simulator.web import render
 from simulator.web.access import PRACTISE, check_session, require
 from simulator.web.context import WebContext
@@ -21,25 +22,11 @@ COLUMNS = ["Date (UTC)", "Client", "Mode", "Status", "Trainee turns", "Summary"]
 def progress_frames(ctx: WebContext, user_name: str) -> tuple[pd.DataFrame, pd.DataFrame,
                                                              list[Any]]:
     """(sessions table, self-rating gap points, ended sessions) for one trainee."""
-    from simulator.grader.scores import session_scores
-
     sessions = list(ctx.store.list_sessions(trainee=user_name, limit=200))
     lib = ctx.library()
-    rows, gaps = [], []
-    summary: dict[str, str] = {}
     ended = [s for s in sessions if s.status == "ended"]
-    for n, s in enumerate(reversed(ended), start=1):
-        try:
-            sc = session_scores(ctx.store, s.session_id)
-        except (ValueError, KeyError):
-            continue
-        summary[s.session_id] = " · ".join(f"{m.name}: {m.display}" for m in sc.metrics[:3])
-        rating = s.self_rating or {}
-        for it in sc.session_items:
-            mine = rating.get(it.id)
-            if isinstance(mine, int | float) and it.score is not None:
-                gaps.append({"session": n, "item": it.title,
-                             "gap": round(float(mine) - float(it.score), 2)})
+    summary, gaps = summaries_and_gaps(ctx.store, ended)
+    rows = []
     for s in sessions:
         title = lib.personas[s.persona_id].title if s.persona_id in lib.personas else s.persona_id
         rows.append([s.created[:16].replace("T", " "), title, s.mode, s.status,
