@@ -148,7 +148,7 @@ def settings_file() -> Path | None:
     explicit = os.environ.get(SETTINGS_ENV)
     if explicit:
         return Path(explicit)
-    for candidate in (Path.cwd() / "counselsim.toml", ROOT / "counselsim.toml"):
+    for candidate in (Path("counselsim.toml"), ROOT / "counselsim.toml"):
         if candidate.is_file():
             return candidate
     return None
