@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import typer
 
 from simulator.service.practice import Practice, TurnEvent, TurnRejected
+from simulator.service.transcript import session_summary
 
 
 def _lines(source: TextIO) -> Iterable[str]:
@@ -60,7 +61,7 @@ async def run_chat(practice: Practice, *, trainee: str, persona_id: str, rubric_
         # before waiting, so the session-level grade (LLM grader) runs and is waited for too
         await practice.end_async(session_id, trainee)
     await practice.wait_for_grades()
-    return session_summary(practice, session_id) | {"rejected_turns": errors}
+    return session_summary(practice.store, session_id) | {"rejected_turns": errors}
 
 
 async def _show(events: Any, name: str, say: Any, quiet: bool) -> None:
@@ -82,25 +83,6 @@ async def _show(events: Any, name: str, say: Any, quiet: bool) -> None:
             typer.echo(f"\n  ! {ev.text}", err=True)
 
 
-def session_summary(practice: Practice, session_id: str) -> dict[str, Any]:
-    """The whole session as JSON-ready data: turns with acts, state after each reply, codes."""
-    session = practice.store.get_session(session_id)
-    turns = []
-    for t in practice.store.current_turns(session_id):
-        row: dict[str, Any] = {"idx": t.idx, "speaker": t.speaker, "text": t.text}
-        if t.speaker == "client":
-            row.update(act=t.act, fact_id=t.fact_id, state=t.state)
-        else:
-            records = practice.store.codes(t.id)
-            if records:
-                row["codes"] = records[-1].codes
-        turns.append(row)
-    final_state = next((t["state"] for t in reversed(turns) if t.get("state")), None)
-    return {"session_id": session_id, "trainee": session.trainee, "persona": session.persona_id,
-            "rubric": session.rubric_id, "mode": session.mode, "status": session.status,
-            "turns": turns, "final_state": final_state}
-
-
 def chat_command(practice: Practice, *, trainee: str, persona_id: str, rubric_id: str | None,
                  mode: str, input_path: str | None, as_json: bool) -> dict[str, Any]:
     turns: Iterable[str] | None = None
@@ -118,4 +100,4 @@ def chat_command(practice: Practice, *, trainee: str, persona_id: str, rubric_id
             source.close()
 
 
-__all__ = ["TurnEvent", "chat_command", "run_chat", "session_summary"]
+__all__ = ["TurnEvent", "chat_command", "run_chat"]
