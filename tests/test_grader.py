@@ -24,7 +24,6 @@ from simulator.content.rubric import Rubric
 from simulator.grader.grade import (
     GradeOptions,
     GradeOutputError,
-    GradingTasks,
     TurnGrade,
     grade_session,
     grade_session_offline,
@@ -375,66 +374,6 @@ def test_session_grade_malformed_falls_back_to_estimates_pending(rubric: Rubric)
 
 
 # --- beside the client's reply ------------------------------------------------------------------
-
-def test_grading_task_never_delays_the_reply(rubric: Rubric) -> None:
-    async def scenario() -> list[str]:
-        events: list[str] = []
-        release = asyncio.Event()
-
-        async def slow_grader(messages: list[BaseMessage]) -> dict[str, Any]:
-            await release.wait()          # the grader answers only after the reply is done
-            events.append("graded")
-            return GOOD
-
-        stored: list[tuple[Any, TurnGrade]] = []
-        grading = GradingTasks(on_grade=lambda k, g: stored.append((k, g)),
-                               rubric_id=rubric.id, model="slow")
-        grading.start(7, grade_turn(RunnableLambda(slow_grader), rubric, TRANSCRIPT,
-                                    "Do you drink every day?", "coach", options=FAST))
-        for token in ["It's ", "just ", "how I unwind."]:   # the client's streamed reply
-            events.append(token)
-            await asyncio.sleep(0)
-        events.append("reply done")
-        assert grading.pending() == [7] and not stored
-        release.set()
-        results = await grading.drain()
-        assert stored[0][0] == 7 and stored[0][1].status == "ok"
-        assert results[7].values["behaviour"] == "Q"
-        return events
-
-    events = asyncio.run(scenario())
-    assert events.index("reply done") < events.index("graded")
-
-
-def test_drain_timeout_reports_unfinished_turns_as_pending(rubric: Rubric) -> None:
-    async def scenario() -> list[TurnGrade]:
-        stored: list[TurnGrade] = []
-
-        async def store_it(key: Any, grade: TurnGrade) -> None:
-            stored.append(grade)
-
-        never = asyncio.Event()
-
-        async def stuck(messages: list[BaseMessage]) -> dict[str, Any]:
-            await never.wait()
-            return GOOD
-
-        grading = GradingTasks(on_grade=store_it, rubric_id=rubric.id, model="stuck")
-        grading.start(1, grade_turn(RunnableLambda(stuck), rubric, TRANSCRIPT, "Hi", "coach",
-                                    options=GradeOptions(attempts=1, backoff_s=0, timeout_s=None)))
-        grading.start(2, grade_turn(RunnableLambda(stuck), rubric, TRANSCRIPT, "Hi", "coach",
-                                    options=GradeOptions(attempts=1, backoff_s=0, timeout_s=None)))
-        await asyncio.sleep(0)
-        grading.cancel(2)                  # rewound away: nothing reported
-        await grading.drain(timeout_s=0.01)
-        return stored
-
-    stored = asyncio.run(scenario())
-    assert len(stored) == 1 and stored[0].status == "pending" and stored[0].rubric_id == \
-        "grader-test"
-
-
-# --- the real provider path against the loopback stub -------------------------------------------
 
 def test_chat_openai_against_stub_malformed_then_valid_json(rubric: Rubric) -> None:
     from simulator.llm.providers import chat_model

@@ -13,9 +13,9 @@ Why it looks like this:
 * **Trainee text is data.** The system prompt is rendered from the rubric and the mode only; the
   transcript and the turn go into the human message inside ``<transcript>`` / ``<turn_to_code>``
   blocks, and any copy of those delimiters inside the text is defused first.
-* **Runs beside the client's reply.** Grading is a coroutine that awaits only the model; the session
-  starts it with ``GradingTasks.start`` (an ``asyncio`` task) right after the trainee turn is stored
-  and coded, and streams the client's reply without waiting for it. See ``GradingTasks``.
+* **Runs beside the client's reply.** Grading is a coroutine that awaits only the model; the
+  practice service (``service/practice.py``) runs it as an ``asyncio`` task after the trainee turn
+  is stored and coded, and never makes the client's reply wait for it.
 
 The offline path (no grader model configured) is ``grade_turn_offline``: the offline coder's codes
 for the rubric plus coaching from ``grader.coach_offline``. Offline session globals come from
@@ -26,11 +26,10 @@ only marks them as estimates.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -527,98 +526,3 @@ async def grade_session(model: Any, rubric: Rubric, transcript: Sequence[Utteran
             evidence=[Evidence(quote=q[:300], turn=_find_quote(q, transcript)) for q in quotes]))
     return SessionGrade(rubric_id=rubric.id, items=items, status="ok", model=name,
                         attempts=attempts)
-
-
-# --- running beside the client's reply --------------------------------------------------------
-
-OnGrade = Callable[[Hashable, TurnGrade], Awaitable[None] | None]
-
-
-class GradingTasks:
-    """Background turn grading for one session, so the client's reply never waits for the grader.
-
-    How ``simulator.service.practice`` uses it (coach or assessment mode alike)::
-
-        grading = GradingTasks(on_grade=store_it, rubric_id=rubric.id, model=spec)  # per session
-        ...
-        turn = store.add_turn(sid, "counselor", text)     # 1. trainee turn committed first
-        coded = ...                                       # 2. fast local coding for the engine
-        grading.start(turn.id, grade_turn(model, rubric, before, text, mode, spec))
-        async for chunk in realizer(...):                 # 3. stream the client's reply now
-            ...
-        # offline: store grade_turn_offline(coded, ...) directly (synchronous, about a millisecond)
-        # end of session: wait a little, then the session-level grade
-        await grading.drain(timeout_s=30)    # unfinished turns reach on_grade as "pending"
-        session_grade = await grade_session(model, rubric, transcript, spec)
-
-    ``on_grade(key, grade)`` runs once per turn with the finished grade (awaited if it returns an
-    awaitable): store it, push it to the coach panel. Its errors are logged, never raised into the
-    session. A rewound turn: ``cancel(key)`` (no grade is reported for it).
-    """
-
-    def __init__(self, on_grade: OnGrade | None = None, *, rubric_id: str = "",
-                 model: str = "") -> None:
-        self._on_grade = on_grade
-        self._rubric_id, self._model = rubric_id, model
-        self._tasks: dict[Hashable, asyncio.Task[TurnGrade | None]] = {}
-        self._abandoned: set[Hashable] = set()
-        self.results: dict[Hashable, TurnGrade] = {}
-
-    def start(self, key: Hashable, grading: Awaitable[TurnGrade]) -> asyncio.Task[TurnGrade | None]:
-        """Schedule ``grading`` (e.g. ``grade_turn(...)``) and return at once (no await)."""
-        task = asyncio.ensure_future(self._run(key, grading))
-        self._tasks[key] = task
-        task.add_done_callback(functools.partial(self._forget, key))
-        return task
-
-    def _forget(self, key: Hashable, _task: object) -> None:
-        self._tasks.pop(key, None)
-
-    async def _report(self, key: Hashable, grade: TurnGrade) -> None:
-        self.results[key] = grade
-        if self._on_grade is None:
-            return
-        try:
-            done = self._on_grade(key, grade)
-            if done is not None:
-                await done
-        except Exception:  # a failing store callback must not surface in the session
-            log.exception("storing the grade of turn %r failed", key)
-
-    async def _run(self, key: Hashable, grading: Awaitable[TurnGrade]) -> TurnGrade | None:
-        try:
-            grade = await grading
-        except asyncio.CancelledError:
-            if key not in self._abandoned:
-                await self._report(key, TurnGrade(
-                    rubric_id=self._rubric_id, status="pending", model=self._model,
-                    error="grading had not finished when the session ended"))
-            raise
-        except Exception as exc:  # grade_turn never raises; anything else passed in might
-            grade = TurnGrade(rubric_id=self._rubric_id, status="pending", model=self._model,
-                              error=_describe(exc))
-        await self._report(key, grade)
-        return grade
-
-    def pending(self) -> list[Hashable]:
-        """Keys of turns still being graded."""
-        return list(self._tasks)
-
-    def cancel(self, key: Hashable) -> None:
-        """Forget a turn (rewound away): stop its grading and report nothing for it."""
-        task = self._tasks.pop(key, None)
-        if task is not None:
-            self._abandoned.add(key)
-            task.cancel()
-
-    async def drain(self, timeout_s: float | None = None) -> dict[Hashable, TurnGrade]:
-        """Wait for running grades; after ``timeout_s`` cancel the rest, which are reported as
-        pending (``counselsim regrade`` finishes them). Returns every grade reported so far."""
-        tasks = list(self._tasks.values())
-        if tasks:
-            _done, late = await asyncio.wait(tasks, timeout=timeout_s)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.gather(*late, return_exceptions=True)
-        return dict(self.results)
