@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from simulator.client.planner import Plan, opening_plan, plan_next
 from simulator.client.realize_offline import realize_offline
 from simulator.client.state import ClientState, initial_state, record_reply, update_state
+from simulator.client.understand import Understanding, understand
 from simulator.coder.labels import Utterance
 from simulator.content.persona import Persona
 
@@ -40,6 +41,8 @@ class Step(BaseModel):
     state: ClientState
     """After the trainee's turn, before the reply (``after`` adds the reply)."""
     plan: Plan
+    heard: Understanding | None = None
+    """What the trainee's turn did and was about (``None`` for the opening)."""
 
 
 def opening(persona: Persona) -> Step:
@@ -55,18 +58,22 @@ def respond(persona: Persona, before: ClientState, codes: Iterable[str], text: s
     passed to ``speak`` so a replay gives the same words.
     """
     codes = list(codes)
-    state = update_state(before, persona, codes, text)
-    return Step(state=state, plan=plan_next(state, persona, codes, rng))
+    heard = understand(persona, text, codes, before, history)
+    state = update_state(before, persona, codes, text, heard=heard)
+    plan = plan_next(state, persona, codes, rng, heard=heard, before=before)
+    return Step(state=state, plan=plan, heard=heard)
 
 
 def after(step: Step) -> ClientState:
     """The state once the planned reply has been said."""
-    return record_reply(step.state, step.plan.act, step.plan.fact_id)
+    return record_reply(step.state, step.plan.act, step.plan.fact_id,
+                        topic=step.plan.topic)
 
 
 def say_offline(persona: Persona, step: Step, used: set[str], rng: random.Random) -> str:
     """The planned act in the persona's authored words (adds the line to ``used``)."""
-    return realize_offline(persona, step.plan, used, rng, unlocked=step.state.unlocked)
+    return realize_offline(persona, step.plan, used, rng, unlocked=step.state.unlocked,
+                           state=step.state)
 
 
 async def speak(persona: Persona, step: Step, history: History, used: set[str],
