@@ -13,7 +13,8 @@ import random
 from collections.abc import Collection
 
 from simulator.client.planner import Plan
-from simulator.content.persona import Persona
+from simulator.client.state import ClientState
+from simulator.content.persona import Persona, Stance, mentions
 from simulator.errors import InvalidInput
 
 FALLBACK_ACT = "short_answer"
@@ -29,29 +30,107 @@ def _locked_texts(persona: Persona, unlocked: Collection[str]) -> list[str]:
             for t in f.disclosure if t.strip()]
 
 
-def _reveals(line: str, locked: list[str]) -> bool:
+def _reveals(line: str, locked: list[str], keywords: list[str] | None = None) -> bool:
     low = line.lower()
-    return any(t in low for t in locked)
+    return any(t in low for t in locked) or any(mentions(line, k) for k in keywords or ())
 
 
-def candidate_lines(persona: Persona, plan: Plan, unlocked: Collection[str]) -> list[str]:
-    """Every filled line the act may use, in authored order (locked-fact lines removed)."""
+def locked_keywords(persona: Persona, unlocked: Collection[str]) -> list[str]:
+    """Words that give away a hidden fact not unlocked yet (its ``keywords``)."""
+    return [k for f in persona.hidden_facts if f.id not in unlocked for k in f.keywords]
+
+
+STANCE_FALLBACK: dict[Stance, tuple[Stance, ...]] = {
+    "open": ("open", "guarded", "deflecting"),
+    "guarded": ("guarded", "deflecting", "open"),
+    "deflecting": ("deflecting", "guarded"),
+}
+"""Where an answer's lines come from when the planned stance has none (open never stands in for
+a guarded answer whose topic's fact is locked: the gate is checked below)."""
+
+RATING_STEP = 15
+"""Points the belief rating falls once evidence against, and again once an alternative, is said."""
+RATING_FLOOR = 10
+
+
+def belief_rating(persona: Persona, state: ClientState | None) -> int:
+    """The client's current belief in its main automatic thought, 0-100."""
+    cm = persona.cognitive_model
+    base = cm.belief_rating if cm is not None else 80
+    done = set(state.cbt_done) if state is not None else set()
+    drop = RATING_STEP * len(done & {"evidence_against", "alternative_thought"})
+    return max(RATING_FLOOR, base - drop)
+
+
+def _answer_lines(persona: Persona, plan: Plan, unlocked: Collection[str]) -> list[str]:
+    answer = persona.answer(plan.topic or "")
+    if answer is None:
+        return []
+    gated = answer.fact is not None and answer.fact not in unlocked
+    for stance in STANCE_FALLBACK[plan.stance or "guarded"]:
+        if stance == "open" and gated:
+            continue
+        lines = answer.lines(stance)
+        if lines:
+            return lines
+    return []
+
+
+def _cbt_lines(persona: Persona, plan: Plan, state: ClientState | None) -> list[str]:
+    cm = persona.cognitive_model
+    if cm is None or cm.cbt is None:
+        return []
+    cbt = cm.cbt
+    if plan.topic == "evidence_against" and cbt.no_evidence_against and state is not None \
+            and state.rapport < 0.3:
+        return list(cbt.no_evidence_against)
+    lines: list[str] = list(getattr(cbt, plan.topic or "", []) or [])
+    if plan.topic == "belief_rating":
+        rating = str(belief_rating(persona, state))
+        thought = cm.automatic_thoughts[0].rstrip(".")
+        lines = [ln.replace("{rating}", rating).replace("{thought}", thought) for ln in lines]
+    return lines
+
+
+def act_lines(persona: Persona, plan: Plan, unlocked: Collection[str],
+              state: ClientState | None = None) -> list[str]:
+    """The authored lines of ``plan``'s act, unfilled (the answer bank, CBT answers and rules
+    included)."""
+    if plan.act == "answer":
+        return _answer_lines(persona, plan, unlocked)
+    if plan.act == "cbt":
+        return _cbt_lines(persona, plan, state)
+    if plan.act in ("shut_down", "minimise"):
+        if plan.rule is not None and plan.rule < len(persona.rules):
+            return list(persona.rules[plan.rule].lines)
+        return persona.lines_for("deflect")
+    return persona.lines_for(plan.act)
+
+
+def candidate_lines(persona: Persona, plan: Plan, unlocked: Collection[str],
+                    state: ClientState | None = None) -> list[str]:
+    """Every filled line the act may use, in authored order (lines that would give away a
+    locked fact removed: its disclosure text or one of its keywords)."""
     if plan.act == "disclose":
         if plan.fact_id is None or plan.fact_id not in unlocked:
             raise LockedFactError(f"cannot disclose {plan.fact_id!r}: it is not unlocked")
         return [persona.fill(t) for t in persona.fact(plan.fact_id).disclosure if t.strip()]
     locked = _locked_texts(persona, unlocked)
-    lines = [persona.fill(t) for t in persona.lines_for(plan.act) if t.strip()]
-    return [ln for ln in lines if not _reveals(ln, locked)]
+    keywords = locked_keywords(persona, unlocked)
+    lines = [persona.fill(t) for t in act_lines(persona, plan, unlocked, state) if t.strip()]
+    return [ln for ln in lines if not _reveals(ln, locked, keywords)]
 
 
 def realize_offline(persona: Persona, plan: Plan, used_lines: set[str], rng: random.Random, *,
-                    unlocked: Collection[str]) -> str:
+                    unlocked: Collection[str], state: ClientState | None = None) -> str:
     """One reply for ``plan``. Adds the chosen line to ``used_lines`` (the session's memory).
 
     ``unlocked`` is ``state.unlocked``: the realizer checks it itself rather than trusting the plan.
+    ``state`` gives CBT answers the client's current belief rating.
     """
-    lines = candidate_lines(persona, plan, unlocked)
+    lines = candidate_lines(persona, plan, unlocked, state)
+    if not lines and plan.act in ("answer", "cbt"):
+        lines = candidate_lines(persona, plan.model_copy(update={"act": "deflect"}), unlocked)
     if not lines and plan.act != FALLBACK_ACT:
         lines = candidate_lines(persona, plan.model_copy(update={"act": FALLBACK_ACT}), unlocked)
     if not lines:

@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.content.persona import HiddenFact, Persona, StageOfChange
+
+if TYPE_CHECKING:
+    from simulator.client.understand import Understanding
 
 STAGES: Final[tuple[StageOfChange, ...]] = (
     "precontemplation", "contemplation", "preparation", "action", "maintenance")
@@ -133,7 +136,14 @@ class ClientState(BaseModel):
     """Unlock keywords the trainee has mentioned at least once, in first-mention order."""
     last_codes: list[str] = []
     trainee_closing: bool = False
-    """The last trainee turn ended the session (see ``CLOSING_CUES``)."""
+    """The last trainee turn ended the session (see ``understand.closing``; ``CLOSING_CUES``
+    when no understanding is given)."""
+    heard: dict[str, object] = {}
+    """What the client understood of the last trainee turn (acts, topic, score)."""
+    topics_asked: list[str] = []
+    """Topic ids the trainee has asked or reflected about, in first-mention order."""
+    cbt_done: list[str] = []
+    """CBT techniques the client has answered (belief_rating, evidence_against ...)."""
 
     def pending_disclosures(self) -> list[str]:
         """Unlocked facts the client has not said yet, oldest unlock first."""
@@ -177,13 +187,19 @@ def mentions(text: str, keyword: str) -> bool:
 
 
 def fact_unlocks(fact: HiddenFact, rapport: float, counts: dict[str, int],
-                 trainee_text: str) -> bool:
-    """True when every condition the author gave for ``fact`` holds (AND)."""
+                 trainee_text: str, topic: str | None = None,
+                 disclosed: Iterable[str] = ()) -> bool:
+    """True when every condition the author gave for ``fact`` holds (AND). ``topic`` is what the
+    client understood the turn to be about (``unlock.about``)."""
     cond = fact.unlock
     if cond.rapport is not None and rapport < cond.rapport:
         return False
     skills = cond.skills
     if skills is not None and sum(counts.get(c, 0) for c in skills.codes) < skills.count:
+        return False
+    if cond.after and not set(cond.after) <= set(disclosed):
+        return False
+    if cond.about and topic not in cond.about:
         return False
     return not cond.topics or any(mentions(trainee_text, t) for t in cond.topics)
 
@@ -194,9 +210,28 @@ def _stage_step(stage: StageOfChange, initial: StageOfChange, step: int) -> Stag
     return STAGES[j]
 
 
+def rule_applies(rule_when: str, state: ClientState, heard: Understanding | None,
+                 before_rapport: float | None) -> bool:
+    """Whether a persona rule's trainee cue happened on this turn (``state`` is before it)."""
+    if heard is None:
+        return False
+    if before_rapport is not None and state.rapport >= before_rapport:
+        return False
+    if rule_when == "early_risk_question":
+        return heard.did("risk_question")
+    if rule_when == "closed_question_run":
+        return state.closed_run + 1 >= CLOSED_RUN_PENALTY_FROM and heard.did("question")
+    return heard.did(rule_when)  # type: ignore[arg-type]
+
+
 def update_state(state: ClientState, persona: Persona, codes: Iterable[str],
-                 trainee_text: str) -> ClientState:
-    """The client after one coded trainee turn. Pure: same inputs, same result."""
+                 trainee_text: str, heard: Understanding | None = None) -> ClientState:
+    """The client after one coded trainee turn. Pure: same inputs, same result.
+
+    ``heard`` (``understand.understand``) adds what the turn was about: facts unlock by topic
+    (``unlock.about``), the trainee is closing only when it really closes, and persona rules that
+    apply add their resistance.
+    """
     codes = list(codes)
     gain, sens = gain_of(persona), sensitivity_of(persona)
 
@@ -214,6 +249,9 @@ def update_state(state: ClientState, persona: Persona, codes: Iterable[str],
             rapport += e.rapport * sens
         resistance += e.resistance * (gain if e.resistance < 0 else sens)
         intensity += e.intensity * (sens if e.intensity > 0 else 1.0)
+    for rule in persona.rules:
+        if rule.resistance and rule_applies(rule.when, state, heard, rule.before_rapport):
+            resistance += rule.resistance * sens
     rapport, resistance = _clamp(rapport), _clamp(resistance)
     base = state.baseline_intensity
     intensity = intensity + _clamp(base - intensity, -INTENSITY_DRIFT, INTENSITY_DRIFT)
@@ -235,8 +273,10 @@ def update_state(state: ClientState, persona: Persona, codes: Iterable[str],
     for c in codes:
         counts[c] = counts.get(c, 0) + 1
 
+    topic = heard.topic if heard is not None else None
     newly = [f.id for f in persona.hidden_facts
-             if f.id not in state.unlocked and fact_unlocks(f, rapport, counts, trainee_text)]
+             if f.id not in state.unlocked
+             and fact_unlocks(f, rapport, counts, trainee_text, topic, state.disclosed)]
     topics = list(state.topics_seen)
     for f in persona.hidden_facts:
         for t in f.unlock.topics:
@@ -250,16 +290,26 @@ def update_state(state: ClientState, persona: Persona, codes: Iterable[str],
         "unlocked": [*state.unlocked, *newly], "newly_unlocked": newly,
         "turn": state.turn + 1, "skill_counts": counts, "closed_run": closed_run,
         "topics_seen": topics, "last_codes": codes,
-        "trainee_closing": CLOSING_CUES.search(trainee_text) is not None,
+        "trainee_closing": (heard.did("closing") if heard is not None
+                            else CLOSING_CUES.search(trainee_text) is not None),
+        "heard": heard.model_dump() if heard is not None else {},
+        "topics_asked": (state.topics_asked if topic is None or topic in state.topics_asked
+                         else [*state.topics_asked, topic]),
     })
 
 
-def record_reply(state: ClientState, act: str, fact_id: str | None = None) -> ClientState:
-    """The state after the client has spoken ``act`` (remember it; a disclosed fact is now said)."""
+def record_reply(state: ClientState, act: str, fact_id: str | None = None,
+                 topic: str | None = None) -> ClientState:
+    """The state after the client has spoken ``act`` (remember it; a disclosed fact is now said;
+    a CBT technique answered is remembered in ``cbt_done``)."""
     disclosed = state.disclosed
     if act == "disclose" and fact_id is not None and fact_id not in disclosed:
         if fact_id not in state.unlocked:
             raise ValueError(f"fact {fact_id!r} is locked and cannot be disclosed")
         disclosed = [*disclosed, fact_id]
     recent = [*state.recent_acts, act][-RECENT_ACTS_KEPT:]
-    return state.model_copy(update={"recent_acts": recent, "disclosed": disclosed})
+    cbt = state.cbt_done
+    if act == "cbt" and topic is not None:
+        cbt = [*cbt, topic]
+    return state.model_copy(update={"recent_acts": recent, "disclosed": disclosed,
+                                    "cbt_done": cbt})

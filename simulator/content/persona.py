@@ -91,6 +91,24 @@ class CoreBeliefs(Strict):
     worthless: list[str] = []
 
 
+class CbtAnswers(Strict):
+    """How the client answers CBT techniques, in its own words (offline realizer lines).
+
+    ``belief_rating`` lines may use ``{rating}`` (the client's current 0-100 belief in its
+    automatic thought) and ``{thought}`` (that thought); the rating starts at
+    ``CognitiveModel.belief_rating`` and falls as evidence against it and an alternative thought
+    are worked through in the session.
+    """
+
+    belief_rating: list[str] = Field(min_length=1)
+    evidence_for: list[str] = Field(min_length=1)
+    evidence_against: list[str] = Field(
+        min_length=1, description="What the client can find against the thought once it looks.")
+    no_evidence_against: list[str] = Field(
+        [], description="Guarded: the client cannot see anything against it yet (low rapport).")
+    alternative_thought: list[str] = Field(min_length=1)
+
+
 class CognitiveModel(Strict):
     """Optional CBT cognitive conceptualization diagram (Beck), after Patient-Psi."""
 
@@ -102,6 +120,10 @@ class CognitiveModel(Strict):
     automatic_thoughts: list[str] = Field(min_length=1)
     emotions: list[str] = Field(min_length=1)
     behaviours: list[str] = Field(min_length=1)
+    belief_rating: int = Field(80, ge=0, le=100,
+                               description="How much the client believes its main thought now.")
+    cbt: CbtAnswers | None = Field(
+        None, description="Answers to belief ratings, evidence for and against, alternatives.")
 
 
 class Style(Strict):
@@ -127,13 +149,19 @@ class Unlock(Strict):
     rapport: float | None = Field(None, ge=0, le=1, description="Rapport at least this value.")
     skills: SkillCondition | None = None
     topics: list[str] = Field(
-        [], description="Keywords: the trainee's turn mentions one of them (case-insensitive)."
+        [], description="Keywords: the trainee's turn mentions one of them (case-insensitive). "
+        "Prefer `about`: a keyword also matches incidental words."
     )
+    about: list[str] = Field(
+        [], description="Topic ids (common topics or this persona's answers): the trainee's turn "
+        "asks or reflects about one of them, recognised by meaning.")
+    after: list[str] = Field(
+        [], description="Hidden fact ids the client must already have disclosed.")
 
     @model_validator(mode="after")
     def _some_condition(self) -> Unlock:
-        if self.rapport is None and self.skills is None and not self.topics:
-            raise ValueError("give at least one of rapport, skills, topics")
+        if self.rapport is None and self.skills is None and not self.topics and not self.about:
+            raise ValueError("give at least one of rapport, skills, topics, about")
         if any(not t.strip() for t in self.topics):
             raise ValueError("topics must not be blank (a blank topic would match every turn)")
         return self
@@ -159,6 +187,46 @@ class Risk(Strict):
     harm_to_others: bool = False
     notes: str = ""
     must_assess: list[str] = Field([], description="What a competent trainee must ask about.")
+
+
+Stance = Literal["open", "guarded", "deflecting"]
+
+
+class Answer(Strict):
+    """How the client answers one topic, by stance (rapport and resistance choose the stance).
+
+    ``topic`` is a common topic id (``simulator/content/common_topics.yaml``) or the persona's own
+    topic, which then needs ``examples`` (trainee questions the engine matches by meaning). With
+    ``fact``, the ``open`` lines disclose that hidden fact and are said only once it unlocked;
+    until then the client answers guarded or deflecting.
+    """
+
+    topic: str = Field(pattern=ID_PATTERN)
+    examples: list[str] = Field([], description="Trainee questions about this topic.")
+    fact: str | None = Field(None, description="Hidden fact the open lines disclose.")
+    open: list[str] = Field(min_length=1)
+    guarded: list[str] = []
+    deflecting: list[str] = []
+
+    def lines(self, stance: Stance) -> list[str]:
+        return list(getattr(self, stance))
+
+
+TraineeCue = Literal["advice", "confrontation", "early_risk_question", "closed_question_run"]
+RuleAct = Literal["shut_down", "minimise"]
+
+
+class Rule(Strict):
+    """A principle as a rule the planner keeps: when the trainee does ``when``, the client does
+    ``then`` with these lines (and resistance rises by ``resistance``)."""
+
+    when: TraineeCue
+    then: RuleAct
+    principle: str = Field(description="The principle in words (shown to the LLM realizer).")
+    lines: list[str] = Field(min_length=1)
+    resistance: float = Field(0.0, ge=0, le=0.5)
+    before_rapport: float | None = Field(
+        None, ge=0, le=1, description="Only while rapport is below this value.")
 
 
 class Lines(Strict):
@@ -198,6 +266,9 @@ class Persona(Document):
     )
     hidden_facts: list[HiddenFact] = []
     principles: list[str] = Field([], description="Rules the client keeps, in plain words.")
+    rules: list[Rule] = Field([], description="Principles the planner enforces as rules.")
+    answers: list[Answer] = Field([], description="The answer bank: how the client answers "
+                                  "each topic (common topics and its own).")
     risk: Risk = Risk()
     lines: Lines
     learning_objectives: list[str] = Field(min_length=1)
@@ -216,13 +287,23 @@ class Persona(Document):
             if f.id in seen:
                 problems.append((("hidden_facts", i, "id"), f"hidden fact id {f.id!r} is repeated"))
             seen.add(f.id)
+        problems += self._answer_problems(seen)
         known = set(self.facts) | {"name", "age", "occupation"}
         texts: list[tuple[tuple[str | int, ...], str]] = [
             (("lines", act, k), t) for act in CLIENT_ACTS
             for k, t in enumerate(getattr(self.lines, act))]
+        texts += [(("rules", i, "lines", k), t) for i, r in enumerate(self.rules)
+                  for k, t in enumerate(r.lines)]
+        for i, a in enumerate(self.answers):
+            stances: tuple[Stance, ...] = ("guarded", "deflecting") if a.fact else (
+                "open", "guarded", "deflecting")
+            texts += [(("answers", i, st, k), t) for st in stances
+                      for k, t in enumerate(a.lines(st))]
+        gated = [(("answers", i, "open", k), t) for i, a in enumerate(self.answers) if a.fact
+                 for k, t in enumerate(a.open)]
         disclosures = [(("hidden_facts", i, "disclosure", k), t)
                        for i, f in enumerate(self.hidden_facts) for k, t in enumerate(f.disclosure)]
-        for loc, text in texts + disclosures:
+        for loc, text in texts + disclosures + gated:
             missing = sorted(set(_PLACEHOLDER.findall(text)) - known)
             if missing:
                 problems.append((loc, f"placeholder {{{missing[0]}}} is not defined in facts "
@@ -240,6 +321,35 @@ class Persona(Document):
                     problems.append((loc, f"gives away hidden fact {f.id!r} (keyword {hit!r}); "
                                           "only its disclosure lines may say that"))
         return problems
+
+    def _answer_problems(self, fact_ids: set[str]) -> list[Problem]:
+        from simulator.content.topics import common_topic_ids
+
+        problems: list[Problem] = []
+        known = set(common_topic_ids(None))
+        topics: set[str] = set()
+        for i, a in enumerate(self.answers):
+            if a.topic in topics:
+                problems.append((("answers", i, "topic"), f"topic {a.topic!r} is answered twice"))
+            topics.add(a.topic)
+            if a.topic not in known and not a.examples:
+                problems.append((("answers", i, "examples"),
+                                 f"{a.topic!r} is not a common topic: give example questions"))
+            if a.fact is not None and a.fact not in fact_ids:
+                problems.append((("answers", i, "fact"), f"no hidden fact {a.fact!r}"))
+        for i, f in enumerate(self.hidden_facts):
+            for k, t in enumerate(f.unlock.about):
+                if t not in known | topics:
+                    problems.append((("hidden_facts", i, "unlock", "about", k),
+                                     f"unknown topic {t!r} (a common topic or one of answers)"))
+            for k, dep in enumerate(f.unlock.after):
+                if dep not in fact_ids or dep == f.id:
+                    problems.append((("hidden_facts", i, "unlock", "after", k),
+                                     f"{dep!r} is not another hidden fact"))
+        return problems
+
+    def answer(self, topic: str) -> Answer | None:
+        return next((a for a in self.answers if a.topic == topic), None)
 
     def fill(self, text: str) -> str:
         """Fill {placeholders} from ``facts`` and name/age/occupation; unknown ones stay as is."""

@@ -39,9 +39,8 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel
 
-from simulator.client.planner import Plan, opening_plan, plan_next
-from simulator.client.realize_offline import realize_offline
-from simulator.client.state import ClientState, initial_state, record_reply, update_state
+from simulator.client import engine
+from simulator.client.state import ClientState, initial_state
 from simulator.coder.labels import CodedTurn, Coder, CounselorLabels, Utterance
 from simulator.coder.rubric_codes import code_turn
 from simulator.content.library import Library, load_library
@@ -187,12 +186,12 @@ class Practice:
             grader_model=self.settings.grader_model if self.grader_model else "offline",
             mode=mode,
         )
-        state = initial_state(persona)
-        plan = opening_plan(persona)
+        step = engine.opening(persona)
         rng = random.Random(f"{session_id}:0")
-        text = realize_offline(persona, plan, set(), rng, unlocked=state.unlocked)
-        state = record_reply(state, plan.act)
-        self.store.add_turn(session_id, "client", text, act=plan.act, state=state.model_dump())
+        text = engine.say_offline(persona, step, set(), rng)
+        state = engine.after(step)
+        self.store.add_turn(session_id, "client", text, act=step.plan.act,
+                            state=state.model_dump())
         return session_id
 
     def check_access(self, session_id: str, user: User, *, write: bool = False) -> Session:
@@ -310,23 +309,20 @@ class Practice:
             self._save_derived, last, coded if fresh else None,
             self._start_grading(session, last, turns, coded, fresh)))
 
-        state = update_state(self._state_before(persona, turns[:-1]), persona,
-                             coded.code_list(), last.text)
         rng = random.Random(f"{session_id}:{last.idx}")
-        plan = plan_next(state, persona, coded.code_list(), rng)
+        step = engine.respond(persona, self._state_before(persona, turns[:-1]),
+                              coded.code_list(), last.text, rng, context)
+        plan = step.plan
+        used = {t.text for t in turns if t.speaker == "client"}
         try:
-            if self.client_model is None:
-                used = {t.text for t in turns if t.speaker == "client"}
-                reply = realize_offline(persona, plan, used, rng, unlocked=state.unlocked)
-                yield TurnEvent(kind="token", text=reply)
-            else:
-                parts: list[str] = []
-                async for token in self._stream_llm(persona, plan, state, turns):
-                    parts.append(token)
-                    yield TurnEvent(kind="token", text=token)
-                reply = "".join(parts).strip()
-                if not reply:
-                    raise empty_reply(self.settings.client_model)
+            parts: list[str] = []
+            async for token in engine.speak(persona, step, self.history(turns), used, rng,
+                                            self.client_model):
+                parts.append(token)
+                yield TurnEvent(kind="token", text=token)
+            reply = "".join(parts).strip()
+            if self.client_model is not None and not reply:
+                raise empty_reply(self.settings.client_model)
         except ModelUnavailable as exc:
             try:
                 await saving
@@ -337,7 +333,7 @@ class Practice:
             yield TurnEvent(kind="error", text=str(exc), data={"turn_id": last.id,
                                                               "retry": True})
             return
-        state = record_reply(state, plan.act, plan.fact_id)
+        state = engine.after(step)
         try:
             await saving
             client_turn = await asyncio.to_thread(
@@ -352,15 +348,6 @@ class Practice:
         yield TurnEvent(kind="client", text=reply,
                         data={"turn_id": client_turn.id, "act": plan.act,
                               "fact_id": plan.fact_id, "codes": coded.codes})
-
-    async def _stream_llm(self, persona: Persona, plan: Plan, state: ClientState,
-                          turns: list[Turn]) -> AsyncIterator[str]:
-        from simulator.client.realize_llm import stream_client_reply
-
-        assert self.client_model is not None
-        async for token in stream_client_reply(self.client_model, persona, plan, state,
-                                               self.history(turns)):
-            yield token
 
     def _code(self, turn: Turn, context: list[Utterance]) -> tuple[CodedTurn, bool]:
         """The turn's engine codes, and True when they are new (not yet stored)."""

@@ -26,10 +26,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import BaseModel, Field
 from ruamel.yaml import YAML
 
-from simulator.client.planner import Plan, opening_plan, plan_next
-from simulator.client.realize_llm import client_reply, content_text
-from simulator.client.realize_offline import realize_offline
-from simulator.client.state import ClientState, initial_state, record_reply, update_state
+from simulator.client import engine
+from simulator.client.planner import Plan
+from simulator.client.realize_llm import content_text
+from simulator.client.state import ClientState
 from simulator.coder.labels import Utterance
 from simulator.content.persona import Persona
 from simulator.llm.providers import empty_reply, spec_of, unavailable
@@ -161,14 +161,6 @@ def offline_code_fn(settings: Settings) -> CodeFn:
     return code
 
 
-async def _client_says(persona: Persona, plan: Plan, state: ClientState,
-                       history: list[Utterance], used: set[str], rng: random.Random,
-                       model: BaseChatModel | None) -> str:
-    if model is None:
-        return realize_offline(persona, plan, used, rng, unlocked=state.unlocked)
-    return await client_reply(model, persona, plan, state, history)
-
-
 async def run_selfplay_async(persona: Persona, counselor: str, code: CodeFn, *,
                              turns: int = DEFAULT_TURNS, seed: int = 0,
                              client_model: BaseChatModel | None = None,
@@ -183,7 +175,7 @@ async def run_selfplay_async(persona: Persona, counselor: str, code: CodeFn, *,
     script = scripts[counselor]
     rng = random.Random(seed)
     scripted = ScriptedCounselor(script, persona)
-    state, used = initial_state(persona), set[str]()
+    used: set[str] = set()
     history: list[Utterance] = []
     transcript: list[TranscriptEntry] = []
 
@@ -193,10 +185,10 @@ async def run_selfplay_async(persona: Persona, counselor: str, code: CodeFn, *,
                                           fact_id=plan.fact_id, rapport=st.rapport,
                                           resistance=st.resistance, stage=st.stage))
 
-    plan = opening_plan(persona)
-    text = await _client_says(persona, plan, state, history, used, rng, client_model)
-    state = record_reply(state, plan.act)
-    client_turn(text, plan, state)
+    step = engine.opening(persona)
+    text = await engine.reply(persona, step, history, used, rng, client_model)
+    state = engine.after(step)
+    client_turn(text, step.plan, state)
     for i in range(turns):
         move: str | None
         if counselor_model is None:
@@ -204,13 +196,12 @@ async def run_selfplay_async(persona: Persona, counselor: str, code: CodeFn, *,
         else:
             move, said = None, await llm_counselor_turn(counselor_model, script, persona, history)
         codes = code(said, list(history))
+        step = engine.respond(persona, state, codes, said, rng, list(history))
         history.append(Utterance(speaker="counselor", text=said))
         transcript.append(TranscriptEntry(speaker="counselor", text=said, move=move, codes=codes))
-        state = update_state(state, persona, codes, said)
-        plan = plan_next(state, persona, codes, rng)
-        text = await _client_says(persona, plan, state, history, used, rng, client_model)
-        state = record_reply(state, plan.act, plan.fact_id)
-        client_turn(text, plan, state)
+        text = await engine.reply(persona, step, history, used, rng, client_model)
+        state = engine.after(step)
+        client_turn(text, step.plan, state)
     return SelfplayResult(
         persona=persona.id, counselor=counselor, turns=turns, seed=seed,
         client_model=spec_of(client_model) if client_model else "offline",

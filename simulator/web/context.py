@@ -63,34 +63,38 @@ class WebContext:
         """Replies of ``persona`` to the trainee turns ``said``: opening first, then one per turn.
 
         Replayed from the start each time with a fixed seed, so the preview needs no stored
-        state and the same words give the same replies. Offline realizer (authored lines).
+        state. Like a real session: the opening in authored words, then the configured client
+        model (offline when none), through the same engine step as practice and self-play.
         """
-        from simulator.client.planner import opening_plan, plan_next
-        from simulator.client.realize_offline import realize_offline
-        from simulator.client.state import initial_state, record_reply, update_state
+        import asyncio
+
+        return asyncio.run(self.preview_async(persona, said))
+
+    async def preview_async(self, persona: Persona, said: list[str]) -> list[str]:
+        """``preview`` for callers already on an event loop (the Author tab's handlers)."""
+        from simulator.client import engine
         from simulator.coder.labels import Utterance
         from simulator.coder.rubric_codes import code_turn
 
         rubric = self.library().rubric(self.settings.engine_rubric)
-        state = initial_state(persona)
-        plan = opening_plan(persona)
         used: set[str] = set()
-        rng = random.Random(f"preview:{persona.id}:0")
-        opening = realize_offline(persona, plan, used, rng, unlocked=state.unlocked)
-        state = record_reply(state, plan.act)
+        step = engine.opening(persona)
+        opening = engine.say_offline(persona, step, used,
+                                     random.Random(f"preview:{persona.id}:0"))
+        state = engine.after(step)
         replies = [opening]
         history = [Utterance(speaker="client", text=opening)]
         for i, text in enumerate(said, start=1):
             labels = self.practice.coder.code_counselor(text, history)
             codes = code_turn(labels, text, rubric).code_list()
-            state = update_state(state, persona, codes, text)
             rng = random.Random(f"preview:{persona.id}:{i}")
-            plan = plan_next(state, persona, codes, rng)
-            reply = realize_offline(persona, plan, used, rng, unlocked=state.unlocked)
-            state = record_reply(state, plan.act, plan.fact_id)
+            step = engine.respond(persona, state, codes, text, rng, history)
+            history.append(Utterance(speaker="counselor", text=text))
+            reply = await engine.reply(persona, step, history, used, rng,
+                                       self.practice.client_model)
+            state = engine.after(step)
             replies.append(reply)
-            history += [Utterance(speaker="counselor", text=text),
-                        Utterance(speaker="client", text=reply)]
+            history.append(Utterance(speaker="client", text=reply))
         return replies
 
     def report(self, session_id: str) -> tuple[str, Any]:
