@@ -35,6 +35,7 @@ from simulator.grader.grade import (
 )
 from simulator.settings import Settings
 from simulator.store import Grade, Store, StoredItemScore, StoreError, Turn
+from simulator.vocab import GradeStatus
 
 Reason = Literal["pending", "failed", "missing"]
 
@@ -47,7 +48,7 @@ class RegradedTurn(BaseModel):
     turn_id: int
     idx: int
     was: Reason
-    status: Literal["ok", "pending", "failed"]
+    status: GradeStatus
     grade_id: int
     values: dict[str, Any] = {}
     error: str | None = None
