@@ -1,0 +1,202 @@
+"""Which suicide-risk topics a turn asks about (or a client discloses), by meaning, not by keyword.
+
+A risk assessment is asked in many ways ("do thoughts of suicide ever come?", "have you felt
+you'd be better off not waking up?", "is there anything at home you could use?"), and a report
+that says "not assessed" after four direct questions teaches the trainee to stop asking. Each
+topic is a set of phrasings (regular expressions over a normalised text) written from the
+structured suicide-risk assessment literature (ideation, history, plan, intent, means,
+protective factors, safety planning). Some phrasings only mean risk once the conversation is
+about suicide or self-harm ("do you have a plan?", "what keeps you going?"): those are ``gated``
+and fire only when the turn itself or a recent utterance in ``context`` mentions suicide,
+self-harm or wanting to die.
+
+The risk topic ids are the ``must_assess`` vocabulary the feedback side checks a session
+against; ``detect_risk`` is what it calls, for trainee questions and client disclosures alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+RISK_TOPICS: dict[str, str] = {
+    "ideation": "Suicidal thoughts: thoughts of suicide, of death, of not wanting to be alive",
+    "self_harm": "Self-harm: hurting oneself without intending to die (cutting, burning...)",
+    "plan": "A plan: how, when or where the person would end their life",
+    "intent": "Intent: how likely the person is to act on the thoughts, how close they have come",
+    "means": "Means: access to pills, weapons, ropes or other ways to act, and removing them",
+    "protective_factors": "Protective factors: reasons for living, what has kept the person safe",
+    "safety_plan": "Safety plan: what to do and whom to contact if the thoughts get worse",
+    "history": "History: past attempts or self-harm, suicide in the family",
+}
+"""Risk topic id -> what it covers (ids are stable: personas' ``must_assess`` names them)."""
+
+_YOU = r"(?:you|your|yourself|u|i|my|myself|me|he|she|they|him|her|them|themselves)"
+_SELF = r"(?:yourself|myself|himself|herself|themselves|themself|ourselves)"
+_DIE = (r"(?:suicid\w*|kill(?:s|ed|ing)? " + _SELF + r"|tak(?:e|es|ing|en) (?:your|my|his|her|"
+        r"their) (?:own )?li(?:fe|ves)|end(?:s|ed|ing)? (?:your|my|his|her|their) (?:own )?li(?:fe|"
+        r"ves)|end(?:s|ed|ing)? it(?: all)?\b|end(?:ing)? things|(?:want|wanted|wanting|wish|"
+        r"wished|wishing) (?:to|you could|i could|you were|i was|i were) (?:die|be dead|dead|"
+        r"disappear|not wake up|not be here|not exist|just stop existing|go to sleep and not wake"
+        r")|better off (?:dead|not (?:waking|being|living|here|around|alive))|better off (?:without|if i was gone|if i wasn'?t here|if you weren'?t "
+        r"here)|(?:not|never) (?:to )?wake up|(?:don'?t|didn'?t|do not|did not|no longer) want to"
+        r" (?:live|be alive|be here|go on|exist|wake up|carry on)|not (?:wanting|want) to (?:live|"
+        r"be alive|be here|go on|exist|wake up)|(?:no|any) (?:point|reason) (?:in |to )?(?:living|"
+        r"live|going on|carrying on|being alive|being here)|(?:life|living) (?:is(?:n'?t| not)?|"
+        r"was(?:n'?t| not)?|feels?|isn'?t) (?:not )?(?:worth (?:living|it)|pointless)|thoughts? "
+        r"(?:of|about) (?:death|dying|being dead|not being here|not being alive)|overdos\w*|"
+        r"hang(?:ing)? " + _SELF + r"|(?:can'?t|cannot|couldn'?t) (?:go on|carry on|keep going)"
+        r"|not be (?:here|around|alive) anymore|dead and gone|rather be dead|rather not be (?:here|"
+        r"alive))")
+_HARM = (r"(?:self[- ]?harm\w*|self[- ]?injur\w*|(?:hurt|harm|cut|burn|hit|punch|scratch|injure|"
+         r"starve)(?:s|ing|ed)? " + _SELF + r"|cutting|do(?:ing)? (?:something|things) to (?:hurt|"
+         r"harm) " + _SELF + ")")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    topic: str
+    pattern: re.Pattern[str]
+    gated: bool
+    """Only counts when the turn or its context is about suicide or self-harm."""
+
+
+def _rx(text: str) -> re.Pattern[str]:
+    return re.compile(text, re.IGNORECASE)
+
+
+_ANY = _rx(_DIE + "|" + _HARM)
+
+_RULES: tuple[_Rule, ...] = (
+    # ideation: any mention of suicide, wanting to die, not wanting to be here
+    _Rule("ideation", _rx(_DIE), False),
+    _Rule("ideation", _rx(r"\bdark(?:est)? thoughts\b|\bthoughts? (?:like that|of harming)|"
+                          r"\bhave (?:these|those|the) thoughts\b|\bhow often do (?:these|those|the"
+                          r"y) (?:thoughts )?come\b|\bthoughts come\b|\bwhen (?:these|those|the) "
+                          r"thoughts\b|\bgive up on (?:life|everything)\b|"
+                          r"\b(?:everyone|people|they|your family) (?:would be|'?d be) better off\b"
+                          r"|\bdisappear (?:for ever|forever|for good)\b|\bstop existing\b"), True),
+    # self-harm
+    _Rule("self_harm", _rx(_HARM), False),
+    _Rule("self_harm", _rx(r"\b(?:marks|scars|wounds|cuts|burns) on (?:your|my) (?:arms?|legs?|"
+                           r"wrists?|body|skin)\b|\bhurt(?:ing)? (?:your|my) (?:body|arms?|wrists?|"
+                           r"legs?)\b"), False),
+    # plan: how, when, where
+    _Rule("plan", _rx(r"\bplan(?:s|ned|ning)? (?:to|for|how|of|on) (?:" + _DIE + r"|die|dying|do "
+                      r"it|doing it|act|acting|hurt|harm|end|kill)|\b(?:" + _DIE + r")\b[^.?!]{0,"
+                      r"40}\bplan|\bhow (?:you|i|he|she|they)(?:'?d| would| might| could| will|'?ll)"
+                      r" (?:do it|end it|kill|take|go about it|end (?:your|my|things|your life))|"
+                      r"\b(?:thought|worked out|figured out|decided|thought through|imagined|"
+                      r"pictured|researched|looked up) (?:about )?(?:how|when|where|the way|a "
+                      r"(?:way|method|date|time|place)|what (?:you|i) would use|ways? to)|"
+                      r"\b(?:a|any|the|what) (?:method|means|way) (?:you|i)(?:'?d| would| might)"
+                      r"|\bset (?:a )?(?:date|time)|\bwritten (?:a )?(?:note|letter|goodbye)|"
+                      r"\bsuicide note\b|\bgiv(?:e|ing|en) (?:away )?(?:your|my) (?:things|"
+                      r"belongings|stuff) away\b|\bgiv(?:e|ing|en) away (?:your|my) (?:things|"
+                      r"belongings|stuff|possessions)"), False),
+    _Rule("plan", _rx(r"\b(?:a|any|some|the|your|made a) (?:specific |particular |concrete )?plans?"
+                      r"\b|\bhow (?:you|i) would do it\b|\bhow you'?d do it\b|\bwhen (?:you|i) "
+                      r"would do it\b|\bwhere (?:you|i) would (?:do it|go)\b|\bhow far (?:have|"
+                      r"has|did) (?:you|i|that|it|the plan)"), True),
+    # intent: likelihood of acting, how close
+    _Rule("intent", _rx(r"\b(?:intend|intention|intent)\w*|\bact(?:ed|ing)? on (?:th(?:ese|ose|e"
+                        r"m|at|is)|the|your|my|any) ?(?:thoughts?|urges?|feelings?|impulses?|plan)"
+                        r"?|\bhow (?:close|near) (?:have|did|has|are|were) (?:you|i)\b|\bhow likely"
+                        r"\b|\b(?:do|would|will|are) you (?:think you(?:'ll| will| would| might)|"
+                        r"expect to|going to|planning to|mean to|want to) (?:actually )?(?:do it|"
+                        r"act|go through|follow through|try)|\bgo(?:ing)? through with (?:it|that)"
+                        r"|\bfollow(?:ing)? through\b|\bcome close to\b|\bhow strong (?:is|are) "
+                        r"(?:the|that|those|these) (?:urges?|pull|wish|thoughts?|feelings?)\b|"
+                        r"\b(?:will|would) you (?:act|do it|try it again|do something)\b|"
+                        r"\bsafe (?:right now|today|tonight|at the moment|at this moment)\b|"
+                        r"\b(?:right now|today|tonight),? (?:are|do) you (?:feel )?(?:safe|at risk)"
+                        r"|\bkeep (?:yourself|myself) safe (?:tonight|today|right now)\b"), True),
+    # means: access to lethal means, removing them
+    _Rule("means", _rx(r"\b(?:gun|guns|firearms?|rifle|shotgun|pistol|weapons?|rope|ligature|"
+                       r"noose|razor blades?|blades?|knives|knife|poison|pesticides?|bleach|"
+                       r"stockpil\w*|stash(?:ed)?|hoard\w*|saved up (?:your |my |some )?(?:pills|"
+                       r"tablets|medication|meds)|(?:pills|tablets|medications?|meds|painkillers|"
+                       r"paracetamol|insulin|sleeping pills|prescriptions?) (?:at home|in the house"
+                       r"|saved|stored|put away|that you (?:keep|have|could)|you (?:keep|have|"
+                       r"could))|lock(?:ed)? (?:them |it )?(?:away|up)|(?:get|got|getting) rid of "
+                       r"(?:the|them|it|those|any)|hand (?:them|it) (?:in|over)|access to|"
+                       r"anything (?:at home|in the house|around you) (?:you|that you) could use|"
+                       r"(?:bridge|railway|train tracks|rooftop|roof|ledge|cliff|car exhaust))\b"),
+          True),
+    _Rule("means", _rx(r"\baccess to (?:a |any )?(?:gun|guns|firearms?|weapons?|pills|medication|"
+                       r"means)\b|\b(?:have|keep|own) (?:a |any )?(?:gun|guns|firearms?)\b"), False),
+    # protective factors: reasons for living
+    _Rule("protective_factors", _rx(
+        r"\breasons? (?:for|to) (?:living|live|stay(?:ing)? alive|keep(?:ing)? going|go(?:ing)? on"
+        r"|be(?:ing)? here|stay(?:ing)? (?:here|around))\b|\bwhat makes (?:life|living|it) worth"
+        r"|\bworth living for\b|\bstay(?:ed|ing)? alive\b|\b(?:kept|keeps|keep|has kept|holds?|"
+        r"held|stopp?(?:ed|s)?|stopping|pulls?|pulled|gets|got|brings|brought) (?:you|me) "
+        r"(?:back|going|alive|safe|here|hanging on|from|through|away from)|\bwhat (?:stops|stopped"
+        r"|has stopped|keeps|has kept|kept|holds) (?:you|me)\b|\b(?:who|what) (?:do you|would "
+        r"you|are you) (?:live|living|stay|hold on) for\b|\bhold(?:ing)? on (?:for|to)\b|"
+        r"\blive for\b|\banchors?\b|\bwhat gives you hope\b|\bhopes? for the future\b|"
+        r"\blooking forward to\b|\bwho (?:are|is) the people (?:who|that) (?:matter|keep|need)\b"
+        ), True),
+    _Rule("protective_factors", _rx(r"\breasons? for living\b|\bwhat (?:has )?(?:kept|keeps) you "
+                                    r"(?:alive|safe)\b"), False),
+    # safety plan: what to do, whom to contact
+    _Rule("safety_plan", _rx(
+        r"\bsafety plan\w*|\bcrisis (?:line|number|team|service|plan|card)\b|\b(?:hotline|helpline"
+        r"|lifeline|samaritans|911|999|988|112|111)\b|\bemergency (?:department|room|services|"
+        r"number|contact)s?\b|\bA ?& ?E\b|\bkeep(?:ing)? (?:yourself|myself) safe\b|"
+        r"\bstay(?:ing)? safe\b|\bmake (?:your|the) (?:home|house|flat|room|place) safer\b"), False),
+    _Rule("safety_plan", _rx(
+        r"\b(?:who|whom|which person|what number|where)(?: else)? (?:could|would|can|will|might|"
+        r"do|should) (?:you|i) (?:call|contact|reach(?: out to)?|turn to|ring|text|talk to|go|"
+        r"phone|tell|lean on)\b|\bwhat (?:could|would|can|will|might|do) (?:you|i) do (?:if|when"
+        r"|the next time|next time)\b|\bif (?:the|these|those|things|it|they|the thoughts?|the "
+        r"urges?|you)(?: ever)? (?:get|gets|got|come|comes|feel|felt|become|becomes|start|"
+        r"starts|return|returns|came back|come back)(?: back)? (?:that |this |so |really |too "
+        r")?(?:bad|worse|strong|stronger|much|overwhelming|back|again|like that|unbearable)\b|"
+        r"\bwarning signs?\b|\b(?:plan|steps|list) for (?:when|if) (?:things|the thoughts|it)\b|"
+        r"\bcoping (?:plan|strategies|steps)\b"), True),
+    # history: past attempts, past self-harm, family history
+    _Rule("history", _rx(
+        r"\b(?:attempt(?:s|ed|ing)?|tried|try|trying|made an attempt)\b[^.?!]{0,30}\b(?:suicide|"
+        r"to (?:kill|end|take|hurt|harm|overdose)|on your life|your life|before|in the past|"
+        r"previously|ever)|\b(?:past|previous|earlier|prior|last) (?:suicide )?attempts?\b|"
+        r"\bsuicide attempts?\b|\b(?:ever|before|previously|in the past) (?:tried|attempted|"
+        r"hurt|harmed|cut|overdosed|taken an overdose|felt like this|felt this (?:way|low|bad)|"
+        r"had (?:these|those|thoughts like)|been (?:this|that) (?:low|bad))\b|\b(?:have|has) "
+        r"(?:you|anyone|someone) ever (?:tried|attempted|hurt|harmed|cut|overdosed|taken)\b|"
+        r"\bhistory of\b|\b(?:anyone|someone|anybody) (?:in your family|close to you|you know)"
+        r"[^.?!]{0,40}(?:suicide|killed|took (?:their|his|her) (?:own )?life|died by)|"
+        r"\b(?:died|death) by suicide\b|\bfirst time (?:you(?:'ve| have)|these thoughts)"
+        r"|\bhow long (?:have|has) (?:you|this|these thoughts|that) (?:had|been)\b"), True),
+)
+
+_HISTORY_STRONG = _rx(r"\b(?:past|previous|prior) (?:suicide )?attempts?\b|\bsuicide attempts?\b|"
+                      r"\battempted (?:suicide|to (?:kill|end|take))\b|\b(?:ever|before|"
+                      r"previously) (?:tried|attempted) to (?:kill|end|take|hurt|harm)\b|"
+                      r"\b(?:died|death) by suicide\b")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("’", "'").replace("‘", "'")).strip()
+
+
+def about_risk(text: str) -> bool:
+    """True when the text mentions suicide, wanting to die or self-harm in any phrasing."""
+    return bool(_ANY.search(_norm(text)))
+
+
+def detect_risk(text: str, context: Sequence[str] = ()) -> list[str]:
+    """The risk topic ids ``text`` asks about or discloses, in ``RISK_TOPICS`` order.
+
+    ``context`` is the conversation before it (oldest first; the last six utterances are read):
+    once suicide or self-harm has come up, "do you have a plan?" or "what keeps you going?" are
+    risk questions; before that they are not."""
+    norm = _norm(text)
+    if not norm:
+        return []
+    gate = bool(_ANY.search(norm)) or any(_ANY.search(_norm(c)) for c in context[-6:])
+    found = {r.topic for r in _RULES if (gate or not r.gated) and r.pattern.search(norm)}
+    if _HISTORY_STRONG.search(norm):
+        found.add("history")
+    return [t for t in RISK_TOPICS if t in found]
