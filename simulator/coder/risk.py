@@ -36,22 +36,30 @@ _YOU = r"(?:you|your|yourself|u|i|my|myself|me|he|she|they|him|her|them|themselv
 _SELF = r"(?:yourself|myself|himself|herself|themselves|themself|ourselves)"
 _DIE = (r"(?:suicid\w*|kill(?:s|ed|ing)? " + _SELF + r"|tak(?:e|es|ing|en) (?:your|my|his|her|"
         r"their) (?:own )?li(?:fe|ves)|end(?:s|ed|ing)? (?:your|my|his|her|their) (?:own )?li(?:fe|"
-        r"ves)|end(?:s|ed|ing)? it(?: all)?\b|end(?:ing)? things|(?:want|wanted|wanting|wish|"
-        r"wished|wishing) (?:to|you could|i could|you were|i was|i were) (?:die|be dead|dead|"
+        r"ves)|end(?:s|ed|ing)? it(?: all)?\b|end(?:ing)? things|(?:wants?|wanted|wanting|wish|"
+        r"wishes|wished|wishing) (?:to|you could|i could|you were|i was|i were) (?:die|be dead|dead|"
         r"disappear|not wake up|not be here|not exist|just stop existing|go to sleep and not wake"
-        r")|better off (?:dead|not (?:waking|being|living|here|around|alive))|better off (?:without|if i was gone|if i wasn'?t here|if you weren'?t "
+        r")|dark(?:est)? thoughts|giv(?:e|ing) up on (?:life|everything)|want(?:s|ed)? (?:it all|everything|it) to (?:stop|end)|(?:think|"
+        r"thinking|thought)s? (?:of|about) (?:death|dying|suicide|ending|killing|not being|"
+        r"taking (?:all )?(?:the|my) (?:pills|tablets))|all (?:of )?(?:my|the|your) (?:pills|"
+        r"tablets|meds) at once|(?:join|joining|be with) (?:him|her|them|the person (?:you|they|i) "
+        r"lost)|disappear (?:for ever|forever|for good)|see (?:the|any) point (?:in|of) (?:living|"
+        r"going on|carrying on|being alive|life|anything)|(?:not|n'?t|never) (?:to )?(?:wake|waking)"
+        r" up|not (?:be|being) (?:here|around|alive)|"
+        r"better off (?:dead|not (?:waking|being|living|here|around|alive))|better off (?:without|if i was gone|if i wasn'?t here|if you weren'?t "
         r"here)|(?:not|never) (?:to )?wake up|(?:don'?t|didn'?t|do not|did not|no longer) want to"
         r" (?:live|be alive|be here|go on|exist|wake up|carry on)|not (?:wanting|want) to (?:live|"
         r"be alive|be here|go on|exist|wake up)|(?:no|any) (?:point|reason) (?:in |to )?(?:living|"
         r"live|going on|carrying on|being alive|being here)|(?:life|living) (?:is(?:n'?t| not)?|"
-        r"was(?:n'?t| not)?|feels?|isn'?t) (?:not )?(?:worth (?:living|it)|pointless)|thoughts? "
+        r"was(?:n'?t| not)?|feels?|isn'?t|doesn'?t (?:feel|seem)|does not (?:feel|seem)) (?:not )?(?:worth (?:living|it)|pointless)|thoughts? "
         r"(?:of|about) (?:death|dying|being dead|not being here|not being alive)|overdos\w*|"
         r"hang(?:ing)? " + _SELF + r"|(?:can'?t|cannot|couldn'?t) (?:go on|carry on|keep going)"
         r"|not be (?:here|around|alive) anymore|dead and gone|rather be dead|rather not be (?:here|"
         r"alive))")
-_HARM = (r"(?:self[- ]?harm\w*|self[- ]?injur\w*|(?:hurt|harm|cut|burn|hit|punch|scratch|injure|"
-         r"starve)(?:s|ing|ed)? " + _SELF + r"|cutting|do(?:ing)? (?:something|things) to (?:hurt|"
-         r"harm) " + _SELF + ")")
+_HARM = (r"(?:self[- ]?harm\w*|self[- ]?injur\w*|(?:hurt|harm|cut|burn|hit|punch|scratch|injur|"
+         r"starv)\w* " + _SELF + r"|cutting(?! (?:down|back|out|it|the|in|off|up|corners))|"
+         r"do(?:ing)? (?:something|things) to (?:hurt|harm) " + _SELF + r"|(?:do|did|doing) to "
+         + _SELF + ")")
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,10 @@ _RULES: tuple[_Rule, ...] = (
                       r"\bsuicide note\b|\bgiv(?:e|ing|en) (?:away )?(?:your|my) (?:things|"
                       r"belongings|stuff) away\b|\bgiv(?:e|ing|en) away (?:your|my) (?:things|"
                       r"belongings|stuff|possessions)"), False),
+    _Rule("plan", _rx(r"\bdecided on (?:a|the) (?:method|way|date|place)|\bwhich (?:pills|tablets|method|way|"
+                      r"place)|\bthought about doing\b|"
+                      r"\b(?:i'?d|i would|i'?ll|i will|i could|i might) (?:take|jump|hang|use|drive|"
+                      r"overdose|swallow|step)\b|\bdecide to do it\b"), True),
     _Rule("plan", _rx(r"\b(?:a|any|some|the|your|made a) (?:specific |particular |concrete )?plans?"
                       r"\b|\bhow (?:you|i) would do it\b|\bhow you'?d do it\b|\bwhen (?:you|i) "
                       r"would do it\b|\bwhere (?:you|i) would (?:do it|go)\b|\bhow far (?:have|"
@@ -115,13 +127,15 @@ _RULES: tuple[_Rule, ...] = (
     # means: access to lethal means, removing them
     _Rule("means", _rx(r"\b(?:gun|guns|firearms?|rifle|shotgun|pistol|weapons?|rope|ligature|"
                        r"noose|razor blades?|blades?|knives|knife|poison|pesticides?|bleach|"
-                       r"stockpil\w*|stash(?:ed)?|hoard\w*|saved up (?:your |my |some )?(?:pills|"
+                       r"stockpil\w*|stash(?:ed)?|hoard\w*|sav(?:e|ed|ing) up (?:your |my |some )?(?:sleeping )?(?:pills|"
                        r"tablets|medication|meds)|(?:pills|tablets|medications?|meds|painkillers|"
                        r"paracetamol|insulin|sleeping pills|prescriptions?) (?:at home|in the house"
                        r"|saved|stored|put away|that you (?:keep|have|could)|you (?:keep|have|"
                        r"could))|lock(?:ed)? (?:them |it )?(?:away|up)|(?:get|got|getting) rid of "
                        r"(?:the|them|it|those|any)|hand (?:them|it) (?:in|over)|access to|"
-                       r"anything (?:at home|in the house|around you) (?:you|that you) could use|"
+                       r"(?:at home|in the house|around you) (?:that )?(?:you|i) could use|get hold of|(?:look after|"
+                       r"hold on to|keep hold of|take charge of|lock up|hand over|hand in) (?:your|the"
+                       r"|my) (?:medication|pills|tablets|meds)|"
                        r"(?:bridge|railway|train tracks|rooftop|roof|ledge|cliff|car exhaust))\b"),
           True),
     _Rule("means", _rx(r"\baccess to (?:a |any )?(?:gun|guns|firearms?|weapons?|pills|medication|"
@@ -136,16 +150,20 @@ _RULES: tuple[_Rule, ...] = (
         r"|has stopped|keeps|has kept|kept|holds) (?:you|me)\b|\b(?:who|what) (?:do you|would "
         r"you|are you) (?:live|living|stay|hold on) for\b|\bhold(?:ing)? on (?:for|to)\b|"
         r"\blive for\b|\banchors?\b|\bwhat gives you hope\b|\bhopes? for the future\b|"
-        r"\blooking forward to\b|\bwho (?:are|is) the people (?:who|that) (?:matter|keep|need)\b"
+        r"\blooking forward to\b|\bwho (?:are|is) the people (?:who|that) (?:matter|keep|need)\b|"
+        r"\bwho would miss you\b|\bhold(?:s|ing)? you back\b|couldn'?t do (?:that|it) to "
+        r"(?:them|him|her|my)"
         ), True),
     _Rule("protective_factors", _rx(r"\breasons? for living\b|\bwhat (?:has )?(?:kept|keeps) you "
                                     r"(?:alive|safe)\b"), False),
     # safety plan: what to do, whom to contact
     _Rule("safety_plan", _rx(
-        r"\bsafety plan\w*|\bcrisis (?:line|number|team|service|plan|card)\b|\b(?:hotline|helpline"
-        r"|lifeline|samaritans|911|999|988|112|111)\b|\bemergency (?:department|room|services|"
-        r"number|contact)s?\b|\bA ?& ?E\b|\bkeep(?:ing)? (?:yourself|myself) safe\b|"
-        r"\bstay(?:ing)? safe\b|\bmake (?:your|the) (?:home|house|flat|room|place) safer\b"), False),
+        r"\bsafety plan\w*|\bcrisis (?:line|number|team|service|plan|card)\b|\b(?:samaritans|988)"
+        r"\b|\bkeep(?:ing)? (?:yourself|myself) safe\b"), False),
+    _Rule("safety_plan", _rx(
+        r"\b(?:hotline|helpline|lifeline|911|999|112|111)\b|\bemergency (?:department|room|"
+        r"services|number|contact)s?\b|\bA ?& ?E\b|\bstay(?:ing)? safe\b|\bsafely\b|"
+        r"\bmake (?:your|the) (?:home|house|flat|room|place) safer\b"), True),
     _Rule("safety_plan", _rx(
         r"\b(?:who|whom|which person|what number|where)(?: else)? (?:could|would|can|will|might|"
         r"do|should) (?:you|i) (?:call|contact|reach(?: out to)?|turn to|ring|text|talk to|go|"
@@ -154,7 +172,8 @@ _RULES: tuple[_Rule, ...] = (
         r"urges?|you)(?: ever)? (?:get|gets|got|come|comes|feel|felt|become|becomes|start|"
         r"starts|return|returns|came back|come back)(?: back)? (?:that |this |so |really |too "
         r")?(?:bad|worse|strong|stronger|much|overwhelming|back|again|like that|unbearable)\b|"
-        r"\bwarning signs?\b|\b(?:plan|steps|list) for (?:when|if) (?:things|the thoughts|it)\b|"
+        r"\bwarning signs?\b|\b(?:plan|steps|list) for (?:when|if) (?:things|the thoughts|it|those "
+        r"thoughts|these thoughts|they)\b|"
         r"\bcoping (?:plan|strategies|steps)\b"), True),
     # history: past attempts, past self-harm, family history
     _Rule("history", _rx(
@@ -166,7 +185,8 @@ _RULES: tuple[_Rule, ...] = (
         r"had (?:these|those|thoughts like)|been (?:this|that) (?:low|bad))\b|\b(?:have|has) "
         r"(?:you|anyone|someone) ever (?:tried|attempted|hurt|harmed|cut|overdosed|taken)\b|"
         r"\bhistory of\b|\b(?:anyone|someone|anybody) (?:in your family|close to you|you know)"
-        r"[^.?!]{0,40}(?:suicide|killed|took (?:their|his|her) (?:own )?life|died by)|"
+        r"[^.?!]{0,40}(?:suicide|killed|t(?:ake|ook|aken) (?:their|his|her) (?:own )?life|died by)|"
+        r"\bsince then\b|\b(?:acted|done that|done it) [^.?!]{0,30}(?:in the past|before)|"
         r"\b(?:died|death) by suicide\b|\bfirst time (?:you(?:'ve| have)|these thoughts)"
         r"|\bhow long (?:have|has) (?:you|this|these thoughts|that) (?:had|been)\b"), True),
 )
@@ -174,7 +194,16 @@ _RULES: tuple[_Rule, ...] = (
 _HISTORY_STRONG = _rx(r"\b(?:past|previous|prior) (?:suicide )?attempts?\b|\bsuicide attempts?\b|"
                       r"\battempted (?:suicide|to (?:kill|end|take))\b|\b(?:ever|before|"
                       r"previously) (?:tried|attempted) to (?:kill|end|take|hurt|harm)\b|"
-                      r"\b(?:died|death) by suicide\b")
+                      r"\b(?:died|death) by suicide\b|\btried to (?:kill|end|take) (?:my|your|"
+                      r"him|her|them|his|their)|\b(?:brother|sister|mum|mom|mother|dad|father|son|"
+                      r"daughter|friend|uncle|aunt|cousin|partner|husband|wife|grandad|grandma) "
+                      r"(?:took|killed|died by|hanged) (?:his|her|their|him|suicide|them)")
+
+
+_SPECIFIC = {"plan", "intent", "means", "history"}
+_THOUGHTS = _rx(r"\b(?:thoughts?|thinking|think|thought) (?:of|about) (?:" + _DIE + ")|\b(?:"
+                + _DIE + r")[^.?!]{0,20}\b(?:recently|lately|these days|at the moment|right now)"
+                r"\b(?![^.?!]*\bact)")
 
 
 def _norm(text: str) -> str:
@@ -199,4 +228,9 @@ def detect_risk(text: str, context: Sequence[str] = ()) -> list[str]:
     found = {r.topic for r in _RULES if (gate or not r.gated) and r.pattern.search(norm)}
     if _HISTORY_STRONG.search(norm):
         found.add("history")
+    # "Have you made plans to end your life?" asks about a plan, not (again) about thoughts: the
+    # suicide words count as ideation only when no more specific topic is asked, or when the
+    # thoughts themselves are asked about ("are you thinking about suicide, and how?").
+    if "ideation" in found and found & _SPECIFIC and not _THOUGHTS.search(norm):
+        found.discard("ideation")
     return [t for t in RISK_TOPICS if t in found]
