@@ -61,7 +61,8 @@ _FAMILIES: dict[str, str] = {
               r"what tends to work|(?:something|one thing) that (?:has )?help|one (?:idea|option|"
               r"thing you could|suggestion)|i'?m (?:a bit )?(?:worried|concerned) that|i think "
               r"(?:you'?d|you would|you should|you need)|have you considered|the only way|"
-              r"the sensible thing|"
+              r"the sensible thing|would make a (?:big |real )?difference|what you need|silly not to|"
+              r"the way to go|"
               r"let'?s get you|perhaps a|you might find|might be worth)",
     "imperative": _LEAD + r"(?:just )?(?:try|stop|start|make|go|don'?t|put|keep|take|get|tell|"
                           r"throw|set|cut|switch|call|be realistic)\b",
@@ -69,7 +70,9 @@ _FAMILIES: dict[str, str] = {
                 r"yourself|in denial|selfish|you'?re an? alcoholic|addicted|ashamed|what were you thinking|"
                 r"don'?t you care|do you really think|how can you|seriously|"
                 r"obviously (?:weren'?t|don'?t|didn'?t)|be realistic|doesn'?t add up|"
-                r"i don'?t believe|only here because|got caught|"
+                r"i don'?t believe|only here because|got caught|not a good enough|you'?re not being|"
+                r"don'?t care|ridiculous|blaming|the drink talking|clearly don'?t|no, that|"
+                r"that'?s not how|anyone can see|don'?t really mean|"
                 r"you said that|grown adults|not really listening|kind of "
                 r"thinking|why can'?t you just|really cared|right to be angry|always say|wasting|"
                 r"you know (?:it'?s wrong|suicide)|isn'?t a problem because|can'?t be bothered|"
@@ -77,7 +80,8 @@ _FAMILIES: dict[str, str] = {
     "affirm": r"\b(?:you'?ve (?:really |clearly |already )?(?:worked|shown|kept|been a|"
               r"been really|thought)|took (?:real |a lot of )?(?:courage|guts|strength|trust)|well "
               r"done|good for you|nice work|impressive|impressed|i admire|i appreciate|thank you "
-              r"for|great idea|sensible plan|creative|you'?re (?:clearly |obviously |"
+              r"for|great idea|sensible plan|creative|good decision|says a lot about you|kind thing|"
+              r"insight|you really care|you did well|you'?re (?:clearly |obviously |"
               r"a |very |resourceful|doing a lot)|strength|brave|you were (?:brave|organised|"
               r"really)|a real gift|a rock|you obviously put|loyal|determined|achievement|"
               r"stuck with it)\b",

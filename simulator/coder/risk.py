@@ -131,7 +131,8 @@ _RULES: tuple[_Rule, ...] = (
                        r"tablets|medication|meds)|(?:pills|tablets|medications?|meds|painkillers|"
                        r"paracetamol|insulin|sleeping pills|prescriptions?) (?:at home|in the house"
                        r"|saved|stored|put away|that you (?:keep|have|could)|you (?:keep|have|"
-                       r"could))|lock(?:ed)? (?:them |it )?(?:away|up)|(?:get|got|getting) rid of "
+                       r"could))|lock(?:ed)? (?:them |it )?(?:away|up)|hand (?:\w+ ){0,2}(?:in|over)\b|keep (?:the|"
+                       r"your|my) (?:pills|tablets|medication|meds) (?:somewhere|with|away|locked)|(?:get|got|getting) rid of "
                        r"(?:the|them|it|those|any)|hand (?:them|it) (?:in|over)|access to|"
                        r"(?:at home|in the house|around you) (?:that )?(?:you|i) could use|get hold of|(?:look after|"
                        r"hold on to|keep hold of|take charge of|lock up|hand over|hand in) (?:your|the"
@@ -159,7 +160,9 @@ _RULES: tuple[_Rule, ...] = (
     # safety plan: what to do, whom to contact
     _Rule("safety_plan", _rx(
         r"\bsafety plan\w*|\bcrisis (?:line|number|team|service|plan|card)\b|\b(?:samaritans|988)"
-        r"\b|\bkeep(?:ing)? (?:yourself|myself) safe\b"), False),
+        r"\b|\bkeep(?:ing)? (?:yourself|myself) safe\b|\b(?:i'?d|i would|i could|i'?ll|i will|you "
+        r"could|you would|you'?d) (?:call|ring|text|phone|contact|tell)\b[^.?!]{0,30}\bif (?:it|"
+        r"things) (?:got|get|gets) (?:really |that |too |very )?(?:bad|worse)"), False),
     _Rule("safety_plan", _rx(
         r"\b(?:hotline|helpline|lifeline|911|999|112|111)\b|\bemergency (?:department|room|"
         r"services|number|contact)s?\b|\bA ?& ?E\b|\bstay(?:ing)? safe\b|\bsafely\b|"
@@ -181,7 +184,7 @@ _RULES: tuple[_Rule, ...] = (
         r"to (?:kill|end|take|hurt|harm|overdose)|on your life|your life|before|in the past|"
         r"previously|ever)|\b(?:past|previous|earlier|prior|last) (?:suicide )?attempts?\b|"
         r"\bsuicide attempts?\b|\b(?:ever|before|previously|in the past) (?:tried|attempted|"
-        r"hurt|harmed|cut|overdosed|taken an overdose|felt like this|felt this (?:way|low|bad)|"
+        r"taken an overdose|felt like this|felt this (?:way|low|bad)|"
         r"had (?:these|those|thoughts like)|been (?:this|that) (?:low|bad))\b|\b(?:have|has) "
         r"(?:you|anyone|someone) ever (?:tried|attempted|hurt|harmed|cut|overdosed|taken)\b|"
         r"\bhistory of\b|\b(?:anyone|someone|anybody) (?:in your family|close to you|you know)"
@@ -194,15 +197,15 @@ _RULES: tuple[_Rule, ...] = (
 _HISTORY_STRONG = _rx(r"\b(?:past|previous|prior) (?:suicide )?attempts?\b|\bsuicide attempts?\b|"
                       r"\battempted (?:suicide|to (?:kill|end|take))\b|\b(?:ever|before|"
                       r"previously) (?:tried|attempted) to (?:kill|end|take|hurt|harm)\b|"
-                      r"\b(?:died|death) by suicide\b|\btried to (?:kill|end|take) (?:my|your|"
+                      r"\b(?:died|death) by suicide\b|\b(?:took|taken|had) an overdose\b|\btried to (?:kill|end|take) (?:my|your|"
                       r"him|her|them|his|their)|\b(?:brother|sister|mum|mom|mother|dad|father|son|"
                       r"daughter|friend|uncle|aunt|cousin|partner|husband|wife|grandad|grandma) "
                       r"(?:took|killed|died by|hanged) (?:his|her|their|him|suicide|them)")
 
 
 _SPECIFIC = {"plan", "intent", "means", "history"}
-_THOUGHTS = _rx(r"\b(?:thoughts?|thinking|think|thought) (?:of|about) (?:" + _DIE + ")|\b(?:"
-                + _DIE + r")[^.?!]{0,20}\b(?:recently|lately|these days|at the moment|right now)"
+_THOUGHTS = _rx(r"\b(?:thoughts?|thinking|think|thought) (?:of|about) (?:" + _DIE + r")|\b(?:"
+                + _DIE + r")[^.?!]{0,40}\b(?:recently|lately|these days|at the moment|right now)"
                 r"\b(?![^.?!]*\bact)")
 
 
