@@ -76,8 +76,13 @@ def read_trainee(path: str | Path) -> list[TraineeUtterance]:
             continue
         try:
             row = TraineeUtterance.model_validate(json.loads(line))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            raise ValueError(f"{p}:{n}: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{p}:{n}: not a JSON object: {exc.msg}") from exc
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'line'}: "
+                f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            raise ValueError(f"{p}:{n}: {problems}") from exc
         if row.id in seen:
             raise ValueError(f"{p}:{n}: duplicate id {row.id!r}")
         seen.add(row.id)
