@@ -10,7 +10,9 @@ Figures, all from one pass over the chosen split:
 - question type (open or closed) accuracy where reference and coder both say Question;
 - risk: recall over every (utterance, topic) the file labels, per topic, and the false-alarm
   rate on Question utterances with no risk label (a question flagged as risk that is not);
-- speed: utterances per second on one core.
+- speed: utterances per second on one core (bulk), and for a coder that codes live turns
+  (``code_counselor``), the latency of a whole turn of two utterances (two rows of the file
+  joined), p50 and p95 in ms, one turn at a time as a session codes them.
 
 Each row is coded as one utterance, in its context, as the file gives it (the file's unit is
 the utterance; segmentation is tested separately).
@@ -104,6 +106,27 @@ def _single_thread() -> Any:
     return threadpool_limits(limits=1)
 
 
+def turn_latency(coder: Any, rows: Sequence[TraineeUtterance], turns: int = 100
+                 ) -> dict[str, Any]:
+    """p50/p95 ms to code a live two-utterance turn (segmentation included), one core."""
+    live = getattr(coder, "code_counselor", None)
+    if not callable(live) or len(rows) < 2:
+        return {}
+    pairs = [(f"{a.text} {b.text}", a.context) for a, b in zip(rows, rows[1:], strict=False)]
+    pairs = pairs[:turns]
+    times = []
+    with _single_thread():
+        live(*pairs[0])  # warm-up: loads and first-call costs are not a turn's
+        for text, context in pairs:
+            started = time.perf_counter()
+            live(text, context)
+            times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"turn_ms_p50": round(times[len(times) // 2], 1),
+            "turn_ms_p95": round(times[min(len(times) - 1, int(len(times) * 0.95))], 1),
+            "turns_timed": len(times)}
+
+
 def run_miti_bench(data: str | Path, coder: UtteranceCoder, *, split: str = "test",
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Code the chosen split of a trainee-style file and score it (see the module docstring)."""
@@ -142,6 +165,7 @@ def run_miti_bench(data: str | Path, coder: UtteranceCoder, *, split: str = "tes
     result["low_confidence_share"] = round(
         sum(1 for c in coded if c.confidence < 0.5) / len(coded), 4) if coded else None
     result["utterances_per_s"] = round(len(coded) / elapsed, 1) if elapsed > 0 else None
+    result.update(turn_latency(coder, counselor))
     result["errors"] = [{"id": r.id, "text": r.text, "reference": r.behaviour,
                          "coded": c.behaviour, "confidence": c.confidence}
                         for r, c in zip(counselor, coded, strict=True)

@@ -97,6 +97,8 @@ def print_miti_table(result: dict[str, Any]) -> None:
           f"(n={result['non_risk_questions']})")
     for topic, m in result["risk_per_topic"].items():
         print(f"  {topic:<20} recall {m['recall']}  n={m['n']}  false alarms {m['false_alarms']}")
+    print(f"speed: {result['utterances_per_s']} utterances/s in bulk; a two-utterance turn "
+          f"p50 {result.get('turn_ms_p50')} ms, p95 {result.get('turn_ms_p95')} ms (one core)")
 
 
 def bench_coder_command(data: Path, coder_spec: str, dev_split: bool,
