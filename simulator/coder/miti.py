@@ -88,6 +88,10 @@ def apply_rules(code: str, text: str, context: Sequence[Utterance],
     """The manual's decision rules on top of the model's code (see the module docstring)."""
     if code == "PERSUADE" and (has_cue(text, "autonomy") or _granted(context, before)):
         return "PERSUADE_WITH"
+    if (before and has_cue(before[-1], "permission") and has_cue(text, "advice")
+            and not is_question(text)):
+        # "May I share a concern? I'm worried that..." - the concern follows the permission
+        return "PERSUADE_WITH"
     if (code == "PERSUADE_WITH" and is_question(text) and has_cue(text, "permission")
             and not has_cue(text, "advice")):
         return "SEEK"
