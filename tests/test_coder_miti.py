@@ -233,3 +233,14 @@ def test_a_practice_turn_stores_and_counts_utterances(tmp_path: Path) -> None:
         assert scores.n_utterances == 2 and scores.n_turns == 1
     finally:
         practice.store.close()
+
+
+def test_code_weights_follow_utterance_confidence(miti: Rubric) -> None:
+    low = UtteranceCode(text="x", start=0, end=1, behaviour="CONFRONT", confidence=0.3)
+    sure = UtteranceCode(text="y", start=0, end=1, behaviour="Q", question_type="OQ",
+                         confidence=0.9)
+    coded = code_turn(CounselorLabels(behaviour="other", utterances=[low, sure]), "x y", miti)
+    assert coded.code_weights() == {"CONFRONT": 0.3, "OQ": 0.9}
+    plain = code_turn(CounselorLabels(behaviour="question", subtype="open", confidence=0.7),
+                      "What happened?", miti)
+    assert plain.code_weights() == {"Q": 0.7, "OQ": 0.7}

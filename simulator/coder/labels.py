@@ -85,6 +85,24 @@ class CodedTurn(BaseModel):
     def code_list(self) -> list[str]:
         return list(self.codes.values())
 
+    def code_weights(self) -> dict[str, float]:
+        """How sure the coder is of each turn code, 0..1, for whoever weighs codes (the client
+        engine: a low-confidence Confront should move the client less than a certain one).
+        A code backed by utterances gets the highest confidence among them (the question type
+        from the Question utterances); without utterance codes, the turn label's confidence."""
+        out: dict[str, float] = {}
+        utterances = self.labels.utterances
+        for code in self.codes.values():
+            backing = [u.confidence for u in utterances
+                       if u.behaviour == code or (u.behaviour == "Q" and u.question_type == code)]
+            if backing:
+                out[code] = max(backing)
+            elif utterances and code == "NQ":
+                out[code] = 1.0  # no utterance asks a question
+            else:
+                out[code] = self.labels.confidence
+        return out
+
 
 class Coder(Protocol):
     """Codes utterances in context: ``context`` is the transcript before it, oldest first."""
