@@ -244,3 +244,11 @@ def test_code_weights_follow_utterance_confidence(miti: Rubric) -> None:
     plain = code_turn(CounselorLabels(behaviour="question", subtype="open", confidence=0.7),
                       "What happened?", miti)
     assert plain.code_weights() == {"Q": 0.7, "OQ": 0.7}
+
+
+def test_llm_grader_prompt_carries_contrasting_examples(miti: Rubric) -> None:
+    from simulator.grader.grade import turn_messages
+
+    system = turn_messages(miti, [], "Hello.", "coach")[0].content
+    assert ('Is NOT this code: "You don\'t see drinking as a problem right now."' in system)
+    assert '"Would it be OK if I shared some ideas that have helped other people?"' in system
