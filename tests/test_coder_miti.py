@@ -252,3 +252,27 @@ def test_llm_grader_prompt_carries_contrasting_examples(miti: Rubric) -> None:
     system = turn_messages(miti, [], "Hello.", "coach")[0].content
     assert ('Is NOT this code: "You don\'t see drinking as a problem right now."' in system)
     assert '"Would it be OK if I shared some ideas that have helped other people?"' in system
+
+
+def test_an_llm_turn_coder_is_called_once_per_turn() -> None:
+    from simulator.coder.miti import with_utterances
+
+    calls: list[str] = []
+
+    class OneCall:
+        name = "llm-fake"
+
+        def code_counselor(self, text: str, context: Sequence[Utterance]) -> CounselorLabels:
+            calls.append(text)
+            return CounselorLabels(behaviour="reflection", subtype="simple", coder=self.name)
+
+        def code_counselor_batch(self, items: Sequence[tuple[str, Sequence[Utterance]]]
+                                 ) -> list[CounselorLabels]:
+            return [self.code_counselor(t, c) for t, c in items]
+
+        def code_client(self, text: str, context: Sequence[Utterance]) -> Any:
+            raise AssertionError("not used")
+
+    labels = with_utterances(OneCall(), "You're tired. What would help?", [])
+    assert calls == ["You're tired. What would help?"]
+    assert labels.coder == "llm-fake" and [u.behaviour for u in labels.utterances][1] == "Q"

@@ -251,12 +251,20 @@ def miti_coder(base: Coder | None = None, path: str | Path | None = None) -> Mit
 
 def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> CounselorLabels:
     """A turn's labels with utterance codes: from ``coder`` when it segments (``MitiCoder``, or
-    an LLM coder that returns utterances), else from the shipped MITI model over its labels."""
+    an LLM coder that returns utterances), else from the shipped MITI model. The MITI model
+    reads AnnoMI labels from the shipped offline coder whatever ``coder`` is, so an LLM turn
+    coder is called once per turn, not once per utterance."""
     labels = coder.code_counselor(text, context)
     if labels.utterances or not text.strip():
         return labels
     try:
-        model = load_miti_model()
-    except FileNotFoundError:
+        utterance_coder = miti_coder(coder if _is_offline(coder) else None)
+    except (FileNotFoundError, ValueError):
         return labels
-    return MitiCoder(coder, model).annotate([(text, context)], [labels])[0]
+    return utterance_coder.annotate([(text, context)], [labels])[0]
+
+
+def _is_offline(coder: Coder) -> bool:
+    from simulator.coder.offline import OfflineCoder
+
+    return isinstance(coder, OfflineCoder)
