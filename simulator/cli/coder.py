@@ -53,10 +53,69 @@ def train_coder_command(data: Path | None, out: Path | None, as_json: bool, *,
     return report
 
 
-def bench_coder_command(data: Path, coder_spec: str, dev_split: bool) -> dict[str, Any]:
+def train_miti_command(data: Path | None, out: Path | None, as_json: bool) -> dict[str, Any]:
+    from simulator.coder.miti_training import train_miti
+
+    report = train_miti(data, out, progress=lambda m: print(m, file=sys.stderr))
+    if not as_json:
+        print(f"model: {report['model']} ({report['size_bytes'] / 1e3:.0f} kB), "
+              f"{report['train_rows']} train-part utterances, C={report['C']:g}")
+        print("cross-validated macro-F1 on the train part, by C: "
+              + json.dumps(report["cv_macro_f1"]))
+    return report
+
+
+def miti_utterance_coder(spec: str) -> Any:
+    """``offline`` (or a saved AnnoMI ``.npz``) gives the shipped MITI utterance coder over it;
+    anything else is a model string for the LLM MITI coder, prompted from the MITI rubric."""
+    from simulator.coder.miti import miti_coder
+
+    if spec == "offline" or (spec.endswith(".npz") and Path(spec).exists()):
+        return miti_coder(None if spec == "offline" else make_coder(spec))
+    from simulator.coder.llm import LLMMitiCoder
+    from simulator.content.library import load_paths
+    from simulator.settings import load_settings
+
+    rubric = load_paths([load_settings().rubrics]).rubric("miti-4.2.1")
+    return LLMMitiCoder.from_spec(spec, rubric)
+
+
+def print_miti_table(result: dict[str, Any]) -> None:
+    """The per-code table a person reads (the JSON line follows it)."""
+    print(f"{result['coder']} on {result['data']} ({result['split']} part, "
+          f"{result['utterances']} utterances)")
+    print(f"{'code':<14}{'precision':>10}{'recall':>8}{'F1':>7}{'n':>5}")
+    for code, m in result["per_code"].items():
+        print(f"{code:<14}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}{m['n']:>5}")
+    print(f"macro-F1 (ten MITI behaviours) {result['macro_f1']:.3f}  "
+          f"kappa {result['cohen_kappa']:.3f}  accuracy {result['accuracy']:.3f}")
+    print(f"MI-non-adherent recall {result['mi_non_adherent_recall']}  "
+          f"(n={result['mi_non_adherent_n']})  question type accuracy "
+          f"{result['question_type_accuracy']}")
+    print(f"risk recall {result['risk_recall']} over {result['risk_items']} items; false alarms "
+          f"on non-risk questions {result['risk_false_alarm_rate']} "
+          f"(n={result['non_risk_questions']})")
+    for topic, m in result["risk_per_topic"].items():
+        print(f"  {topic:<20} recall {m['recall']}  n={m['n']}  false alarms {m['false_alarms']}")
+    print(f"speed: {result['utterances_per_s']} utterances/s in bulk; a two-utterance turn "
+          f"p50 {result.get('turn_ms_p50')} ms, p95 {result.get('turn_ms_p95')} ms (one core)")
+
+
+def bench_coder_command(data: Path, coder_spec: str, dev_split: bool,
+                        split: str = "test") -> dict[str, Any]:
     from simulator.bench.coder import run_bench
+    from simulator.coder.miti_data import is_trainee_file
     from simulator.coder.offline import OfflineCoder, load_offline_coder
 
+    if is_trainee_file(data):
+        from simulator.bench.coder_miti import run_miti_bench
+
+        if split not in {"test", "train", "all"}:
+            raise ValueError(f"--split {split!r}: use test, train or all")
+        result = run_miti_bench(data, miti_utterance_coder(coder_spec), split=split,
+                                progress=lambda m: print(m, file=sys.stderr))
+        print_miti_table(result)
+        return result
     coder = make_coder(coder_spec)
     # The dev split is the one recorded in the offline model (the LLM coder is scored on the same
     # transcripts); training-data overlap only applies to a trained (offline) coder.

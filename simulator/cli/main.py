@@ -57,12 +57,14 @@ def train_coder(
     out: Annotated[Path | None, typer.Option(help="Model file (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report last.")] = False,
     transformer: Annotated[bool, typer.Option(help="Also fine-tune the MiniLM behaviour model (needs pip install -e '.[train]'; about 10 minutes on 2 cores).")] = True,
+    miti: Annotated[bool, typer.Option("--miti", help="Train the MITI 4.2.1 utterance model instead, on the train part of the trainee-style set (--data: its .jsonl file).")] = False,
 ) -> None:
     """Train the offline coder deterministically from AnnoMI; print dev-split metrics."""
-    from simulator.cli.coder import train_coder_command
+    from simulator.cli.coder import train_coder_command, train_miti_command
 
     try:
-        report = train_coder_command(data, out, as_json, transformer=transformer)
+        report = (train_miti_command(data, out, as_json) if miti
+                  else train_coder_command(data, out, as_json, transformer=transformer))
     except (OSError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     if as_json:
@@ -71,16 +73,18 @@ def train_coder(
 
 @bench_app.command("coder")
 def bench_coder(
-    data: Annotated[Path, typer.Option(help="AnnoMI-format CSV (simple or full).")],
+    data: Annotated[Path, typer.Option(help="AnnoMI-format CSV (simple or full), or a trainee-style MITI .jsonl file (docs/coder.md).")],
     coder: Annotated[str, typer.Option(help="offline, or a model string for an LLM coder.")] = "offline",
     dev_split: Annotated[bool, typer.Option("--dev-split", help="Only the offline model's dev transcripts.")] = False,
+    split: Annotated[str, typer.Option(help="Trainee-style file: test, train or all.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Accepted for symmetry; JSON is always last.")] = False,
 ) -> None:
-    """Agreement of a coder with AnnoMI's human coders, and its speed; one JSON line last."""
+    """Agreement of a coder with human coding (AnnoMI, or the trainee-style MITI set), and its
+    speed; one JSON line last."""
     from simulator.cli.coder import bench_coder_command
 
     try:
-        emit_json(bench_coder_command(data, coder, dev_split))
+        emit_json(bench_coder_command(data, coder, dev_split, split=split))
     except (OSError, ValueError) as e:
         raise fail(str(e)) from None
 

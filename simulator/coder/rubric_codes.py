@@ -11,6 +11,13 @@ autonomy, confrontation). For each categorical item, in this order:
 3. a code lists the bare ``behaviour`` (``question``);
 4. the item's ``default_code``; an item with no default and no match is left out of the codes.
 
+When the labels carry utterance codes (``CounselorLabels.utterances``, MITI 4.2.1 code ids) and an
+item's codes include them, the item's turn code is derived from the utterances instead
+(``turn_code``): the most consequential behaviour of the turn, so that a turn with one Confront
+utterance is not reported as a reflection, and a reflection followed by a question keeps its
+reflection as the behaviour and its question in the question type. Scores still count every
+utterance (``grader.scores``).
+
 Binary and scalar items are not coded offline (the LLM grader scores them). Regular expressions are
 compiled once per rubric object and cached.
 """
@@ -20,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from simulator.coder.labels import CodedTurn, CounselorLabels
+from simulator.coder.labels import CodedTurn, CounselorLabels, UtteranceCode
 from simulator.content.rubric import Rubric, TurnItem
 
 
@@ -72,11 +79,49 @@ def _plans(rubric: Rubric) -> tuple[_ItemPlan, ...]:
     return plans
 
 
+TURN_PRECEDENCE: tuple[str, ...] = ("CONFRONT", "PERSUADE", "PERSUADE_WITH", "EMPHASIZE", "AF",
+                                     "SEEK", "CR", "SR", "GI", "Q", "NC")
+"""Which utterance code stands for a turn that holds several: MI-non-adherent first (the coach
+must not praise a turn that confronts), then the MI-adherent codes, reflections before questions
+(the question stays visible in the question type), filler last."""
+
+
+def turn_code(utterances: list[UtteranceCode], allowed: set[str]) -> tuple[str | None, str | None]:
+    """The turn's behaviour code and question type from its utterance codes (``allowed``: the
+    rubric item's code ids). A question type is given when any utterance is a Question."""
+    present = {u.behaviour for u in utterances}
+    behaviour = next((c for c in TURN_PRECEDENCE if c in present and c in allowed), None)
+    qtypes = [u.question_type for u in utterances if u.behaviour == "Q" and u.question_type]
+    qtype = "OQ" if "OQ" in qtypes else (qtypes[0] if qtypes else None)
+    return behaviour, qtype
+
+
+def _from_utterances(plan: _ItemPlan, labels: CounselorLabels, allowed: set[str]) -> str | None:
+    behaviour, qtype = turn_code(labels.utterances, allowed)
+    if qtype is not None and qtype in allowed:
+        return qtype
+    if behaviour is not None:
+        return behaviour
+    if {"OQ", "CQ"} & allowed and plan.default in allowed:
+        return plan.default  # a question-type item and no question: "not a question"
+    return None
+
+
 def code_turn(labels: CounselorLabels, text: str, rubric: Rubric) -> CodedTurn:
     """Code one counselor turn against ``rubric`` from its labels and text."""
     codes: dict[str, str] = {}
-    for plan in _plans(rubric):
-        code = plan.code(labels, text)
+    item_codes = {i.id: {c.id for c in i.codes} for i in rubric.turn_items}
+    used = {u.behaviour for u in labels.utterances} | {u.question_type for u in labels.utterances
+                                                       if u.question_type}
+    plans = _plans(rubric)
+    miti_like = bool(labels.utterances) and any(used & item_codes[p.item_id] for p in plans)
+    for plan in plans:
+        allowed = item_codes[plan.item_id]
+        code = None
+        if miti_like and (used & allowed or {"OQ", "CQ"} <= allowed):
+            code = _from_utterances(plan, labels, allowed)
+        if code is None:
+            code = plan.code(labels, text)
         if code is not None:
             codes[plan.item_id] = code
     return CodedTurn(labels=labels, codes=codes, rubric_id=rubric.id)

@@ -12,6 +12,13 @@ turns), session item ids (scores) and other metric ids (values); they resolve in
 order. A division by zero gives ``None`` ("not applicable", e.g. R:Q with no questions), which
 has no verdict.
 
+Counts are per utterance where the coder segmented the turn (MITI 4.2.1 tallies behaviours per
+utterance, "Behavior Counts"): a turn that reflects and then asks adds one reflection and one
+question, so R:Q is not understated. A turn's utterance codes stand in for its turn code only
+while they agree with it (the effective code is the one derived from them); a supervisor's
+correction or a grader that coded the turn differently is counted at the turn level, once.
+``total`` stays the number of coded turns (the rubric's estimates are per turn).
+
 ``format: percent`` metrics may be written as fractions (``CR / (SR + CR)`` with thresholds 0.4/0.5)
 or as percentages (``100 * CR / (SR + CR)`` with 40/50); thresholds at or below 1 mean fractions.
 """
@@ -24,6 +31,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
+from simulator.coder.labels import UtteranceCode
+from simulator.coder.rubric_codes import turn_code
 from simulator.content.formula import evaluate, formula_names
 from simulator.content.rubric import Metric, Rubric, Thresholds
 
@@ -90,6 +99,8 @@ class SessionScores(BaseModel):
     item_means: list[ItemMean]
     estimated: bool = False
     """Some session item (and so possibly some metric) is an estimate, not a rating."""
+    n_utterances: int = 0
+    """Utterances counted one by one (turns counted whole are not included)."""
 
     def metric(self, metric_id: str) -> MetricScore:
         for m in self.metrics:
@@ -135,26 +146,57 @@ def display_value(metric: Metric, value: float | None) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
 
 
+def utterance_counts(utterances: Sequence[UtteranceCode], allowed: set[str],
+                     turn_value: str) -> list[str] | None:
+    """The codes an item counts for a turn from its utterances, or None when the turn must be
+    counted whole (no utterance codes for this item, or they disagree with ``turn_value``)."""
+    if not utterances:
+        return None
+    behaviour, qtype = turn_code(list(utterances), allowed)
+    if {"OQ", "CQ"} <= allowed:  # the question-type item
+        if qtype is None:
+            return None
+        if turn_value != qtype:
+            return None
+        return [u.question_type for u in utterances
+                if u.behaviour == "Q" and u.question_type in allowed]
+    if behaviour is None or behaviour != turn_value:
+        return None
+    return [u.behaviour for u in utterances if u.behaviour in allowed]
+
+
 def compute_scores(rubric: Rubric, turns: Sequence[Mapping[str, Value]], *,
                    session_items: Mapping[str, StoredItemScore] | None = None,
                    corrections: Mapping[str, Value] | None = None,
-                   session_id: str | None = None) -> SessionScores:
+                   session_id: str | None = None,
+                   utterances: Sequence[Sequence[UtteranceCode]] | None = None) -> SessionScores:
     """Scores from the effective values of each coded counselor turn (turn item id -> value).
 
     ``session_items`` are the grader's session-level scores, ``corrections`` a supervisor's
-    session-level corrections (session item id -> score); both optional.
+    session-level corrections (session item id -> score); both optional. ``utterances`` (one
+    list per turn, aligned with ``turns``) are the coder's utterance codes: where they agree
+    with the turn's effective code, each utterance is counted.
     """
     categorical = [i for i in rubric.turn_items if i.kind == "categorical"]
     counts: Counter[str] = Counter({c: 0 for c in sorted(rubric.code_ids())})
     coded = 0
-    for values in turns:
+    counted_utterances: set[int] = set()
+    for n, values in enumerate(turns):
         if not any(v is not None for v in values.values()):
             continue
         coded += 1
+        utts = utterances[n] if utterances is not None and n < len(utterances) else ()
         for item in categorical:
             v = values.get(item.id)
-            if isinstance(v, str) and v in {c.id for c in item.codes}:
+            allowed = {c.id for c in item.codes}
+            if not (isinstance(v, str) and v in allowed):
+                continue
+            each = utterance_counts(utts, allowed, v)
+            if each is None:
                 counts[v] += 1
+            else:
+                counts.update(each)
+                counted_utterances.add(n)
     groups = {g.id: sum(counts[c] for c in g.codes) for g in rubric.groups}
 
     means: list[ItemMean] = []
@@ -187,7 +229,9 @@ def compute_scores(rubric: Rubric, turns: Sequence[Mapping[str, Value]], *,
     return SessionScores(session_id=session_id, rubric_id=rubric.id, rubric_version=rubric.version,
                          n_turns=coded, counts=dict(counts), group_counts=groups, metrics=metrics,
                          session_items=items, item_means=means,
-                         estimated=any(s.source == "estimate" for s in items))
+                         estimated=any(s.source == "estimate" for s in items),
+                         n_utterances=sum(len(utterances[n]) for n in counted_utterances)
+                         if utterances is not None else 0)
 
 
 class _Resolver:
@@ -275,7 +319,18 @@ def session_scores(store: Store, session_id: str, rubric: Rubric | None = None) 
             fixes[r.item_id] = r.value
     return compute_scores(rubric, [e.values for e in effective],
                           session_items=grade.items if grade else None, corrections=fixes,
-                          session_id=session_id)
+                          session_id=session_id,
+                          utterances=[stored_utterances(store, e.turn.id) for e in effective])
+
+
+def stored_utterances(store: Store, turn_id: int) -> list[UtteranceCode]:
+    """The latest utterance codes the coder stored for a turn (any rubric: they are MITI codes
+    whatever the session's rubric), or none."""
+    for record in reversed(store.codes(turn_id)):
+        raw = (record.labels or {}).get("utterances")
+        if raw:
+            return [UtteranceCode.model_validate(u) for u in raw]
+    return []
 
 
 def session_rubric(store: Store, session: Session) -> Rubric:

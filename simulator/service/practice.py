@@ -42,6 +42,7 @@ from pydantic import BaseModel
 from simulator.client import engine
 from simulator.client.state import ClientState, initial_state
 from simulator.coder.labels import CodedTurn, Coder, CounselorLabels, Utterance
+from simulator.coder.miti import with_utterances
 from simulator.coder.rubric_codes import code_turn
 from simulator.content.library import Library, load_library
 from simulator.content.persona import Persona
@@ -356,7 +357,8 @@ class Practice:
             if record.rubric_id == rubric.id and record.labels:
                 labels = CounselorLabels.model_validate(record.labels)
                 return code_turn(labels, turn.text, rubric), False
-        labels = self.coder.code_counselor(turn.text, context)
+        # utterance-level MITI codes too (coder.miti): the report counts every utterance
+        labels = with_utterances(self.coder, turn.text, context)
         return code_turn(labels, turn.text, rubric), True
 
     def _save_derived(self, turn: Turn, coded: CodedTurn | None, grade: TurnGrade | None) -> None:

@@ -1,0 +1,173 @@
+"""``counselsim bench coder --data FILE.jsonl``: a MITI 4.2.1 utterance coder against the
+trainee-style labelled set (format: ``coder.miti_data``), on its test part by default.
+
+Figures, all from one pass over the chosen split:
+
+- per code precision, recall and F1 for the ten MITI behaviours, and their macro-F1 (NC is
+  reported but not in the macro average: it is not a MITI behaviour);
+- MI-non-adherent recall: Confront and Persuade utterances coded as either of the two (the
+  group the report counts), and per-code recall beside it;
+- question type (open or closed) accuracy where reference and coder both say Question;
+- risk: recall over every (utterance, topic) the file labels, per topic, and the false-alarm
+  rate on Question utterances with no risk label (a question flagged as risk that is not);
+- speed: utterances per second on one core (bulk), and for a coder that codes live turns
+  (``code_counselor``), the latency of a whole turn of two utterances (two rows of the file
+  joined), p50 and p95 in ms, one turn at a time as a session codes them.
+
+Each row is coded as one utterance, in its context, as the file gives it (the file's unit is
+the utterance; segmentation is tested separately).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from simulator.coder.evaluation import summary
+from simulator.coder.labels import MITI_BEHAVIOURS, UtteranceCode
+from simulator.coder.miti_data import TraineeUtterance, read_trainee
+from simulator.coder.risk import RISK_TOPICS, detect_risk
+
+NON_ADHERENT = ("CONFRONT", "PERSUADE")
+
+
+class UtteranceCoder(Protocol):
+    name: str
+
+    def code_segments(self, items: Sequence[tuple[str, Sequence[Any], Sequence[str]]]
+                      ) -> list[UtteranceCode]: ...
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "n": tp + fn}
+
+
+def score_behaviours(truth: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
+    per_code = {}
+    for code in (*MITI_BEHAVIOURS, "NC"):
+        tp = sum(t == code and p == code for t, p in zip(truth, pred, strict=True))
+        fp = sum(t != code and p == code for t, p in zip(truth, pred, strict=True))
+        fn = sum(t == code and p != code for t, p in zip(truth, pred, strict=True))
+        per_code[code] = _prf(tp, fp, fn)
+    macro = sum(float(per_code[c]["f1"]) for c in MITI_BEHAVIOURS) / len(MITI_BEHAVIOURS)
+    mina = [(t, p) for t, p in zip(truth, pred, strict=True) if t in NON_ADHERENT]
+    flagged = sum(1 for t, p in zip(truth, pred, strict=True) if p in NON_ADHERENT)
+    caught = sum(1 for _, p in mina if p in NON_ADHERENT)
+    agreement = summary(list(truth), list(pred), labels=[*MITI_BEHAVIOURS, "NC"])
+    return {
+        "macro_f1": round(macro, 4),
+        "accuracy": agreement["accuracy"],
+        "cohen_kappa": agreement["cohen_kappa"],
+        "mi_non_adherent_recall": round(caught / len(mina), 4) if mina else None,
+        "mi_non_adherent_precision": round(caught / flagged, 4) if flagged else None,
+        "mi_non_adherent_n": len(mina),
+        "per_code": per_code,
+    }
+
+
+def score_risk(rows: Sequence[TraineeUtterance], found: Sequence[Sequence[str]]
+               ) -> dict[str, Any]:
+    per_topic: dict[str, dict[str, int]] = {t: {"n": 0, "found": 0, "false": 0}
+                                           for t in RISK_TOPICS}
+    for r, f in zip(rows, found, strict=True):
+        for t in RISK_TOPICS:
+            if t in r.risk:
+                per_topic[t]["n"] += 1
+                per_topic[t]["found"] += t in f
+            elif t in f:
+                per_topic[t]["false"] += 1
+    n = sum(v["n"] for v in per_topic.values())
+    hit = sum(v["found"] for v in per_topic.values())
+    any_rows = [(r, f) for r, f in zip(rows, found, strict=True) if r.risk]
+    plain_q = [f for r, f in zip(rows, found, strict=True)
+               if r.speaker == "counselor" and r.behaviour == "Q" and not r.risk]
+    return {
+        "risk_recall": round(hit / n, 4) if n else None,
+        "risk_items": n,
+        "risk_utterance_recall": round(sum(1 for _, f in any_rows if f) / len(any_rows), 4)
+        if any_rows else None,
+        "risk_false_alarm_rate": round(sum(1 for f in plain_q if f) / len(plain_q), 4)
+        if plain_q else None,
+        "non_risk_questions": len(plain_q),
+        "risk_per_topic": {t: {"recall": round(v["found"] / v["n"], 4) if v["n"] else None,
+                               "n": v["n"], "false_alarms": v["false"]}
+                           for t, v in per_topic.items()},
+    }
+
+
+def _single_thread() -> Any:
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def turn_latency(coder: Any, rows: Sequence[TraineeUtterance], turns: int = 100
+                 ) -> dict[str, Any]:
+    """p50/p95 ms to code a live two-utterance turn (segmentation included), one core."""
+    live = getattr(coder, "code_counselor", None)
+    if not callable(live) or len(rows) < 2:
+        return {}
+    pairs = [(f"{a.text} {b.text}", a.context) for a, b in zip(rows, rows[1:], strict=False)]
+    pairs = pairs[:turns]
+    times = []
+    with _single_thread():
+        live(*pairs[0])  # warm-up: loads and first-call costs are not a turn's
+        for text, context in pairs:
+            started = time.perf_counter()
+            live(text, context)
+            times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"turn_ms_p50": round(times[len(times) // 2], 1),
+            "turn_ms_p95": round(times[min(len(times) - 1, int(len(times) * 0.95))], 1),
+            "turns_timed": len(times)}
+
+
+def run_miti_bench(data: str | Path, coder: UtteranceCoder, *, split: str = "test",
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Code the chosen split of a trainee-style file and score it (see the module docstring)."""
+    rows = read_trainee(data)
+    if split != "all":
+        rows = [r for r in rows if r.split == split]
+    if not rows:
+        raise ValueError(f"{data}: no rows in the {split!r} split")
+    counselor = [r for r in rows if r.speaker == "counselor"]
+    with _single_thread():
+        started = time.perf_counter()
+        coded = coder.code_segments([(r.text, r.context, ()) for r in counselor])
+        elapsed = time.perf_counter() - started
+    if progress:
+        progress(f"coded {len(coded)} counselor utterances in {elapsed:.2f} s")
+    by_id = {r.id: c for r, c in zip(counselor, coded, strict=True)}
+    found = [by_id[r.id].risk if r.id in by_id
+             else detect_risk(r.text, [u.text for u in r.context]) for r in rows]
+    truth = [r.behaviour or "NC" for r in counselor]
+    pred = [c.behaviour for c in coded]
+    qpairs = [(r.question_type, c.question_type) for r, c in zip(counselor, coded, strict=True)
+              if r.behaviour == "Q" and c.behaviour == "Q" and r.question_type]
+    result: dict[str, Any] = {
+        "coder": coder.name,
+        "coder_model": getattr(coder, "description", coder.name),
+        "data": str(data),
+        "format": "miti-trainee",
+        "split": split,
+        "utterances": len(counselor),
+        "client_utterances": len(rows) - len(counselor),
+    }
+    result.update(score_behaviours(truth, pred))
+    result["question_type_accuracy"] = (round(sum(a == b for a, b in qpairs) / len(qpairs), 4)
+                                        if qpairs else None)
+    result.update(score_risk(rows, found))
+    result["low_confidence_share"] = round(
+        sum(1 for c in coded if c.confidence < 0.5) / len(coded), 4) if coded else None
+    result["utterances_per_s"] = round(len(coded) / elapsed, 1) if elapsed > 0 else None
+    result.update(turn_latency(coder, counselor))
+    result["errors"] = [{"id": r.id, "text": r.text, "reference": r.behaviour,
+                         "coded": c.behaviour, "confidence": c.confidence}
+                        for r, c in zip(counselor, coded, strict=True)
+                        if (r.behaviour or "NC") != c.behaviour]
+    return result

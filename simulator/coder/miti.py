@@ -1,0 +1,270 @@
+"""The MITI 4.2.1 utterance coder: every utterance of a trainee turn gets one of the ten MITI
+behaviour codes (or NC), a question type when it is a question, a confidence and its risk topics.
+
+Model plus rules. The model is a multinomial logistic regression over TF-IDF blocks of the
+utterance's words (word and character n-grams), of cue tokens (``coder.miti_cues``: phrasings of
+Confront, Persuade, Affirm, Seek, Emphasize..., and context such as "the client just granted
+permission"), of the AnnoMI coder's label for the utterance (question/reflection/input/other and
+subtype, which carries what AnnoMI's 13,000 expert-coded utterances teach about reflections),
+and of the client's last words. It is trained on the train part of the trainee-style labelled
+set (``data/miti-trainee/``, see docs/coder.md) and ships as plain arrays
+(``model/miti-coder.npz``, the ``CoderModel`` format).
+
+The rules are the manual's decision rules that a word model cannot see reliably:
+
+- Persuade with permission (MITI 4.2.1, "Persuade with Permission"): advice, a suggestion or a
+  concern is Persuade with permission when the client asked for it or granted permission just
+  before, when the counselor asked permission earlier in the same turn, or when the same
+  utterance puts the decision with the client ("..., but it's your call"); otherwise Persuade.
+- Asking permission is Seeking collaboration (MITI 4.2.1, "Seeking Collaboration": asking
+  permission shares power), not Persuade with permission: an utterance that only asks ("May I
+  share a concern?") is Seek; the advice that follows it is Persuade with permission.
+- Question type (open or closed) is given to Question utterances only (MITI 4.2.1 codes
+  Question without subtypes; the open/closed split is the rubric's supplementary item).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from simulator.coder.features import Block, transform_blocks
+from simulator.coder.labels import (
+    MITI_BEHAVIOURS,
+    ClientLabels,
+    Coder,
+    CounselorLabels,
+    Utterance,
+    UtteranceCode,
+)
+from simulator.coder.miti_cues import cue_tokens, has_cue, is_question, last_client
+from simulator.coder.offline import MODEL_DIR, CoderModel
+from simulator.coder.risk import detect_risk
+from simulator.coder.segment import segment
+
+MITI_MODEL_PATH = MODEL_DIR / "miti-coder.npz"
+CLASSES: tuple[str, ...] = (*MITI_BEHAVIOURS, "NC")
+LOW_CONFIDENCE = 0.5
+"""Below this, a code is a guess: the client engine and the coach weigh it less."""
+
+
+def miti_blocks() -> list[Block]:
+    return [Block(field="text", analyzer="word", ngram=(1, 2), min_df=1, weight=1.0),
+            Block(field="text", analyzer="char_wb", ngram=(2, 5), min_df=2, weight=1.0),
+            Block(field="cues", analyzer="word", ngram=(1, 1), min_df=1, weight=1.5),
+            Block(field="client", analyzer="word", ngram=(1, 1), min_df=2, weight=0.3)]
+
+
+def miti_fields(text: str, context: Sequence[Utterance], before: Sequence[str] = (),
+                annomi: CounselorLabels | None = None) -> dict[str, str]:
+    """The fields the MITI model reads for one utterance (``before``: earlier utterances of the
+    same turn; ``annomi``: the AnnoMI coder's label for the utterance)."""
+    cues = cue_tokens(text, context, before)
+    if annomi is not None:
+        cues += [f"annomi_{annomi.behaviour}", f"annomi_{annomi.behaviour}_{annomi.subtype}"]
+    return {"text": text, "cues": " ".join(cues), "client": last_client(context)}
+
+
+def _granted(context: Sequence[Utterance], before: Sequence[str]) -> bool:
+    """Permission for advice is in place: asked earlier in this turn, or the client asked for
+    advice or said yes to the counselor's request for permission."""
+    if before and has_cue(before[-1], "permission"):
+        return True
+    tokens = cue_tokens("x", context)
+    if "ctx_client_asked" in tokens:
+        return True
+    if "ctx_granted" not in tokens:
+        return False
+    prev = next((u.text for u in reversed(context[:-1]) if u.speaker == "counselor"), None)
+    return prev is None or has_cue(prev, "permission") or has_cue(prev, "seek")
+
+
+def apply_rules(code: str, text: str, context: Sequence[Utterance],
+                before: Sequence[str]) -> str:
+    """The manual's decision rules on top of the model's code (see the module docstring)."""
+    if code == "PERSUADE" and (has_cue(text, "autonomy") or _granted(context, before)):
+        return "PERSUADE_WITH"
+    if (before and has_cue(before[-1], "permission") and has_cue(text, "advice")
+            and not is_question(text)):
+        # "May I share a concern? I'm worried that..." - the concern follows the permission
+        return "PERSUADE_WITH"
+    if (code == "PERSUADE_WITH" and is_question(text) and has_cue(text, "permission")
+            and not has_cue(text, "advice")):
+        return "SEEK"
+    return code
+
+
+@dataclass
+class MitiModel:
+    """The trained MITI head(s) over ``miti_fields`` (a ``CoderModel`` on disk)."""
+
+    model: CoderModel
+
+    def predict(self, rows: Sequence[dict[str, str]]) -> tuple[list[str], np.ndarray,
+                                                                 list[str | None]]:
+        """Codes, their probability rows (in ``classes`` order) and question types."""
+        tm = self.model.counselor
+        x = transform_blocks(tm.blocks, rows)
+        head = tm.heads["behaviour"]
+        proba = head.proba(x)
+        codes = [head.classes[int(i)] for i in proba.argmax(axis=1)]
+        qhead = tm.heads.get("question_type")
+        qtypes: list[str | None] = [None] * len(rows)
+        if qhead is not None:
+            qp = qhead.proba(x)
+            qtypes = [qhead.classes[int(i)] for i in qp.argmax(axis=1)]
+        return codes, proba, qtypes
+
+    @property
+    def classes(self) -> list[str]:
+        return self.model.counselor.heads["behaviour"].classes
+
+
+class MitiCoder:
+    """``Coder`` that adds utterance-level MITI codes to a base (AnnoMI) coder's turn labels.
+
+    ``code_counselor`` keeps the base coder's turn label (the AnnoMI behaviour and subtype, which
+    other rubrics map from) and fills ``utterances``; client talk is the base coder's."""
+
+    def __init__(self, base: Coder, model: MitiModel, name: str | None = None) -> None:
+        self.base = base
+        self.model = model
+        self.name = name or base.name
+
+    @property
+    def description(self) -> str:
+        return (f"{getattr(self.base, 'description', self.base.name)}; MITI 4.2.1 utterance "
+                "codes from logistic regression over words, cues and AnnoMI labels, plus the "
+                "manual's permission rules")
+
+    def code_segments(self, items: Sequence[tuple[str, Sequence[Utterance], Sequence[str]]],
+                      annomi: Sequence[CounselorLabels] | None = None) -> list[UtteranceCode]:
+        """Code utterances already cut: ``(text, conversation context, earlier utterances of
+        the same turn)``. Offsets are relative to each text."""
+        if not items:
+            return []
+        if annomi is None:
+            annomi = self.base.code_counselor_batch([(t, c) for t, c, _ in items])
+        rows = [miti_fields(t, c, b, a) for (t, c, b), a in zip(items, annomi, strict=True)]
+        codes, proba, qtypes = self.model.predict(rows)
+        classes = self.model.classes
+        out = []
+        for i, (text, context, before) in enumerate(items):
+            code = apply_rules(codes[i], text, context, before)
+            confidence = float(proba[i, classes.index(codes[i])])
+            if code != codes[i]:  # a rule moved it between Persuade codes: their joint weight
+                confidence = float(sum(proba[i, classes.index(c)] for c in
+                                       ("PERSUADE", "PERSUADE_WITH", "SEEK") if c in classes))
+            qtype = (qtypes[i] or ("OQ" if a_open(annomi[i]) else "CQ")) if code == "Q" else None
+            ctx_texts = [u.text for u in context] + list(before)
+            out.append(UtteranceCode(text=text, start=0, end=len(text), behaviour=code,
+                                     question_type=qtype, confidence=round(confidence, 4),
+                                     risk=detect_risk(text, ctx_texts)))
+        return out
+
+    def code_counselor_batch(
+        self, items: Sequence[tuple[str, Sequence[Utterance]]]
+    ) -> list[CounselorLabels]:
+        if not items:
+            return []
+        return self.annotate(items, self.base.code_counselor_batch(items))
+
+    def annotate(self, items: Sequence[tuple[str, Sequence[Utterance]]],
+                 turns: Sequence[CounselorLabels]) -> list[CounselorLabels]:
+        """The base coder's turn labels (``turns``, one per item) with utterance codes added."""
+        flat: list[tuple[str, Sequence[Utterance], Sequence[str]]] = []
+        spans: list[list[tuple[int, int]]] = []
+        for text, context in items:
+            cut = segment(text) or ([(0, len(text))] if text.strip() else [])
+            spans.append(cut)
+            seen: list[str] = []
+            for s, e in cut:
+                flat.append((text[s:e], context, tuple(seen)))
+                seen.append(text[s:e])
+        # a one-utterance turn reuses the turn's AnnoMI label (same text, same context)
+        annomi: list[CounselorLabels | None] = []
+        for turn, cut, (text, _) in zip(turns, spans, items, strict=True):
+            whole = len(cut) == 1 and text[cut[0][0]:cut[0][1]] == text.strip()
+            annomi.extend([turn] if whole else [None] * len(cut))
+        todo = [i for i, a in enumerate(annomi) if a is None]
+        if todo:
+            fresh = self.base.code_counselor_batch([(flat[i][0], flat[i][1]) for i in todo])
+            for i, lab in zip(todo, fresh, strict=True):
+                annomi[i] = lab
+        coded = self.code_segments(flat, [a for a in annomi if a is not None])
+        out, k = [], 0
+        for turn, cut in zip(turns, spans, strict=True):
+            utterances = []
+            for s, e in cut:
+                utterances.append(coded[k].model_copy(update={"start": s, "end": e}))
+                k += 1
+            out.append(turn.model_copy(update={"utterances": utterances}))
+        return out
+
+    def code_counselor(self, text: str, context: Sequence[Utterance]) -> CounselorLabels:
+        return self.code_counselor_batch([(text, context)])[0]
+
+    def code_client(self, text: str, context: Sequence[Utterance]) -> ClientLabels:
+        return self.base.code_client(text, context)
+
+    def code_client_batch(
+        self, items: Sequence[tuple[str, Sequence[Utterance]]]
+    ) -> list[ClientLabels]:
+        batch = getattr(self.base, "code_client_batch", None)
+        if callable(batch):
+            return list(batch(items))
+        return [self.base.code_client(t, c) for t, c in items]
+
+
+def a_open(labels: CounselorLabels) -> bool:
+    return labels.behaviour == "question" and labels.subtype == "open"
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: int) -> MitiModel:
+    return MitiModel(CoderModel.load(path))
+
+
+def load_miti_model(path: str | Path | None = None) -> MitiModel:
+    """The shipped MITI model (or a saved one), cached per process and file version."""
+    p = Path(path) if path is not None else MITI_MODEL_PATH
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no MITI utterance model (run counselsim train-coder "
+                                "--miti)")
+    return _load(str(p), p.stat().st_mtime_ns)
+
+
+def miti_coder(base: Coder | None = None, path: str | Path | None = None) -> MitiCoder:
+    """The utterance-level MITI coder over ``base`` (default: the shipped offline coder)."""
+    if isinstance(base, MitiCoder):
+        return base
+    if base is None:
+        from simulator.coder.offline import load_offline_coder
+
+        base = load_offline_coder()
+    return MitiCoder(base, load_miti_model(path))
+
+
+def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> CounselorLabels:
+    """A turn's labels with utterance codes: from ``coder`` when it segments (``MitiCoder``, or
+    an LLM coder that returns utterances), else from the shipped MITI model. The MITI model
+    reads AnnoMI labels from the shipped offline coder whatever ``coder`` is, so an LLM turn
+    coder is called once per turn, not once per utterance."""
+    labels = coder.code_counselor(text, context)
+    if labels.utterances or not text.strip():
+        return labels
+    try:
+        utterance_coder = miti_coder(coder if _is_offline(coder) else None)
+    except (FileNotFoundError, ValueError):
+        return labels
+    return utterance_coder.annotate([(text, context)], [labels])[0]
+
+
+def _is_offline(coder: Coder) -> bool:
+    from simulator.coder.offline import OfflineCoder
+
+    return isinstance(coder, OfflineCoder)

@@ -1,0 +1,278 @@
+"""The MITI 4.2.1 utterance coder: codes per utterance, the manual's rules, turn codes and
+scores from utterances, the labelled-set reader, ``bench coder`` on a trainee-style file and the
+LLM MITI coder with a scripted fake model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableLambda
+
+from simulator.bench.coder_miti import run_miti_bench, score_behaviours
+from simulator.coder.labels import CounselorLabels, Utterance, UtteranceCode
+from simulator.coder.llm import LLMMitiCoder, MitiUtteranceSchema, miti_system_prompt
+from simulator.coder.miti import apply_rules, miti_coder
+from simulator.coder.miti_data import DEFAULT_DATA, read_trainee
+from simulator.coder.rubric_codes import code_turn
+from simulator.content.library import load_paths
+from simulator.content.rubric import Rubric
+from simulator.grader.scores import compute_scores
+from simulator.settings import ROOT
+
+
+@pytest.fixture(scope="module")
+def miti() -> Rubric:
+    return load_paths([ROOT / "rubrics"]).rubric("miti-4.2.1")
+
+
+def utt(behaviour: str, qtype: str | None = None, text: str = "x") -> UtteranceCode:
+    return UtteranceCode(text=text, start=0, end=len(text), behaviour=behaviour,
+                         question_type=qtype)
+
+
+def test_a_turn_is_coded_per_utterance() -> None:
+    coder = miti_coder()
+    text = "So drinking helps you relax. What would you lose if you cut down?"
+    labels = coder.code_counselor(text, [Utterance(speaker="client",
+                                                   text="A few beers help me relax.")])
+    codes = [(u.behaviour, u.question_type) for u in labels.utterances]
+    assert codes[0][0] in {"SR", "CR"} and codes[1] == ("Q", "OQ")
+    assert [text[u.start:u.end] for u in labels.utterances] == [u.text for u in labels.utterances]
+    assert labels.behaviour in {"question", "reflection", "therapist_input", "other"}  # AnnoMI
+
+
+@pytest.mark.parametrize(("text", "code", "qtype"), [
+    ("That's not a good enough reason to miss class.", "CONFRONT", None),
+    ("You're not being honest with yourself.", "CONFRONT", None),
+    ("Do you think your drinking is a problem?", "Q", "CQ"),
+    ("Will you give it a try?", "Q", "CQ"),
+    ("It's really up to you whether and when you cut down.", "EMPHASIZE", None),
+])
+def test_issue_examples(text: str, code: str, qtype: str | None) -> None:
+    (u,) = miti_coder().code_counselor(text, []).utterances
+    assert (u.behaviour, u.question_type) == (code, qtype)
+    assert 0.0 <= u.confidence <= 1.0
+
+
+def test_permission_rules_follow_the_manual() -> None:
+    asked = ("May I share a concern?",)
+    assert apply_rules("PERSUADE", "You might cut down on weekdays.", [], asked) == "PERSUADE_WITH"
+    assert apply_rules("PERSUADE", "Cut down, but it's your call.", [], ()) == "PERSUADE_WITH"
+    granted = [Utterance(speaker="counselor", text="Would it be OK if I shared an idea?"),
+               Utterance(speaker="client", text="Sure, go ahead.")]
+    assert apply_rules("PERSUADE", "Try a smaller glass.", granted, ()) == "PERSUADE_WITH"
+    assert apply_rules("PERSUADE", "Try a smaller glass.", [], ()) == "PERSUADE"
+    # asking permission is Seek, not Persuade with permission
+    assert apply_rules("PERSUADE_WITH", "May I share a concern?", [], ()) == "SEEK"
+
+
+def test_turn_code_from_utterances(miti: Rubric) -> None:
+    labels = CounselorLabels(behaviour="reflection", subtype="complex",
+                             utterances=[utt("CR"), utt("Q", "OQ")])
+    assert code_turn(labels, "x", miti).codes == {"behaviour": "CR", "question_type": "OQ"}
+    bad = CounselorLabels(behaviour="reflection", subtype="complex",
+                          utterances=[utt("CR"), utt("CONFRONT")])
+    assert code_turn(bad, "x", miti).codes == {"behaviour": "CONFRONT", "question_type": "NQ"}
+    plain = CounselorLabels(behaviour="question", subtype="open")  # a stored row without them
+    assert code_turn(plain, "What happened?", miti).codes == {"behaviour": "Q",
+                                                              "question_type": "OQ"}
+
+
+def test_scores_count_every_utterance(miti: Rubric) -> None:
+    turns = [{"behaviour": "CR", "question_type": "OQ"}, {"behaviour": "SR",
+                                                          "question_type": "NQ"}]
+    utterances = [[utt("CR"), utt("Q", "OQ")], [utt("SR"), utt("SR")]]
+    per_turn = compute_scores(miti, turns)
+    assert per_turn.counts["Q"] == 0 and per_turn.counts["SR"] == 1
+    per_utt = compute_scores(miti, turns, utterances=utterances)
+    assert (per_utt.counts["CR"], per_utt.counts["SR"], per_utt.counts["Q"],
+            per_utt.counts["OQ"]) == (1, 2, 1, 1)
+    assert per_utt.metric("r_q").value == 3.0 and per_utt.n_utterances == 4
+    assert per_utt.n_turns == 2
+
+
+def test_a_correction_is_counted_whole(miti: Rubric) -> None:
+    # the supervisor said CONFRONT: the coder's SR + Q utterances no longer stand for the turn
+    scores = compute_scores(miti, [{"behaviour": "CONFRONT", "question_type": "OQ"}],
+                            utterances=[[utt("SR"), utt("Q", "OQ")]])
+    assert scores.counts["CONFRONT"] == 1 and scores.counts["SR"] == 0
+    assert scores.counts["OQ"] == 1  # the question type still agrees, so it is still counted
+
+
+def test_labelled_set_is_large_and_balanced() -> None:
+    rows = read_trainee(DEFAULT_DATA)
+    counselor = [r for r in rows if r.speaker == "counselor"]
+    assert len(counselor) >= 600
+    for split in ("train", "test"):
+        codes = {r.behaviour for r in counselor if r.split == split}
+        assert codes >= {"GI", "PERSUADE", "PERSUADE_WITH", "Q", "SR", "CR", "AF", "SEEK",
+                         "EMPHASIZE", "CONFRONT"}
+    assert sum(1 for r in rows if r.risk and r.split == "test") >= 30
+
+
+def test_bad_lines_name_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "bad.jsonl"
+    good = {"id": "a", "split": "test", "text": "Hi.", "behaviour": "NC"}
+    p.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "b", "behaviour": "XX"}))
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: .*unknown MITI code 'XX'"):
+        read_trainee(p)
+    p.write_text(json.dumps({**good, "question_type": "OQ"}))
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: .*only given to Q"):
+        read_trainee(p)
+
+
+def _tiny(tmp_path: Path) -> Path:
+    rows = [
+        {"id": "1", "split": "test", "text": "You're an alcoholic.", "behaviour": "CONFRONT"},
+        {"id": "2", "split": "test", "text": "Stop drinking.", "behaviour": "PERSUADE"},
+        {"id": "3", "split": "test", "text": "Do you drink daily?", "behaviour": "Q",
+         "question_type": "CQ"},
+        {"id": "4", "split": "test", "text": "Do thoughts of suicide come?", "behaviour": "Q",
+         "question_type": "CQ", "risk": ["ideation"]},
+        {"id": "5", "split": "train", "text": "Great effort.", "behaviour": "AF"},
+        {"id": "6", "split": "test", "speaker": "client", "text": "I took an overdose last year.",
+         "risk": ["history"]},
+    ]
+    p = tmp_path / "tiny.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows))
+    return p
+
+
+class Scripted:
+    """A fake utterance coder answering from a table (tests the bench's arithmetic)."""
+
+    name = "scripted"
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def code_segments(self, items: Sequence[tuple[str, Sequence[Any], Sequence[str]]]
+                      ) -> list[UtteranceCode]:
+        return [utt(self.answers[t], "CQ" if self.answers[t] == "Q" else None, t)
+                for t, _, _ in items]
+
+
+def test_bench_scores_the_test_part(tmp_path: Path) -> None:
+    coder = Scripted({"You're an alcoholic.": "PERSUADE", "Stop drinking.": "GI",
+                      "Do you drink daily?": "Q", "Do thoughts of suicide come?": "Q"})
+    r = run_miti_bench(_tiny(tmp_path), coder)
+    assert r["utterances"] == 4 and r["client_utterances"] == 1
+    assert r["per_code"]["Q"]["recall"] == 1.0 and r["per_code"]["CONFRONT"]["recall"] == 0.0
+    assert r["mi_non_adherent_recall"] == 0.5  # the confrontation was at least flagged as MINA
+    assert r["question_type_accuracy"] == 1.0
+    # the scripted coder finds no risk itself: its utterances carry none
+    assert r["risk_recall"] == 0.5 and r["risk_items"] == 2  # the client disclosure: detect_risk
+    assert r["risk_false_alarm_rate"] == 0.0 and r["non_risk_questions"] == 1
+
+
+def test_macro_f1_is_over_the_ten_behaviours() -> None:
+    s = score_behaviours(["Q", "NC"], ["Q", "Q"])
+    assert s["per_code"]["Q"]["f1"] == pytest.approx(2 / 3, abs=1e-3)
+    assert s["macro_f1"] == pytest.approx(s["per_code"]["Q"]["f1"] / 10, abs=1e-3)
+
+
+def test_llm_miti_coder_with_a_scripted_model(tmp_path: Path, miti: Rubric) -> None:
+    seen: list[Any] = []
+
+    def fake(messages: list[Any]) -> Any:
+        seen.append(messages)
+        target = json.loads(messages[-1].content.split("<transcript>")[1]
+                            .split("</transcript>")[0])["TARGET"]
+        if "suicide" in target:
+            return MitiUtteranceSchema(behaviour="Q", question_type="CQ", risk=["ideation"])
+        if target.endswith("?"):
+            return {"behaviour": "Q", "question_type": "CQ", "risk": []}
+        if "alcoholic" in target:
+            return {"behaviour": "CONFRONT", "risk": []}
+        return "not json"  # retried, then marked failed
+
+    coder = LLMMitiCoder(RunnableLambda(fake), miti, name="fake")
+    r = run_miti_bench(_tiny(tmp_path), coder)
+    assert r["per_code"]["CONFRONT"]["recall"] == 1.0 and r["risk_recall"] == 1.0
+    system = seen[0][0].content
+    # each code's contrasting examples from the rubric reach the prompt
+    assert "is not: You don't see drinking as a problem right now." in system
+    assert "CONFRONT" in system and "SEEK" in system and "Seeking collaboration" in system
+    assert miti_system_prompt(miti) == system
+
+
+def test_a_practice_turn_stores_and_counts_utterances(tmp_path: Path) -> None:
+    import asyncio
+    import shutil
+
+    from simulator.grader.scores import session_scores
+    from simulator.service.practice import Practice
+    from simulator.settings import Settings
+
+    personas = tmp_path / "personas"
+    personas.mkdir()
+    shutil.copy(ROOT / "tests" / "fixtures" / "engine" / "test-dana.yaml", personas)
+    practice = Practice.from_settings(Settings(db=tmp_path / "db.sqlite", personas=personas,
+                                               rubrics=ROOT / "rubrics"))
+    try:
+        practice.store.add_user("ana", "trainee", cohort="c1")
+        sid = practice.start("ana", "test-dana")
+
+        async def say(text: str) -> None:
+            async for _ in practice.turn(sid, "ana", text):
+                pass
+            await practice.wait_for_grades()
+
+        asyncio.run(say("So you're tired of it all. What would you like to change?"))
+        turn = next(t for t in practice.store.current_turns(sid) if t.speaker == "counselor")
+        (record,) = [r for r in practice.store.codes(turn.id) if r.labels]
+        stored = record.labels["utterances"] if record.labels else []
+        assert [u["question_type"] for u in stored] == [None, "OQ"]
+        scores = session_scores(practice.store, sid)
+        # the reflection and the question are both counted (one turn, two utterances)
+        assert scores.counts["Q"] == 1 and scores.counts["SR"] + scores.counts["CR"] == 1
+        assert scores.n_utterances == 2 and scores.n_turns == 1
+    finally:
+        practice.store.close()
+
+
+def test_code_weights_follow_utterance_confidence(miti: Rubric) -> None:
+    low = UtteranceCode(text="x", start=0, end=1, behaviour="CONFRONT", confidence=0.3)
+    sure = UtteranceCode(text="y", start=0, end=1, behaviour="Q", question_type="OQ",
+                         confidence=0.9)
+    coded = code_turn(CounselorLabels(behaviour="other", utterances=[low, sure]), "x y", miti)
+    assert coded.code_weights() == {"CONFRONT": 0.3, "OQ": 0.9}
+    plain = code_turn(CounselorLabels(behaviour="question", subtype="open", confidence=0.7),
+                      "What happened?", miti)
+    assert plain.code_weights() == {"Q": 0.7, "OQ": 0.7}
+
+
+def test_llm_grader_prompt_carries_contrasting_examples(miti: Rubric) -> None:
+    from simulator.grader.grade import turn_messages
+
+    system = turn_messages(miti, [], "Hello.", "coach")[0].content
+    assert ('Is NOT this code: "You don\'t see drinking as a problem right now."' in system)
+    assert '"Would it be OK if I shared some ideas that have helped other people?"' in system
+
+
+def test_an_llm_turn_coder_is_called_once_per_turn() -> None:
+    from simulator.coder.miti import with_utterances
+
+    calls: list[str] = []
+
+    class OneCall:
+        name = "llm-fake"
+
+        def code_counselor(self, text: str, context: Sequence[Utterance]) -> CounselorLabels:
+            calls.append(text)
+            return CounselorLabels(behaviour="reflection", subtype="simple", coder=self.name)
+
+        def code_counselor_batch(self, items: Sequence[tuple[str, Sequence[Utterance]]]
+                                 ) -> list[CounselorLabels]:
+            return [self.code_counselor(t, c) for t, c in items]
+
+        def code_client(self, text: str, context: Sequence[Utterance]) -> Any:
+            raise AssertionError("not used")
+
+    labels = with_utterances(OneCall(), "You're tired. What would help?", [])
+    assert calls == ["You're tired. What would help?"]
+    assert labels.coder == "llm-fake" and [u.behaviour for u in labels.utterances][1] == "Q"

@@ -1,0 +1,90 @@
+"""Utterance segmentation (MITI's complete-thought unit) and risk-topic detection by phrasing."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.coder.risk import RISK_TOPICS, about_risk, detect_risk
+from simulator.coder.segment import segment
+
+
+def parts(text: str) -> list[str]:
+    return [text[s:e] for s, e in segment(text)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("So drinking helps you relax. What would you lose if you cut down?",
+     ["So drinking helps you relax.", "What would you lose if you cut down?"]),
+    ("Okay. So you want to cut down. Is that right?",
+     ["Okay.", "So you want to cut down. Is that right?"]),  # a check joins its reflection
+    ("Dr. Smith said 2.5 units is fine.", ["Dr. Smith said 2.5 units is fine."]),
+    ("So. You're worried.", ["So. You're worried."]),  # a lone marker is not a thought
+    ("You feel stuck; part of you wants out.", ["You feel stuck; part of you wants out."]),
+    ("Wow!  That took courage.\nWhat helped?", ["Wow!", "That took courage.", "What helped?"]),
+    ("Mm-hmm.", ["Mm-hmm."]),
+    ("no punctuation at all", ["no punctuation at all"]),
+])
+def test_segments_are_complete_thoughts(text: str, expected: list[str]) -> None:
+    assert parts(text) == expected
+
+
+def test_offsets_index_the_original_text() -> None:
+    text = "  You're tired.   What keeps you going?  "
+    spans = segment(text)
+    assert [text[s:e] for s, e in spans] == ["You're tired.", "What keeps you going?"]
+    assert segment("") == [] and segment("   ") == []
+
+
+def test_risk_topic_ids_are_the_must_assess_vocabulary() -> None:
+    assert list(RISK_TOPICS) == ["ideation", "self_harm", "plan", "intent", "means",
+                                 "protective_factors", "safety_plan", "history"]
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("Do thoughts of suicide ever come?", "ideation"),
+    ("Have you felt like you would be better off not waking up?", "ideation"),
+    ("Does it ever get so bad that you think about ending it all?", "ideation"),
+    ("Have you wished you were dead?", "ideation"),
+    ("Have you been hurting yourself on purpose?", "self_harm"),
+    ("Do you ever cut yourself when it gets too much?", "self_harm"),
+    ("Have you made plans to end your life?", "plan"),
+    ("Do you intend to kill yourself?", "intent"),
+    ("Do you have access to a gun?", "means"),
+    ("What are your reasons for living?", "protective_factors"),
+    ("Do you have a safety plan?", "safety_plan"),
+    ("Have you ever tried to kill yourself?", "history"),
+    ("My brother took his own life two years ago.", "history"),
+])
+def test_risk_questions_phrased_many_ways(text: str, topic: str) -> None:
+    assert topic in detect_risk(text)
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("Do you have a plan?", "plan"),
+    ("What keeps you going?", "protective_factors"),
+    ("Is there anything at home you could use?", "means"),
+    ("Who could you call if things got that bad?", "safety_plan"),
+])
+def test_context_decides_ambiguous_questions(text: str, topic: str) -> None:
+    assert detect_risk(text) == []  # an alcohol or study session: not a risk question
+    assert topic in detect_risk(text, ["Sometimes I just want to go to sleep and not wake up."])
+
+
+@pytest.mark.parametrize("text", [
+    "Do you have a plan for cutting down?",
+    "What's your plan for the weekend?",
+    "Have you ever tried to quit before?",
+    "I'm dying for a cigarette.",
+    "Work is killing me at the moment.",
+    "Do you think your drinking is a problem?",
+    "You should really think about cutting down.",
+])
+def test_everyday_words_are_not_risk(text: str) -> None:
+    assert detect_risk(text) == []
+    assert not about_risk(text)
+
+
+def test_a_plan_question_is_not_counted_again_as_ideation() -> None:
+    assert detect_risk("Have you made any plans to end your life?") == ["plan"]
+    assert detect_risk("Are you thinking about suicide, and have you thought about how?") == [
+        "ideation", "plan"]
