@@ -30,8 +30,12 @@ async def run_chat(practice: Practice, *, trainee: str, persona_id: str, rubric_
     opening = practice.store.current_turns(session_id)[-1].text
     persona = practice.library.persona(persona_id)
     say = (lambda *_a, **_k: None) if quiet else typer.echo
+    session = practice.store.get_session(session_id)
     say(f"session {session_id} with {persona.identity.name} ({persona.title}); "
         f"client model: {practice.settings.client_model if practice.client_model else 'offline'}")
+    offered = ", ".join(persona.rubrics) if persona.rubrics else "any rubric"
+    say(f"scored with {practice.library.rubric(session.rubric_id).title} "
+        f"(this client offers: {offered}; choose with --rubric); mode: {session.mode}")
     say(f"\n{persona.identity.name}: {opening}")
     interactive = turns is None
     pending = iter(turns) if turns is not None else None
@@ -53,6 +57,8 @@ async def run_chat(practice: Practice, *, trainee: str, persona_id: str, rubric_
         try:
             events = practice.turn(session_id, trainee, text)
             await _show(events, persona.identity.name, say, quiet)
+            if session.mode == "coach":
+                say(coach_card(practice, session_id))
         except TurnRejected as exc:
             typer.echo(f"  ({exc})", err=True)
             errors += 1
@@ -60,7 +66,49 @@ async def run_chat(practice: Practice, *, trainee: str, persona_id: str, rubric_
         # before waiting, so the session-level grade (LLM grader) runs and is waited for too
         await practice.end_async(session_id, trainee)
     await practice.wait_for_grades()
-    return session_summary(practice, session_id) | {"rejected_turns": errors}
+    warnings = risk_warnings(practice, session_id)
+    for line in warnings:
+        typer.echo(line, err=quiet)
+    return session_summary(practice, session_id) | {"rejected_turns": errors,
+                                                     "risk_warnings": warnings}
+
+
+def coach_card(practice: Practice, session_id: str) -> str:
+    """The coach card of the trainee's last turn, as the terminal shows it (empty while an LLM
+    grader is still working on it)."""
+    turns = practice.store.current_turns(session_id)
+    last = next((t for t in reversed(turns) if t.speaker == "counselor"), None)
+    grade = next((g for g in reversed(practice.store.grades(session_id))
+                  if last is not None and g.turn_id == last.id and g.status != "pending"), None)
+    if grade is None:
+        return "  coach: (grading this turn...)"
+    from simulator.reports.render import strip_quote
+
+    assert last is not None
+    lines = [f"  coach: {strip_quote(grade.rationale, last.text)}"]
+    if grade.alternative:
+        lines.append(f"  try:   {grade.alternative}")
+    return "\n".join(lines)
+
+
+def risk_warnings(practice: Practice, session_id: str) -> list[str]:
+    """What the report warns about risk, for the end of a terminal session."""
+    from simulator.grader import risk_review
+    from simulator.reports.render import session_persona, stored_labels
+
+    session = practice.store.get_session(session_id)
+    persona = session_persona(practice.store, session)
+    turns = practice.store.current_turns(session_id)
+    if not any(t.speaker == "counselor" for t in turns):
+        return []
+    labels = {t.id: stored_labels(practice.store, t.id) for t in turns
+              if t.speaker == "counselor"}
+    review = risk_review.review(persona.risk.must_assess, turns, labels,
+                                [f.id for f in persona.hidden_facts if f.risk])
+    out = [f"\n  !! RISK NOT ASSESSED: {c.item}" for c in review.not_assessed]
+    out += [f"\n  !! RISK DISCLOSURE NOT FOLLOWED UP: the client said \"{d.text}\""
+            for d in review.missed_disclosures]
+    return out
 
 
 async def _show(events: Any, name: str, say: Any, quiet: bool) -> None:

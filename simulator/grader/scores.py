@@ -30,6 +30,12 @@ from simulator.content.rubric import Metric, Rubric, Thresholds
 if TYPE_CHECKING:
     from simulator.store import ItemScore, Session, Store, Value
 
+MIN_EVIDENCE = 5
+"""A ratio metric (``A / B``) gets a verdict only when its denominator counts at least this many
+events: "good" %CR from two reflections, or R:Q from one question, is noise, not evidence. The
+MITI manual sets no minimum; five is this project's choice (MITI's thresholds assume a 20-minute
+session with dozens of behaviours). Below it the value is still shown, with no verdict."""
+
 Verdict = Literal["below fair", "fair", "good"]
 ItemSource = Literal["supervisor", "grader", "estimate"]
 
@@ -49,6 +55,12 @@ class MetricScore(BaseModel):
     explanation: str = ""
     estimate: bool = False
     """True when the value depends on an estimated session item."""
+    evidence_n: int | None = None
+    """For a ratio of counts, the denominator's count (reflections for %CR, questions for R:Q)."""
+    evidence_of: str = ""
+    """The denominator as the rubric writes it (``SR + CR``)."""
+    insufficient: bool = False
+    """True when ``evidence_n`` is under ``MIN_EVIDENCE``: no verdict is given."""
 
 
 class SessionItemScore(BaseModel):
@@ -177,17 +189,40 @@ def compute_scores(rubric: Rubric, turns: Sequence[Mapping[str, Value]], *,
     for m in rubric.metrics:
         value = resolver.value(m.id)
         t = m.thresholds
+        evidence_of, evidence_n = _denominator(m.formula, base)
+        insufficient = evidence_n is not None and evidence_n < MIN_EVIDENCE
         metrics.append(MetricScore(
             id=m.id, name=m.name, value=value, display=display_value(m, value), format=m.format,
             thresholds=t, fair_display=display_value(m, t.fair) if t else None,
             good_display=display_value(m, t.good) if t else None,
             higher_is_better=m.higher_is_better,
-            verdict=verdict_for(value, t, m.higher_is_better), explanation=m.explanation,
-            estimate=resolver.depends_on_estimate(m.id)))
+            verdict=None if insufficient else verdict_for(value, t, m.higher_is_better),
+            explanation=m.explanation,
+            estimate=resolver.depends_on_estimate(m.id), evidence_n=evidence_n,
+            evidence_of=evidence_of, insufficient=insufficient))
     return SessionScores(session_id=session_id, rubric_id=rubric.id, rubric_version=rubric.version,
                          n_turns=coded, counts=dict(counts), group_counts=groups, metrics=metrics,
                          session_items=items, item_means=means,
                          estimated=any(s.source == "estimate" for s in items))
+
+
+def _denominator(formula: str, counts: Mapping[str, float | None]) -> tuple[str, int | None]:
+    """``("SR + CR", 2)`` for ``CR / (SR + CR)``: the denominator of a top-level division when it
+    is made of counts only (codes, groups, ``total``); ``("", None)`` otherwise."""
+    import ast
+
+    try:
+        tree = ast.parse(formula.strip(), mode="eval").body
+    except SyntaxError:
+        return "", None
+    if not (isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Div)):
+        return "", None
+    text = ast.unparse(tree.right)
+    names = formula_names(text)
+    if not names or any(n not in counts for n in names):
+        return "", None
+    value = evaluate(text, {n: counts[n] for n in names})
+    return text, None if value is None else int(value)
 
 
 class _Resolver:
