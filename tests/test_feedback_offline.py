@@ -63,7 +63,8 @@ def test_confrontation_gets_a_reflection(miti: Rubric) -> None:
                      codes={"behaviour": "CONFRONT", "question_type": "NQ"}, rubric_id=miti.id)
     out = coach_turn(turn, miti, TRANSCRIPT, text)
     assert out.alternative == ("It sounds like you don't think you drink more than anyone else "
-                               "on your site.")
+                               "on your site, and you want to make up your own mind about it.")
+    assert "Why it matters:" in out.rationale and "What to try: reflect" in out.rationale
 
 
 def test_no_client_words_yet_still_gives_a_usable_alternative(miti: Rubric) -> None:
@@ -91,12 +92,16 @@ def test_grade_turn_offline_maps_labels_onto_the_session_rubric(miti: Rubric) ->
     labels = CounselorLabels(behaviour="question", subtype="closed")
     grade = grade_turn_offline(labels, miti, TRANSCRIPT, "Have you tried quitting?", "coach")
     assert grade.status == "ok" and grade.values == {"behaviour": "Q", "question_type": "CQ"}
-    assert grade.alternative == "Tell me more about how you have tried quitting."
+    assert grade.alternative == "What was it like when you tried quitting?"
 
 
 @pytest.mark.parametrize("question, alternative", [
     ("Did you tell your wife?", "What was it like to tell your wife?"),
-    ("Are you worried about your health?", "In what ways are you worried about your health?"),
+    ("Are you worried about your health?", "How worried are you about your health?"),
+    ("Are you ready to quit?", "How ready are you to quit?"),
+    ("Are you taking the metformin?", "How is taking the metformin going for you?"),
+    ("Is that every night?", "What else can you tell me about that?"),
+    ("Will you give it a try?", "What would it take for you to give it a try?"),
     ("Do you want to quit?", "How important is it to you to quit?"),
     ("Do you think it's a problem?", "What are your thoughts on whether it's a problem?"),
     ("Can you cut down?", "What would help you cut down?"),
@@ -118,7 +123,14 @@ def test_closed_questions_rebuilt_as_open(miti: Rubric, question: str, alternati
     ("We argue about it, I was angry.", "you argue about it, you were angry"),
     ("Sarah left me last year and I'm on my own now, you know?",
      "Sarah left you last year and you're on your own now"),
-    ("You don't understand my job.", "I don't understand your job"),
+    ("You don't understand my job.", "you feel I don't understand your job"),
+    ("Since you were young.", None),                      # a fragment, never pasted in
+    ("Why do you care.", None),                           # a question without its mark
+    ("Every night.", None),
+    ("Since I lost my job, I stay in bed till noon.", "you stay in bed till noon"),
+    ("Because it helps me sleep.", "it helps you sleep"),
+    ("Nabil calls me and tells me I should get more help.",
+     "Nabil calls you and tells you that you should get more help"),
     ("Yeah.", None),
     ("", None),
 ])

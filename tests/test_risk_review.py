@@ -94,24 +94,29 @@ def miti() -> Rubric:
     return load_model_file(Rubric, ROOT / "rubrics" / "miti-4.2.1.yaml")
 
 
-@pytest.mark.parametrize("question", [
-    "Do thoughts of suicide ever come?",
-    "Have you had thoughts of ending your life?",
-    "Do you have medication at home?",
+@pytest.mark.parametrize("question, coder_topics", [
+    ("Do thoughts of suicide ever come?", []),               # the keyword check finds it
+    ("Do you have medication at home?", []),
+    ("Have you had thoughts of ending your life?", ["ideation"]),  # only the coder can
+    ("Have you thought about how you would do it?", ["plan"]),
 ])
-def test_the_coach_never_criticises_or_rewrites_a_risk_question(miti: Rubric,
-                                                                question: str) -> None:
+def test_the_coach_never_criticises_or_rewrites_a_risk_question(
+        miti: Rubric, question: str, coder_topics: list[str]) -> None:
+    labels = (_WithUtterances(behaviour="question", subtype="closed", utterances=[
+        {"text": question, "behaviour": "Q", "risk": coder_topics}]) if coder_topics
+        else CounselorLabels(behaviour="question", subtype="closed"))
+    coded = CodedTurn(labels=labels, codes={"behaviour": "Q", "question_type": "CQ"},
+                      rubric_id=miti.id)
+    transcript = [Utterance(speaker="client", text="Some nights I just want it all to stop.")]
+    out = coach_turn(coded, miti, transcript, question, must_assess=FARIDA)
+    assert out.featured == "risk"
+    assert out.alternative is None
+    assert "Closed question" not in out.rationale
+    assert "This is the skill" in out.rationale
+
+
+def test_an_ordinary_closed_question_is_still_coached(miti: Rubric) -> None:
     coded = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
                       codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)
-    transcript = [Utterance(speaker="client", text="Some nights I just want it all to stop.")]
-    labels_risk = ["ideation"] if "suicide" in question or "life" in question else ["means"]
-    coded_with_utts = CodedTurn(  # a coder that segments turns (simulator.coder.labels soon)
-        labels=_WithUtterances(behaviour="question", subtype="closed", utterances=[
-            {"text": question, "behaviour": "Q", "risk": labels_risk}]),
-        codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)
-    for turn, must in ((coded, FARIDA), (coded_with_utts, [])):
-        out = coach_turn(turn, miti, transcript, question, must_assess=must)
-        assert out.featured == "risk"
-        assert out.alternative is None
-        assert "Closed question" not in out.rationale
-        assert "This is the skill" in out.rationale
+    out = coach_turn(coded, miti, [], "Do you sleep well?", must_assess=FARIDA)
+    assert out.featured == "CQ" and out.alternative

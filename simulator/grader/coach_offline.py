@@ -82,6 +82,7 @@ _LOWER_STARTERS = _SUBJECTS | _FILLERS | _NOT_CLAUSE | _SUBORDINATORS | _BECAUSE
     "a", "an", "every", "in", "on", "at", "not", "just", "maybe", "sometimes", "only"}
 _FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|i'll|we|we're|we've|my|me|myself|our|us)\b",
                            re.IGNORECASE)
+_FIRST_SUBJECT = re.compile(r"\b(i|i'm|i've|i'd|i'll|we|we're|we've)\b", re.IGNORECASE)
 _TAG = re.compile(r"[,\s]+(you know|right|i guess|i mean|or something|or whatever|innit|eh|"
                   r"if i'?m honest|to be honest|honestly|really)$",
                   re.IGNORECASE)
@@ -89,6 +90,7 @@ _TAG_QUESTION = re.compile(
     r",\s*(do|does|don't|are|aren't|is|isn't|was|wasn't|have|haven't|has|hasn't|can|can't|will|"
     r"won't|would|wouldn't|did|didn't|should|shouldn't)\s+(you|it|i|we|they|he|she|there)$",
     re.IGNORECASE)
+_TAG_MARK = re.compile(r",\s*(you know|right|innit|eh|yeah)\?$", re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 _CLAUSE_BREAK = re.compile(r"\s*(?:;|,?\s+(?:and|but|so|because|cos|though)\s+|,\s+)",
                            re.IGNORECASE)
@@ -97,7 +99,9 @@ _SUSTAIN = re.compile(
     r"\b(don'?t see|not (a|the|really a) problem|no problem|not an? (issue|alcoholic)|i'?m fine|"
     r"it'?s fine|everyone (does|drinks|smokes)|everybody (does|drinks|smokes)|no point|"
     r"can'?t (stop|change|quit)|won'?t|not going to|don'?t need|don'?t want to (stop|quit|change)"
-    r"|nothing wrong|my (business|choice)|helps me (relax|sleep|unwind|cope)|only way)",
+    r"|nothing wrong|my (business|choice)|helps me (relax|sleep|unwind|cope)|only way|"
+    r"don'?t think i (drink|smoke|eat|have|need)|more than anyone|not that (much|bad)|"
+    r"sent me|have to be here|made me come)",
     re.IGNORECASE)
 _CHANGE = re.compile(
     r"\b(want to (stop|quit|change|cut|try|get|be)|wish|need to|should (probably )?|"
@@ -176,6 +180,9 @@ def _subject_kind(words: list[str], names: set[str]) -> str | None:
                  nxt in {"is", "was", "has", "left", "said", "always", "never", "just", "all"})
     if core in names and verb_next:
         return "name"
+    if core[:1].isupper() and first not in _LOWER_STARTERS and not first.endswith(("s", "ing")) \
+            and (nxt in _NAME_VERBS or (nxt.endswith("ed") and nxt != "need")):
+        return "name"  # "Sarah left me", "Dev says hello"
     if first in _FAMILY and verb_next:
         return "noun"
     if first.endswith("ing") and len(words) >= 3:
@@ -186,6 +193,9 @@ def _subject_kind(words: list[str], names: set[str]) -> str | None:
     return None
 
 
+_NAME_VERBS = {"is", "was", "has", "had", "left", "says", "thinks", "wants", "keeps", "calls",
+               "told", "tells", "does", "doesn't", "didn't", "won't", "can't", "never",
+               "always", "just", "died", "works", "lives", "drinks", "smokes", "knows", "asked"}
 _HEDGES = {"maybe", "perhaps", "probably"}
 _FAMILY = {"mom", "mum", "dad", "mother", "father", "grandma", "granddad", "nan", "gran",
            "brother", "sister", "husband", "wife", "partner", "son", "daughter", "boss"}
@@ -284,15 +294,18 @@ def _choose(text: str) -> tuple[str, str] | None:
     options: list[tuple[int, int, str, str]] = []
     names = _names(text)
     for n, sentence in enumerate(_sentences(text)):
+        sentence = _TAG_MARK.sub(".", sentence)  # "..., you know?" is a statement
         if sentence.endswith("?"):
             continue
         words = _candidate(sentence, names)
         if words is None:
             continue
         joined = " ".join(words)
+        speaks = bool(_FIRST_SUBJECT.search(joined))
         mine = bool(_FIRST_PERSON.search(joined))
         addresses = bool(re.search(r"\byou\b", joined, re.IGNORECASE))
-        options.append(((2 if mine else 0) - (1 if addresses else 0), n, joined, _swap(words)))
+        score = (2 if speaks else 1 if mine else 0) - (1 if addresses else 0)
+        options.append((score, n, joined, _swap(words)))
     if not options:
         return None
     best = max(options, key=lambda o: (o[0], o[1]))

@@ -18,6 +18,7 @@ or as percentages (``100 * CR / (SR + CR)`` with 40/50); thresholds at or below 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
     from simulator.store import ItemScore, Session, Store, Value
 
 MIN_EVIDENCE = 5
-"""A ratio metric (``A / B``) gets a verdict only when its denominator counts at least this many
-events: "good" %CR from two reflections, or R:Q from one question, is noise, not evidence. The
+"""A ratio of counts (``CR / (SR + CR)``, ``(SR + CR) / Q``) gets a verdict only when at least this
+many of the behaviours it counts were coded: "good" %CR from two reflections, or R:Q from one
+question and one reflection, is noise, not evidence. The
 MITI manual sets no minimum; five is this project's choice (MITI's thresholds assume a 20-minute
 session with dozens of behaviours). Below it the value is still shown, with no verdict."""
 
@@ -56,9 +58,10 @@ class MetricScore(BaseModel):
     estimate: bool = False
     """True when the value depends on an estimated session item."""
     evidence_n: int | None = None
-    """For a ratio of counts, the denominator's count (reflections for %CR, questions for R:Q)."""
+    """For a ratio of counts, how many of its behaviours were coded (reflections for %CR,
+    reflections and questions for R:Q)."""
     evidence_of: str = ""
-    """The denominator as the rubric writes it (``SR + CR``)."""
+    """Those behaviours as the rubric names them (``SR + CR``)."""
     insufficient: bool = False
     """True when ``evidence_n`` is under ``MIN_EVIDENCE``: no verdict is given."""
 
@@ -189,7 +192,7 @@ def compute_scores(rubric: Rubric, turns: Sequence[Mapping[str, Value]], *,
     for m in rubric.metrics:
         value = resolver.value(m.id)
         t = m.thresholds
-        evidence_of, evidence_n = _denominator(m.formula, base)
+        evidence_of, evidence_n = _evidence(m.formula, base)
         insufficient = evidence_n is not None and evidence_n < MIN_EVIDENCE
         metrics.append(MetricScore(
             id=m.id, name=m.name, value=value, display=display_value(m, value), format=m.format,
@@ -206,9 +209,10 @@ def compute_scores(rubric: Rubric, turns: Sequence[Mapping[str, Value]], *,
                          estimated=any(s.source == "estimate" for s in items))
 
 
-def _denominator(formula: str, counts: Mapping[str, float | None]) -> tuple[str, int | None]:
-    """``("SR + CR", 2)`` for ``CR / (SR + CR)``: the denominator of a top-level division when it
-    is made of counts only (codes, groups, ``total``); ``("", None)`` otherwise."""
+def _evidence(formula: str, counts: Mapping[str, float | None]) -> tuple[str, int | None]:
+    """``("SR + CR", 2)`` for ``CR / (SR + CR)``: for a ratio of counts (a top-level division
+    whose names are all codes or groups), the behaviours it counts and how many were coded;
+    ``("", None)`` for anything else (session items, constants, ``total``)."""
     import ast
 
     try:
@@ -217,12 +221,16 @@ def _denominator(formula: str, counts: Mapping[str, float | None]) -> tuple[str,
         return "", None
     if not (isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Div)):
         return "", None
-    text = ast.unparse(tree.right)
-    names = formula_names(text)
-    if not names or any(n not in counts for n in names):
+    names: list[str] = []
+    for side in (tree.right, tree.left):  # the denominator's behaviours first, as written
+        text = ast.unparse(side)
+        used = formula_names(text)
+        for n in re.findall(r"[A-Za-z_]\w*", text):
+            if n in used and n not in names:
+                names.append(n)
+    if not names or any(n not in counts or n == "total" for n in names):
         return "", None
-    value = evaluate(text, {n: counts[n] for n in names})
-    return text, None if value is None else int(value)
+    return " + ".join(names), int(sum(counts[n] or 0 for n in names))
 
 
 class _Resolver:
