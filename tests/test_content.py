@@ -123,6 +123,10 @@ CUE_CASES = [
     ("Why don't you try the patches?", "PERSUADE"),
     ("I'd recommend you start walking.", "PERSUADE"),
     ("Mm-hmm.", "NC"),
+    # issue 18's hand-coded misses
+    ("That's not a good enough reason to miss class.", "CONFRONT"),
+    ("You're not being honest with yourself.", "CONFRONT"),
+    ("Drinking every night adds up, so you should think about cutting back.", "PERSUADE"),
 ]
 
 NOT_CUED = [  # ordinary reflections and questions that no cue may claim
@@ -430,3 +434,15 @@ def test_miti_rubric_cites_the_manual_for_every_code_and_formula():
         assert "# MITI 4.2.1, Behavior Counts:" in line, code
     assert "Total MI-Adherent = Seek + Affirm + Emphasize" in text
     assert "MITI 4.2.1, Summary Scores" in text and "Proficiency thresholds" in text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Do you think your drinking is a problem?", "CQ"),
+    ("Will you give it a try?", "CQ"),
+    ("So, is that every night?", "CQ"),
+    ("Could you tell me about a typical day?", "OQ"),
+    ("What would be different if you drank less?", None),
+    ("Do you drink? What does a typical evening look like?", None),
+])
+def test_question_type_cues(miti: Rubric, text: str, expected: str | None) -> None:
+    assert _first_cue(miti, "question_type", text) == expected

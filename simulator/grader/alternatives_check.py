@@ -72,7 +72,10 @@ _CONTENT = re.compile(r"[a-z']{4,}")
 _STOPWORDS = {"that", "this", "with", "have", "what", "about", "like", "sounds", "there", "they",
               "your", "you're", "you've", "just", "been", "were", "when", "then", "them", "from",
               "would", "could", "things", "thing", "really", "know", "it's", "don't", "feel"}
-KNOWN_NAMES = {"Sarah"}
+KNOWN_NAMES = {"Sarah", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+               "Sunday", "January", "February", "March", "April", "May", "June", "July", "August",
+               "September", "October", "November", "December", "Christmas", "Eid", "Diwali"}
+"""Proper nouns that may start a reflected clause besides the persona's own names."""
 
 
 class Generated(BaseModel):
@@ -142,7 +145,7 @@ def grounded(client: str, alternative: str | None) -> bool:
 
 def client_lines(personas: Iterable[Persona]) -> list[tuple[str, str, list[str]]]:
     """(persona id, filled line, names) for every authored client line a trainee answers."""
-    out = []
+    out: list[tuple[str, str, list[str]]] = []
     for p in personas:
         names = [p.identity.name, *(r.name for r in p.relationships)]
         for act in CLIENT_ACTS:

@@ -61,7 +61,7 @@ _SUBJECT_VERBS = {"are", "were", "do", "don't", "did", "didn't", "have", "haven'
                   "can't", "could", "couldn't", "would", "wouldn't", "will", "won't", "should",
                   "shouldn't", "know", "think", "say", "said", "want", "need", "just", "always",
                   "never", "keep", "make", "get", "go", "tell", "told", "see", "mean",
-                  "understand", "care", "get", "feel"}
+                  "understand", "care", "feel"}
 _FILLERS = {"well", "um", "uh", "erm", "yeah", "yes", "no", "so", "like", "okay", "ok", "oh",
             "look", "honestly", "anyway", "and", "but", "i mean", "you know", "i guess", "mm",
             "hmm", "right", "sure", "actually", "basically", "also", "then", "now"}
@@ -178,13 +178,16 @@ def _subject_kind(words: list[str], names: set[str]) -> str | None:
     nxt = _norm(words[1])
     verb_next = (nxt in _SUBJECT_VERBS or nxt.endswith(("s", "ed", "n't")) or
                  nxt in {"is", "was", "has", "left", "said", "always", "never", "just", "all"})
-    if core in names and verb_next:
-        return "name"
-    if core[:1].isupper() and first not in _LOWER_STARTERS and not first.endswith(("s", "ing")) \
-            and (nxt in _NAME_VERBS or (nxt.endswith("ed") and nxt != "need")):
-        return "name"  # "Sarah left me", "Dev says hello"
     if first in _FAMILY and verb_next:
         return "noun"
+    if core in names and verb_next:
+        return "name"
+    if core[:1].isupper() and first not in _LOWER_STARTERS and first not in _NUMBERS and \
+            not first.endswith(("s", "ing")) \
+            and (nxt in _NAME_VERBS or (nxt.endswith(("ed", "s")) and nxt not in
+                                        {"need", "is", "was", "has", "does", "this", "us"}) or
+                 nxt in {"is", "was", "has", "does"}):
+        return "name"  # "Sarah left me", "Dev says hello"
     if first.endswith("ing") and len(words) >= 3:
         return "noun"  # "Talking to people is hard"
     if (first.endswith("'s") or (first.endswith("s") and not first.endswith("ss"))) and \
@@ -196,6 +199,9 @@ def _subject_kind(words: list[str], names: set[str]) -> str | None:
 _NAME_VERBS = {"is", "was", "has", "had", "left", "says", "thinks", "wants", "keeps", "calls",
                "told", "tells", "does", "doesn't", "didn't", "won't", "can't", "never",
                "always", "just", "died", "works", "lives", "drinks", "smokes", "knows", "asked"}
+_NUMBERS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+            "eleven", "twelve", "twenty", "thirty", "forty", "fifty", "sixty", "hundred",
+            "half", "several", "many", "few", "lots", "loads"}
 _HEDGES = {"maybe", "perhaps", "probably"}
 _FAMILY = {"mom", "mum", "dad", "mother", "father", "grandma", "granddad", "nan", "gran",
            "brother", "sister", "husband", "wife", "partner", "son", "daughter", "boss"}
@@ -228,9 +234,14 @@ def _candidate(sentence: str, names: set[str] | None = None) -> list[str] | None
         words = _strip_fillers(words[1:])
     elif first in _SUBORDINATORS:  # "Since I lost my job, I stay in." -> the main clause
         joined = " ".join(words)
-        if "," not in joined:
-            return None
-        words = _strip_fillers(joined.split(",", 1)[1].split())
+        if "," in joined:
+            words = _strip_fillers(joined.split(",", 1)[1].split())
+        else:  # "After my father died I drank more" -> "I drank more after my father died"
+            at = next((i for i, w in enumerate(words) if i > 1 and _norm(w) in
+                       {"i", "i'm", "i've", "i'd", "we", "we're"}), None)
+            if at is None or at > 8 or len(words) - at < 2:
+                return None
+            words = [*words[at:], words[0].lower(), *words[1:at]]
     kind = _subject_kind(words, names)
     if kind is None:
         return None
@@ -274,7 +285,8 @@ def _swap(words: list[str]) -> str:
             new = core
         out.append(lead + new + trail)
     text = " ".join(out).strip(" ,;:")
-    text = re.sub(r"\byou you\b", "you that you", text)  # "tells me I should" -> "tells you that you"
+    # "tells me I should" -> "tells you that you should"
+    text = re.sub(r"\byou you\b", "you that you", text)
     if text.startswith(("I ", "I'm ", "I've ", "I'd ", "I'll ")):
         text = "you feel " + text  # "You don't understand" -> "you feel I don't understand"
     return text
@@ -305,9 +317,10 @@ def _choose(text: str) -> tuple[str, str] | None:
         mine = bool(_FIRST_PERSON.search(joined))
         addresses = bool(re.search(r"\byou\b", joined, re.IGNORECASE))
         score = (2 if speaks else 1 if mine else 0) - (1 if addresses else 0)
-        options.append((score, n, joined, _swap(words)))
+        options.append((score, n if score > 0 else -n, joined, _swap(words)))
     if not options:
         return None
+    # the last statement about the client; failing that, the first (usually the topic)
     best = max(options, key=lambda o: (o[0], o[1]))
     return best[2], best[3]
 
@@ -334,10 +347,13 @@ def client_sides(text: str) -> tuple[str, str] | None:
 
 def client_talk(text: str) -> str:
     """Which way the clause the coach reflects leans: ``sustain`` (against change), ``change``
-    (towards it), ``heavy`` (a burden: tired, scared, can't), or ``neutral``. Read from the chosen
-    clause only, so the added meaning fits the words it is added to."""
+    (towards it), ``heavy`` (a burden: tired, scared, can't), ``other`` (about someone else, not
+    the client), or ``neutral``. Read from the chosen clause only, so the added meaning fits the
+    words it is added to."""
     chosen = _choose(text)
     said = chosen[0] if chosen else ""
+    if said and not _FIRST_PERSON.search(said):
+        return "other"
     if _HEAVY.search(said):
         return "heavy"
     if _SUSTAIN.search(said):

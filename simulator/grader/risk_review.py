@@ -175,7 +175,8 @@ def review(must_assess: Sequence[str], turns: Iterable[Any],
         if t.speaker != "client" or not t.fact_id or t.fact_id not in facts:
             continue
         nxt = next((u for u in turns[i + 1:] if u.speaker == "counselor"), None)
-        followed = nxt is not None and (bool(covered.get(nxt.id)) or _reflects(labels_of.get(nxt.id)))
+        followed = nxt is not None and (bool(covered.get(nxt.id)) or
+                                        _reflects(labels_of.get(nxt.id)))
         disclosures.append(Disclosure(idx=t.idx, text=t.text, followed_up=followed,
                                       next_idx=nxt.idx if nxt else None,
                                       next_text=nxt.text if nxt else None))
