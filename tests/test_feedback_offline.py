@@ -123,7 +123,8 @@ def test_closed_questions_rebuilt_as_open(miti: Rubric, question: str, alternati
     ("We argue about it, I was angry.", "you argue about it, you were angry"),
     ("Sarah left me last year and I'm on my own now, you know?",
      "Sarah left you last year and you're on your own now"),
-    ("You don't understand my job.", "you feel I don't understand your job"),
+    ("You don't understand my job.", None),               # said to the counselor
+    ("You try a day on site and then tell me not to have a beer.", None),  # an imperative
     ("Since you were young.", None),                      # a fragment, never pasted in
     ("Why do you care.", None),                           # a question without its mark
     ("Every night.", None),
@@ -137,6 +138,16 @@ def test_closed_questions_rebuilt_as_open(miti: Rubric, question: str, alternati
 def test_reflect_client_turns_first_person_into_second(client: str,
                                                        reflection: str | None) -> None:
     assert reflect_client(client) == reflection
+
+
+def test_asking_permission_is_praised_as_seek_not_coached_as_a_closed_question(
+        miti: Rubric) -> None:
+    text = "Would it be OK if I shared what the guidelines say about units?"
+    turn = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
+                     codes={"behaviour": "SEEK", "question_type": "CQ"}, rubric_id=miti.id)
+    out = coach_turn(turn, miti, TRANSCRIPT, text)
+    assert out.featured == "SEEK" and out.alternative is None
+    assert "Closed questions" not in out.rationale
 
 
 def test_parse_closed_question_takes_the_last_yes_no_question() -> None:

@@ -172,6 +172,8 @@ def _subject_kind(words: list[str], names: set[str]) -> str | None:
     first = _norm(words[0])
     if first in _NOT_CLAUSE or first in _SUBORDINATORS or first in _BECAUSE:
         return None
+    if first in {"you", "you're", "you've", "you'd", "you'll", "your", "ya"}:
+        return None  # the client talking to the counselor, or an imperative: not theirs to reflect
     if first in _SUBJECTS:
         return "pronoun"
     core = words[0].strip(",;:\"()")
