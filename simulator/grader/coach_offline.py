@@ -37,7 +37,7 @@ from pydantic import BaseModel
 
 from simulator.coder.labels import CodedTurn, Utterance
 from simulator.content.rubric import Rubric
-from simulator.grader.risk_review import turn_topics
+from simulator.grader.risk_review import item_topics, mentions_item, turn_topics
 from simulator.settings import ROOT
 
 TEMPLATE = "coach_alternatives.j2"
@@ -446,6 +446,10 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     question = parse_closed_question(turn_text)
     labels = coded.labels.model_dump() | {"utterances": utterances_all}
     risk = sorted(turn_topics(turn_text, labels, must_assess))
+    asked = [u.text for u in transcript if u.speaker == "counselor"] + [turn_text]
+    risk_todo = [item for item in must_assess if item_topics(item) and
+                 not set(item_topics(item)) <= set(risk) and
+                 not any(mentions_item(item, said) for said in asked)]
     return {
         "codes": codes,
         "code_ids": [c["id"] for c in codes],
@@ -458,6 +462,7 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
         "talk": client_talk(client_last) if client_last else "neutral",
         "question": question.model_dump() | {"rest": question.rest} if question else None,
         "risk": risk,
+        "risk_todo": risk_todo,
         "mode": mode,
         "rubric": {"id": rubric.id, "title": rubric.title},
     }
