@@ -120,3 +120,16 @@ def test_an_ordinary_closed_question_is_still_coached(miti: Rubric) -> None:
                       codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)
     out = coach_turn(coded, miti, [], "Do you sleep well?", must_assess=FARIDA)
     assert out.featured == "CQ" and out.alternative
+
+
+def test_a_possible_risk_question_the_keywords_miss_is_still_not_rewritten(miti: Rubric) -> None:
+    """"Mood and any thoughts of self-harm": the strict check wants "mood" too; the coach still
+    leaves "Have you ever had thoughts of hurting yourself?" alone (the checklist gives no
+    credit: that needs the coder's risk topics)."""
+    item = "Mood and any thoughts of self-harm (brief, age-appropriate check)"
+    text = "Have you ever had thoughts of hurting yourself?"
+    coded = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
+                      codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)
+    out = coach_turn(coded, miti, [], text, must_assess=[item])
+    assert out.featured == "risk" and out.alternative is None
+    assert not review([item], [T(1, 0, "counselor", text)], {}).checks[0].asked

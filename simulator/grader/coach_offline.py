@@ -37,7 +37,12 @@ from pydantic import BaseModel
 
 from simulator.coder.labels import CodedTurn, Utterance
 from simulator.content.rubric import Rubric
-from simulator.grader.risk_review import item_topics, mentions_item, turn_topics
+from simulator.grader.risk_review import (
+    item_topics,
+    loosely_mentions,
+    mentions_item,
+    turn_topics,
+)
 from simulator.settings import ROOT
 
 TEMPLATE = "coach_alternatives.j2"
@@ -376,7 +381,8 @@ def parse_closed_question(text: str) -> ClosedQuestion | None:
         aux = words[0].lower()
         take = 2 if words[1].lower() in ("your", "the", "my", "his", "her", "their") else 1
         subject = " ".join(words[1:1 + take])
-        rest = words[1 + take:]
+        rest = [w for w in words[1 + take:2 + take] if w.lower() not in _ADVERBS] + \
+            words[2 + take:]
         if not rest:
             continue
         subject = subject if subject.lower() != "you" else "you"
@@ -385,6 +391,8 @@ def parse_closed_question(text: str) -> ClosedQuestion | None:
     return None
 
 
+_ADVERBS = {"ever", "really", "already", "just", "still", "actually", "never", "even", "also",
+            "honestly", "sometimes", "often"}
 _AUXILIARIES = {"do", "does", "did", "is", "are", "was", "were", "am", "have", "has", "had",
                 "can", "could", "will", "would", "should", "shall", "may", "might"}
 
@@ -446,6 +454,9 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     question = parse_closed_question(turn_text)
     labels = coded.labels.model_dump() | {"utterances": utterances_all}
     risk = sorted(turn_topics(turn_text, labels, must_assess))
+    if not risk:  # possibly a risk question the keywords miss: still never criticise it
+        risk = sorted({t for item in must_assess if loosely_mentions(item, turn_text)
+                       for t in item_topics(item)})
     asked = [u.text for u in transcript if u.speaker == "counselor"] + [turn_text]
     risk_todo = [item for item in must_assess if item_topics(item) and
                  not set(item_topics(item)) <= set(risk) and

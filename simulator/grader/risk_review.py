@@ -119,6 +119,23 @@ def mentions_item(item: str, text: str) -> bool:
     return bool(aside.strip(" )")) and words_in(aside.strip(" )"))
 
 
+def loosely_mentions(item: str, text: str) -> bool:
+    """Any significant word of a risk item starts a word of ``text`` ("thoughts" in "Have you had
+    thoughts of hurting yourself?"). Too loose to give credit for asking; used only so the coach
+    and the report never criticise or rewrite what may be a risk question (do no harm)."""
+    low = text.lower()
+    words = {w for w in re.findall(r"[a-z]+", item.split("(")[0].lower())
+             if len(w) >= 5 and w not in _STOP}
+    return any(re.search(r"\b" + re.escape(w[:5]), low) for w in words)
+
+
+def maybe_risk_turn(text: str, labels: Mapping[str, Any] | None,
+                    must_assess: Sequence[str]) -> bool:
+    """A risk question, or possibly one: never criticised, never rewritten."""
+    return is_risk_turn(text, labels, must_assess) or any(
+        item_topics(item) and loosely_mentions(item, text) for item in must_assess)
+
+
 def label_topics(labels: Mapping[str, Any] | None) -> set[str]:
     """Risk topics in a coder's stored labels (``utterances[*].risk``); empty when absent."""
     out: set[str] = set()

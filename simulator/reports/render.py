@@ -329,7 +329,7 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
     rules = load_rules(feedback_dir)
     must = persona.risk.must_assess
     exempt = {e.turn.id for e in effective if e.turn.speaker == "counselor" and
-              risk_review.is_risk_turn(e.turn.text, stored_labels(store, e.turn.id), must)}
+              risk_review.maybe_risk_turn(e.turn.text, stored_labels(store, e.turn.id), must)}
     strengths, growth = _highlights(rubric, effective, rules, reply_after, quote, exempt)
 
     disclosed = {t.fact_id: t for t in turns if t.speaker == "client" and t.fact_id}
@@ -348,7 +348,7 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
                                   reply=quote(at[d.next_idx]) if d.next_idx is not None else None)
                    for d in reviewed.disclosures]
     risk_turns = {t.id for t in counselor
-                  if risk_review.is_risk_turn(t.text, labels_of.get(t.id), must_assess)}
+                  if risk_review.maybe_risk_turn(t.text, labels_of.get(t.id), must_assess)}
 
     alternatives = []
     if session.mode == "coach":
