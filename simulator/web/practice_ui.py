@@ -121,6 +121,11 @@ def build(ctx: WebContext) -> dict[str, Any]:
         return gr.Dropdown(choices=[(lib.rubrics[r].title, r) for r in ids],
                            value=default if default in ids else (ids[0] if ids else None))
 
+    def first_persona() -> str | None:
+        lib = ctx.library()
+        ps = sorted(lib.personas.values(), key=lambda p: (p.difficulty, p.title))
+        return ps[0].id if ps else None
+
     def cards_for(selected: str | None = None) -> tuple[str, Any]:
         lib = ctx.library()
         ps = [PersonaCard.of(p) for p in sorted(lib.personas.values(),
@@ -145,7 +150,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         user = user_of(request)
         html, dd = cards_for()
         rp, box = unfinished(user)
-        return html, dd, rp, box, rubrics_for(dd.value)
+        return html, dd, rp, box, rubrics_for(first_persona())
 
     def pick(persona_id: str | None, request: gr.Request) -> tuple[str, Any]:
         user_of(request)
@@ -333,7 +338,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         html, dd = cards_for()
         rp, box = unfinished(user)
         return (None, gr.Column(visible=True), gr.Column(visible=False), gr.Column(visible=False),
-                html, dd, rp, box, [], "", rubrics_for(dd.value))
+                html, dd, rp, box, [], "", rubrics_for(first_persona()))
 
     private: dict[str, Any] = {"api_visibility": "private"}
     persona.change(pick, [persona], [cards, rubric_pick], show_progress="hidden", **private)
