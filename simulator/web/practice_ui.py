@@ -400,7 +400,7 @@ def render_coach(ctx: WebContext, session_id: str) -> str:
     if not effective:
         return ('<p class="cs-muted">Feedback on each of your turns will appear here as soon as '
                 "it is ready. Start by greeting the client.</p>")
-    from simulator.reports.render import stored_labels
+    from simulator.reports.render import stored_labels, strip_quote
 
     out = []
     for n, et in enumerate(effective, start=1):
@@ -418,13 +418,13 @@ def render_coach(ctx: WebContext, session_id: str) -> str:
             body = '<div class="cs-muted">Grading this turn…</div>'
             cls_turn = "cs-coach-turn cs-pending"
         else:
-            rationale = _strip_quote(grade.rationale, et.turn.text) or next(
+            rationale = strip_quote(grade.rationale, et.turn.text) or next(
                 (coaching[str(v)] for v in et.values.values() if coaching.get(str(v))), "")
             alt = (f'<div class="cs-alt"><b>Try:</b> {e(grade.alternative)}</div>'
                    if grade.alternative else "")
             failed = ('<div class="cs-muted">The grader could not score this turn; the codes '
                       "above are the quick coder's.</div>" if grade.status == "failed" else "")
-            body = f"<div>{e(rationale)}</div>{alt}{failed}"
+            body = f"<div>{_care_lines(e(rationale))}</div>{alt}{failed}"
             cls_turn = "cs-coach-turn"
         utts = [u for u in (stored_labels(ctx.store, et.turn.id) or {}).get("utterances") or []
                 if isinstance(u, dict) and u.get("behaviour")]
@@ -474,10 +474,9 @@ def risk_panel(ctx: WebContext, session_id: str) -> str:
     return "".join(parts)
 
 
-def _strip_quote(rationale: str, said: str) -> str:
-    """Drop a leading quote of the turn from a rationale (the card already shows the turn)."""
-    for opener, closer in (("\u201c", "\u201d"), ('"', '"')):
-        head = f"{opener}{said}{closer}"
-        if rationale.startswith(head):
-            return rationale[len(head):].lstrip(" \u2014-:").strip()
-    return rationale
+def _care_lines(escaped: str) -> str:
+    """Put the coaching's "Why it matters" and "What to try" on lines of their own (the words
+    come from feedback/coach_alternatives.j2; other wording is shown as it is)."""
+    for label in ("Why it matters:", "What to try next:", "What to try:"):
+        escaped = escaped.replace(f" {label} ", f"<br><b>{label}</b> ", 1)
+    return escaped
