@@ -128,7 +128,8 @@ def test_closed_questions_rebuilt_as_open(miti: Rubric, question: str, alternati
     ("Since you were young.", None),                      # a fragment, never pasted in
     ("Why do you care.", None),                           # a question without its mark
     ("Every night.", None),
-    ("Since I lost my job, I stay in bed till noon.", "you stay in bed till noon"),
+    ("Since I lost my job, I stay in bed till noon.",
+     "you stay in bed till noon since you lost your job"),
     ("Because it helps me sleep.", "it helps you sleep"),
     ("Nabil calls me and tells me I should get more help.",
      "Nabil calls you and tells you that you should get more help"),

@@ -105,7 +105,11 @@ def risk_warnings(practice: Practice, session_id: str) -> list[str]:
               if t.speaker == "counselor"}
     review = risk_review.review(persona.risk.must_assess, turns, labels,
                                 [f.id for f in persona.hidden_facts if f.risk])
-    out = [f"\n  !! RISK NOT ASSESSED: {c.item}" for c in review.not_assessed]
+    numbers = {t.idx: n for n, t in enumerate(
+        (t for t in turns if t.speaker == "counselor"), start=1)}
+    out = [f"\n  !! RISK NOT ASSESSED: {c.item}" + (
+        f" (your turn {', '.join(str(numbers[i]) for i in c.touched)} touched on it: check it "
+        "covered the whole item)" if c.touched else "") for c in review.not_assessed]
     out += [f"\n  !! RISK DISCLOSURE NOT FOLLOWED UP: the client said \"{d.text}\""
             for d in review.missed_disclosures]
     return out

@@ -106,7 +106,7 @@ _SUSTAIN = re.compile(
     r"can'?t (stop|change|quit)|won'?t|not going to|don'?t need|don'?t want to (stop|quit|change)"
     r"|nothing wrong|my (business|choice)|helps me (relax|sleep|unwind|cope)|only way|"
     r"don'?t think i (drink|smoke|eat|have|need)|more than anyone|not that (much|bad)|"
-    r"sent me|have to be here|made me come)",
+    r"sent me|have to be here|made me come|(nobody|no one|everyone|everybody) i know)",
     re.IGNORECASE)
 _CHANGE = re.compile(
     r"\b(want to (stop|quit|change|cut|try|get|be)|wish|need to|should (probably )?|"
@@ -118,7 +118,7 @@ _CHANGE = re.compile(
 _HEAVY = re.compile(
     r"\b(tired|exhausted|worn|bad at|hard|difficult|frighten|scared|afraid|worried|worry|"
     r"can'?t (cope|sleep|stop|manage)|don'?t know (what|how)|miss|alone|lonely|stuck|angry|"
-    r"upset|sad|lost|useless|pointless|nobody|no one|never|failure|ashamed|embarrass|"
+    r"upset|sad|lost|useless|pointless|failure|ashamed|embarrass|"
     r"guilty|stressed|anxious|nervous|hopeless|awful|terrible|overwhelm)",
     re.IGNORECASE)
 
@@ -241,8 +241,11 @@ def _candidate(sentence: str, names: set[str] | None = None) -> list[str] | None
         words = _strip_fillers(words[1:])
     elif first in _SUBORDINATORS:  # "Since I lost my job, I stay in." -> the main clause
         joined = " ".join(words)
-        if "," in joined:
-            words = _strip_fillers(joined.split(",", 1)[1].split())
+        if "," in joined:  # "If I stopped, I wouldn't sleep" -> "I wouldn't sleep if I stopped"
+            sub, main = joined.split(",", 1)
+            main_words = _strip_fillers(main.split())
+            whole = [*main_words, sub.split()[0].lower(), *sub.split()[1:]]
+            words = whole if len(whole) <= MAX_CLAUSE_WORDS else main_words
         else:  # "After my father died I drank more" -> "I drank more after my father died"
             at = next((i for i, w in enumerate(words) if i > 1 and _norm(w) in
                        {"i", "i'm", "i've", "i'd", "we", "we're"}), None)
@@ -454,9 +457,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     question = parse_closed_question(turn_text)
     labels = coded.labels.model_dump() | {"utterances": utterances_all}
     risk = sorted(turn_topics(turn_text, labels, must_assess))
-    if not risk:  # possibly a risk question the keywords miss: still never criticise it
-        risk = sorted({t for item in must_assess if loosely_mentions(item, turn_text)
-                       for t in item_topics(item)})
+    possible = [] if risk else [item for item in must_assess
+                                if item_topics(item) and loosely_mentions(item, turn_text)]
     asked = [u.text for u in transcript if u.speaker == "counselor"] + [turn_text]
     risk_todo = [item for item in must_assess if item_topics(item) and
                  not set(item_topics(item)) <= set(risk) and
@@ -473,7 +475,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
         "talk": client_talk(client_last) if client_last else "neutral",
         "question": question.model_dump() | {"rest": question.rest} if question else None,
         "risk": risk,
-        "risk_todo": risk_todo,
+        "risk_possible": possible,
+        "risk_todo": [i for i in risk_todo if i not in possible],
         "mode": mode,
         "rubric": {"id": rubric.id, "title": rubric.title},
     }

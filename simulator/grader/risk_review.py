@@ -66,6 +66,9 @@ class RiskCheck(BaseModel):
     """Topics of the item nobody asked about."""
     turns: list[int] = []
     """Conversation positions (``idx``) of the trainee turns that asked about it."""
+    touched: list[int] = []
+    """Not asked, but these turns share a word with the item: a question that covered part of
+    it, or in words the keyword check does not know. Worth checking in the transcript."""
 
 
 class Disclosure(BaseModel):
@@ -184,8 +187,10 @@ def review(must_assess: Sequence[str], turns: Iterable[Any],
         missing = [x for x in topics if x not in asked_topics]
         asked = bool(hits) and (not topics or not missing or
                                 (_any_of(item) and len(missing) < len(topics)))
+        touched = [] if asked else [t.idx for t in counselor if loosely_mentions(item, t.text)]
         checks.append(RiskCheck(item=item, asked=asked, topics=topics,
-                                missing=[] if asked else missing, turns=[t.idx for t in hits]))
+                                missing=[] if asked else missing, turns=[t.idx for t in hits],
+                                touched=touched))
     facts = set(risk_facts)
     disclosures = []
     for i, t in enumerate(turns):

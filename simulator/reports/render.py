@@ -91,6 +91,8 @@ class RiskCheck(BaseModel):
     quotes: list[Quote] = []
     topics: list[str] = []
     missing: list[str] = []
+    touched: list[Quote] = []
+    """Not asked, but these turns share a word with the item (check them in the transcript)."""
 
 
 class RiskDisclosure(BaseModel):
@@ -343,7 +345,8 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
                                   [f.id for f in persona.hidden_facts if f.risk])
     at = {t.idx: t for t in turns}
     risks = [RiskCheck(item=c.item, asked=c.asked, topics=c.topics, missing=c.missing,
-                       quotes=[quote(at[i]) for i in c.turns[:2]]) for c in reviewed.checks]
+                       quotes=[quote(at[i]) for i in c.turns[:2]],
+                       touched=[quote(at[i]) for i in c.touched[:2]]) for c in reviewed.checks]
     disclosures = [RiskDisclosure(client=quote(at[d.idx]), followed_up=d.followed_up,
                                   reply=quote(at[d.next_idx]) if d.next_idx is not None else None)
                    for d in reviewed.disclosures]
