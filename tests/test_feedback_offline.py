@@ -184,3 +184,20 @@ def test_other_shipped_rubrics_get_alternatives_too(rubric_id: str, labels: tupl
     assert grade.status == "ok" and grade.alternative and grade.alternative.startswith(start)
     code_id = next(iter(grade.values.values()))
     assert isinstance(code_id, str) and rubric.code(code_id).coaching in grade.rationale
+
+
+def test_an_open_led_question_coded_closed_gets_no_invented_rewrite(miti: Rubric) -> None:
+    turn = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
+                     codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)
+    out = coach_turn(turn, miti, TRANSCRIPT, "Hi Sofia, how has your week been?")
+    assert out.featured == "CQ" and out.alternative is None
+
+
+def test_a_simple_reflection_with_nothing_to_reflect_deepens_the_trainees_own(
+        miti: Rubric) -> None:
+    turn = CodedTurn(labels=CounselorLabels(behaviour="reflection", subtype="simple"),
+                     codes={"behaviour": "SR", "question_type": "NQ"}, rubric_id=miti.id)
+    said = [Utterance(speaker="client", text="Fine. Whatever you say.")]
+    out = coach_turn(turn, miti, said, "So you drink to unwind after work.")
+    assert out.alternative == ("It sounds like you drink to unwind after work, and that's "
+                               "important to you.")

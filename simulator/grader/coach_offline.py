@@ -123,6 +123,11 @@ _HEAVY = re.compile(
     re.IGNORECASE)
 
 
+_OWN_REFLECTION = re.compile(r"^\W*((so|and|okay|ok|right|mm+|yeah),?\s+)*((it\s+)?sounds like|"
+                             r"it seems( like)?|i hear that|what i'?m hearing is)?,?\s*",
+                             re.IGNORECASE)
+
+
 class ClosedQuestion(BaseModel):
     """A yes/no question taken apart: "Did you tell your wife?" -> did / you / tell / your wife."""
 
@@ -455,6 +460,12 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
                           "is_default": False})
     client_last = next((u.text for u in reversed(transcript) if u.speaker == "client"), "")
     question = parse_closed_question(turn_text)
+    last_q = next((x for x in reversed(_sentences(turn_text)) if x.endswith("?")), "")
+    wh_question = bool(re.match(r"\W*(\w+,?\s+)?(what|how|why|where|when|who|which|tell me)\b",
+                                last_q, re.IGNORECASE))
+    own = _OWN_REFLECTION.sub("", turn_text.strip().rstrip(".!")).strip()
+    own_clause = own if re.match(r"(you|your)\b", own, re.IGNORECASE) and "?" not in own \
+        and len(own.split()) <= MAX_CLAUSE_WORDS else None
     labels = coded.labels.model_dump() | {"utterances": utterances_all}
     risk = sorted(turn_topics(turn_text, labels, must_assess))
     possible = [] if risk else [item for item in must_assess
@@ -474,6 +485,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
         "sides": list(client_sides(client_last) or []) if client_last else [],
         "talk": client_talk(client_last) if client_last else "neutral",
         "question": question.model_dump() | {"rest": question.rest} if question else None,
+        "wh_question": wh_question,
+        "own_clause": own_clause[:1].lower() + own_clause[1:] if own_clause else None,
         "risk": risk,
         "risk_possible": possible,
         "risk_todo": [i for i in risk_todo if i not in possible],

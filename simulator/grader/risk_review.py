@@ -123,13 +123,16 @@ def mentions_item(item: str, text: str) -> bool:
 
 
 def loosely_mentions(item: str, text: str) -> bool:
-    """Any significant word of a risk item starts a word of ``text`` ("thoughts" in "Have you had
-    thoughts of hurting yourself?"). Too loose to give credit for asking; used only so the coach
-    and the report never criticise or rewrite what may be a risk question (do no harm)."""
+    """Some significant words of the item start words of ``text``: one for a risk item
+    ("thoughts" in "Have you had thoughts of hurting yourself?"), two for any other ("Sleep and
+    appetite" is not touched by "sleeping" alone). Too loose to give credit for asking; used so
+    the coach and the report never criticise or rewrite what may be a risk question (do no
+    harm), and to point at turns worth checking."""
     low = text.lower()
     words = {w for w in re.findall(r"[a-z]+", item.split("(")[0].lower())
              if len(w) >= 5 and w not in _STOP}
-    return any(re.search(r"\b" + re.escape(w[:5]), low) for w in words)
+    found = sum(1 for w in words if re.search(r"\b" + re.escape(w[:5]), low))
+    return found >= (1 if item_topics(item) else min(2, len(words) or 1)) and found > 0
 
 
 def maybe_risk_turn(text: str, labels: Mapping[str, Any] | None,
