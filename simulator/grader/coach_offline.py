@@ -461,8 +461,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     client_last = next((u.text for u in reversed(transcript) if u.speaker == "client"), "")
     question = parse_closed_question(turn_text)
     last_q = next((x for x in reversed(_sentences(turn_text)) if x.endswith("?")), "")
-    wh_question = bool(re.match(r"\W*(\w+,?\s+)?(what|how|why|where|when|who|which|tell me)\b",
-                                last_q, re.IGNORECASE))
+    wh_question = bool(re.match(r"\W*([\w' ]+,\s*)?(so,?\s+)?(what|how|why|where|when|who|which|"
+                                r"tell me)\b", last_q, re.IGNORECASE))
     own = _OWN_REFLECTION.sub("", turn_text.strip().rstrip(".!")).strip()
     own_clause = own if re.match(r"(you|your)\b", own, re.IGNORECASE) and "?" not in own \
         and len(own.split()) <= MAX_CLAUSE_WORDS else None
