@@ -295,3 +295,24 @@ def test_ratio_verdicts_need_enough_events(store: Store) -> None:
     assert pct.evidence_n == 2 and pct.evidence_of == "SR + CR"
     md = render(report, "md", feedback_dir=FEEDBACK)
     assert "no verdict: 2 (SR + CR), needs 5" in md
+
+
+def test_utterance_codes_are_shown_when_the_coder_gives_them(store: Store) -> None:
+    """A coder that segments turns (CounselorLabels.utterances) gets each utterance's code in
+    the transcript: "reflection + question" no longer reads as a question only."""
+    sid = new_session(store)
+    t = store.add_turn(sid, "counselor", "You're worried about the van. What happened?")
+    store.add_codes(t.id, "test-miti", code("OQ"), coder="offline", labels={
+        "behaviour": "question", "utterances": [
+            {"text": "You're worried about the van.", "behaviour": "SR", "risk": []},
+            {"text": "What happened?", "behaviour": "Q", "risk": []}]})
+    store.add_turn(sid, "client", "She wouldn't get in.", act="elaborate")
+    report = build_report(store, sid, feedback_dir=FEEDBACK)
+    line = next(x for x in report.transcript if x.speaker == "counselor")
+    assert [(u.code, u.text) for u in line.utterances] == [
+        ("SR", "You're worried about the van."), ("Q", "What happened?")]
+    md = render(report, "md", feedback_dir=FEEDBACK)
+    assert "by utterance: `SR` “You're worried about the van.” · `Q` “What happened?”" in md
+    assert "`SR` &ldquo;" not in md
+    html = render(report, "html", feedback_dir=FEEDBACK)
+    assert '<div class="utt"><span class="code">SR</span>' in html
