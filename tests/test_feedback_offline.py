@@ -199,5 +199,5 @@ def test_a_simple_reflection_with_nothing_to_reflect_deepens_the_trainees_own(
                      codes={"behaviour": "SR", "question_type": "NQ"}, rubric_id=miti.id)
     said = [Utterance(speaker="client", text="Fine. Whatever you say.")]
     out = coach_turn(turn, miti, said, "So you drink to unwind after work.")
-    assert out.alternative == ("It sounds like you drink to unwind after work, and that's "
-                               "important to you.")
+    assert out.alternative == ("It sounds like you drink to unwind after work, and you're "
+                               "still working out what that means for you.")

@@ -128,6 +128,10 @@ _OWN_REFLECTION = re.compile(r"^\W*((so|and|okay|ok|right|mm+|yeah),?\s+)*((it\s
                              re.IGNORECASE)
 
 
+_ADVICE_WORDS = re.compile(r"\b(should|need to|have to|must|ought to|why don't you)\b",
+                           re.IGNORECASE)
+
+
 class ClosedQuestion(BaseModel):
     """A yes/no question taken apart: "Did you tell your wife?" -> did / you / tell / your wife."""
 
@@ -464,8 +468,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     wh_question = bool(re.match(r"\W*([\w' ]+,\s*)?(so,?\s+)?(what|how|why|where|when|who|which|"
                                 r"tell me)\b", last_q, re.IGNORECASE))
     own = _OWN_REFLECTION.sub("", turn_text.strip().rstrip(".!")).strip()
-    own_clause = own if re.match(r"(you|your)\b", own, re.IGNORECASE) and "?" not in own \
-        and len(own.split()) <= MAX_CLAUSE_WORDS else None
+    own_clause = own if "?" not in own and 3 <= len(own.split()) <= MAX_CLAUSE_WORDS and \
+        not _ADVICE_WORDS.search(own) else None
     labels = coded.labels.model_dump() | {"utterances": utterances_all}
     risk = sorted(turn_topics(turn_text, labels, must_assess))
     possible = [] if risk else [item for item in must_assess
