@@ -69,7 +69,9 @@ def test_miti_codes_groups_and_thresholds(miti: Rubric):
     assert behaviour.default_code == "NC"
     assert [c.id for c in qtype.codes] == ["OQ", "CQ", "NQ"] and qtype.default_code == "NQ"
     groups = {g.id: set(g.codes) for g in miti.groups}
-    assert groups["mi_adherent"] == {"AF", "SEEK", "EMPHASIZE", "PERSUADE_WITH"}
+    # MITI 4.2.1 Summary Scores: Total MI-adherent = Seek + Affirm + Emphasize; Persuade with
+    # permission counts in neither total
+    assert groups["mi_adherent"] == {"AF", "SEEK", "EMPHASIZE"}
     assert groups["mi_non_adherent"] == {"PERSUADE", "CONFRONT"}
     metrics = {m.id: m for m in miti.metrics}
     expected = {"r_q": (1, 2, "ratio"), "pct_cr": (0.4, 0.5, "percent"),
@@ -106,9 +108,11 @@ CUE_CASES = [
     ("You're the one who knows what fits your life.", "EMPHASIZE"),
     ("What do you think might work for you?", "SEEK"),
     ("Would it be OK if we looked at this together?", "SEEK"),
-    ("Would it be ok if I shared some information about that?", "PERSUADE_WITH"),
-    ("May I share a concern?", "PERSUADE_WITH"),
-    ("If you'd like, I could tell you what other people have tried.", "PERSUADE_WITH"),
+    # asking permission is Seeking collaboration (MITI 4.2.1); the advice given with it is PW
+    ("Would it be ok if I shared some information about that?", "SEEK"),
+    ("May I share a concern?", "SEEK"),
+    ("If you'd like, I could tell you what other people have tried.", "SEEK"),
+    ("This may or may not work for you, but some people use patches.", "PERSUADE_WITH"),
     ("You need to stop drinking.", "CONFRONT"),
     ("Honestly, you're in denial.", "CONFRONT"),
     ("You have to admit it's a problem.", "CONFRONT"),
@@ -119,6 +123,10 @@ CUE_CASES = [
     ("Why don't you try the patches?", "PERSUADE"),
     ("I'd recommend you start walking.", "PERSUADE"),
     ("Mm-hmm.", "NC"),
+    # issue 18's hand-coded misses
+    ("That's not a good enough reason to miss class.", "CONFRONT"),
+    ("You're not being honest with yourself.", "CONFRONT"),
+    ("Drinking every night adds up, so you should think about cutting back.", "PERSUADE"),
 ]
 
 NOT_CUED = [  # ordinary reflections and questions that no cue may claim
@@ -205,7 +213,7 @@ def _metric(rubric: Rubric, metric_id: str) -> str:
 def test_miti_formulas_against_hand_computed_values(miti: Rubric):
     counts = {"SR": 6, "CR": 4, "Q": 5, "AF": 2, "SEEK": 1, "EMPHASIZE": 1, "PERSUADE_WITH": 0,
               "PERSUADE": 2, "CONFRONT": 1}
-    counts["mi_adherent"] = 4
+    counts["mi_adherent"] = 4  # SEEK + AF + EMPHASIZE
     counts["mi_non_adherent"] = 3
     assert evaluate(_metric(miti, "r_q"), counts) == pytest.approx(2.0)  # (6+4)/5
     assert evaluate(_metric(miti, "pct_cr"), counts) == pytest.approx(0.4)  # 4/10
@@ -413,3 +421,28 @@ metrics:
         load_model_text(Rubric, text, "r.yaml")
     keys = {e.key: e.line for e in info.value.errors}
     assert keys == {"groups[0].id": 14, "groups[0].codes[1]": 14, "metrics[0].formula": 16}
+
+
+def test_miti_rubric_cites_the_manual_for_every_code_and_formula():
+    """Each behaviour code names its MITI 4.2.1 section; the totals and summary formulas too."""
+    from simulator.settings import ROOT
+
+    text = (ROOT / "rubrics" / "miti-4.2.1.yaml").read_text(encoding="utf-8")
+    for code in ("CONFRONT", "PERSUADE_WITH", "EMPHASIZE", "AF", "SEEK", "PERSUADE", "GI", "Q",
+                 "SR", "CR"):
+        line = next(x for x in text.splitlines() if x.strip().startswith(f"- id: {code} "))
+        assert "# MITI 4.2.1, Behavior Counts:" in line, code
+    assert "Total MI-Adherent = Seek + Affirm + Emphasize" in text
+    assert "MITI 4.2.1, Summary Scores" in text and "Proficiency thresholds" in text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Do you think your drinking is a problem?", "CQ"),
+    ("Will you give it a try?", "CQ"),
+    ("So, is that every night?", "CQ"),
+    ("Could you tell me about a typical day?", "OQ"),
+    ("What would be different if you drank less?", None),
+    ("Do you drink? What does a typical evening look like?", None),
+])
+def test_question_type_cues(miti: Rubric, text: str, expected: str | None) -> None:
+    assert _first_cue(miti, "question_type", text) == expected

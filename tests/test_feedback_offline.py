@@ -63,7 +63,8 @@ def test_confrontation_gets_a_reflection(miti: Rubric) -> None:
                      codes={"behaviour": "CONFRONT", "question_type": "NQ"}, rubric_id=miti.id)
     out = coach_turn(turn, miti, TRANSCRIPT, text)
     assert out.alternative == ("It sounds like you don't think you drink more than anyone else "
-                               "on your site.")
+                               "on your site, and you want to make up your own mind about it.")
+    assert "Why it matters:" in out.rationale and "What to try: reflect" in out.rationale
 
 
 def test_no_client_words_yet_still_gives_a_usable_alternative(miti: Rubric) -> None:
@@ -91,12 +92,16 @@ def test_grade_turn_offline_maps_labels_onto_the_session_rubric(miti: Rubric) ->
     labels = CounselorLabels(behaviour="question", subtype="closed")
     grade = grade_turn_offline(labels, miti, TRANSCRIPT, "Have you tried quitting?", "coach")
     assert grade.status == "ok" and grade.values == {"behaviour": "Q", "question_type": "CQ"}
-    assert grade.alternative == "Tell me more about how you have tried quitting."
+    assert grade.alternative == "What was it like when you tried quitting?"
 
 
 @pytest.mark.parametrize("question, alternative", [
     ("Did you tell your wife?", "What was it like to tell your wife?"),
-    ("Are you worried about your health?", "In what ways are you worried about your health?"),
+    ("Are you worried about your health?", "How worried are you about your health?"),
+    ("Are you ready to quit?", "How ready are you to quit?"),
+    ("Are you taking the metformin?", "How is taking the metformin going for you?"),
+    ("Is that every night?", "What else can you tell me about that?"),
+    ("Will you give it a try?", "What would it take for you to give it a try?"),
     ("Do you want to quit?", "How important is it to you to quit?"),
     ("Do you think it's a problem?", "What are your thoughts on whether it's a problem?"),
     ("Can you cut down?", "What would help you cut down?"),
@@ -118,13 +123,32 @@ def test_closed_questions_rebuilt_as_open(miti: Rubric, question: str, alternati
     ("We argue about it, I was angry.", "you argue about it, you were angry"),
     ("Sarah left me last year and I'm on my own now, you know?",
      "Sarah left you last year and you're on your own now"),
-    ("You don't understand my job.", "I don't understand your job"),
+    ("You don't understand my job.", None),               # said to the counselor
+    ("You try a day on site and then tell me not to have a beer.", None),  # an imperative
+    ("Since you were young.", None),                      # a fragment, never pasted in
+    ("Why do you care.", None),                           # a question without its mark
+    ("Every night.", None),
+    ("Since I lost my job, I stay in bed till noon.",
+     "you stay in bed till noon since you lost your job"),
+    ("Because it helps me sleep.", "it helps you sleep"),
+    ("Nabil calls me and tells me I should get more help.",
+     "Nabil calls you and tells you that you should get more help"),
     ("Yeah.", None),
     ("", None),
 ])
 def test_reflect_client_turns_first_person_into_second(client: str,
                                                        reflection: str | None) -> None:
     assert reflect_client(client) == reflection
+
+
+def test_asking_permission_is_praised_as_seek_not_coached_as_a_closed_question(
+        miti: Rubric) -> None:
+    text = "Would it be OK if I shared what the guidelines say about units?"
+    turn = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
+                     codes={"behaviour": "SEEK", "question_type": "CQ"}, rubric_id=miti.id)
+    out = coach_turn(turn, miti, TRANSCRIPT, text)
+    assert out.featured == "SEEK" and out.alternative is None
+    assert "Closed questions" not in out.rationale
 
 
 def test_parse_closed_question_takes_the_last_yes_no_question() -> None:
@@ -160,3 +184,20 @@ def test_other_shipped_rubrics_get_alternatives_too(rubric_id: str, labels: tupl
     assert grade.status == "ok" and grade.alternative and grade.alternative.startswith(start)
     code_id = next(iter(grade.values.values()))
     assert isinstance(code_id, str) and rubric.code(code_id).coaching in grade.rationale
+
+
+def test_an_open_led_question_coded_closed_gets_no_invented_rewrite(miti: Rubric) -> None:
+    turn = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
+                     codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)
+    out = coach_turn(turn, miti, TRANSCRIPT, "Hi Sofia, how has your week been?")
+    assert out.featured == "CQ" and out.alternative is None
+
+
+def test_a_simple_reflection_with_nothing_to_reflect_deepens_the_trainees_own(
+        miti: Rubric) -> None:
+    turn = CodedTurn(labels=CounselorLabels(behaviour="reflection", subtype="simple"),
+                     codes={"behaviour": "SR", "question_type": "NQ"}, rubric_id=miti.id)
+    said = [Utterance(speaker="client", text="Fine. Whatever you say.")]
+    out = coach_turn(turn, miti, said, "So you drink to unwind after work.")
+    assert out.alternative == ("It sounds like you drink to unwind after work, and you're "
+                               "still working out what that means for you.")

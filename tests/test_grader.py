@@ -19,7 +19,7 @@ from pydantic import Field
 from stub_llm_server import Reply, StubLLMServer, ToolCall
 
 from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
-from simulator.content.loader import load_model_text
+from simulator.content.loader import load_model_file, load_model_text
 from simulator.content.rubric import Rubric
 from simulator.grader.grade import (
     GradeOptions,
@@ -318,6 +318,25 @@ def test_transcript_passed_with_the_turn_at_its_end_is_not_duplicated(rubric: Ru
                            text, "coach", options=FAST))
     human = model.calls[0][1].text
     assert text not in _blocks(human, "transcript") and text in _blocks(human, "turn_to_code")
+
+
+def test_prompt_carries_must_assess_client_last_words_and_contrasting_examples() -> None:
+    """Issue 18: the LLM grader sees the persona's must_assess list (so it never penalises or
+    rewrites a risk question), the client's last words on their own (alternatives build on them)
+    and each code's contrasting example (what it is not)."""
+    from simulator.settings import ROOT
+
+    miti = load_model_file(Rubric, ROOT / "rubrics" / "miti-4.2.1.yaml")
+    model = ScriptedChatModel(script=[tool_call(GOOD)])
+    items = ["Ask directly about suicidal thoughts", "Access to means (medication at home)"]
+    asyncio.run(grade_turn(model, miti, TRANSCRIPT, "Do thoughts of suicide ever come?", "coach",
+                           options=FAST, must_assess=items))
+    system, human = model.calls[0][0].text, model.calls[0][1].text
+    assert all(f"- {i}" in system for i in items) and "never rewrite it" in system
+    assert "Not this code:" in system and "a closed question phrased as an" in system
+    assert _blocks(human, "client_last_words").strip() == TRANSCRIPT[-1].text
+    plain = turn_messages(miti, TRANSCRIPT, "Hi", "coach")[0].text
+    assert "Risk and safety" not in plain  # no list, no risk paragraph
 
 
 # --- offline ------------------------------------------------------------------------------------

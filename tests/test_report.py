@@ -246,3 +246,64 @@ def test_a_code_is_never_both_a_strength_and_a_growth_area(store: Store) -> None
     criticised = {c for h in report.growth for c in h.codes}
     assert praised == {"SR"}  # the only strength rule that matches
     assert "CQ" in criticised and not praised & criticised  # the SR growth rule is skipped
+
+
+def test_risk_not_assessed_is_a_warning_and_risk_questions_are_never_criticised(
+        store: Store) -> None:
+    sid = played(store)
+    t = store.add_turn(sid, "counselor", "Do thoughts of suicidal feelings ever come?")
+    store.add_codes(t.id, "test-miti", code("CQ"), coder="offline",
+                    labels={"behaviour": "question", "utterances": [
+                        {"text": t.text, "behaviour": "Q", "risk": ["ideation"]}]})
+    store.add_grade(t.id, "test-miti", values=code("CQ"), rationale="closed",
+                    alternative="What else can you tell me about that?", model="fake")
+    store.add_turn(sid, "client", "Some nights I think they'd all be better off without me.",
+                   act="disclose", fact_id="hopeless")
+    store.end_session(sid)
+    report = build_report(store, sid, feedback_dir=FEEDBACK)
+    risks = {r.item: r for r in report.risk_checks}
+    assert risks["suicidal thoughts"].asked and report.risk_not_assessed == ["drink driving"]
+    assert t.idx not in [a.idx for a in report.alternatives]  # a risk question is not rewritten
+    for h in report.growth:
+        assert t.idx not in [q.idx for q in h.quotes]
+    (d,) = report.risk_disclosures
+    assert not d.followed_up and d.reply is None
+    md = render(report, "md", feedback_dir=FEEDBACK)
+    html = render(report, "html", feedback_dir=FEEDBACK)
+    assert "⚠ Risk not assessed.** This client's risk items" in md and "drink driving" in md
+    assert 'class="warn" role="alert"' in html and "Risk disclosure not followed up" in html
+
+
+def test_ratio_verdicts_need_enough_events(store: Store) -> None:
+    sid = new_session(store)
+    fill_session(store, sid, [("You drink most nights.", "SR", "Yeah.", "short_answer", None,
+                               0.4, 0.4),
+                              ("Part of you is tired of it.", "CR", "Maybe.", "elaborate", None,
+                               0.4, 0.4)])
+    report = build_report(store, sid, feedback_dir=FEEDBACK)
+    pct = report.scores.metric("pct_CR")
+    assert pct.display == "50%" and pct.verdict is None and pct.insufficient
+    assert pct.evidence_n == 2 and pct.evidence_of == "SR + CR"
+    md = render(report, "md", feedback_dir=FEEDBACK)
+    assert "no verdict: 2 (SR + CR), needs 5" in md
+
+
+def test_utterance_codes_are_shown_when_the_coder_gives_them(store: Store) -> None:
+    """A coder that segments turns (CounselorLabels.utterances) gets each utterance's code in
+    the transcript: "reflection + question" no longer reads as a question only."""
+    sid = new_session(store)
+    t = store.add_turn(sid, "counselor", "You're worried about the van. What happened?")
+    store.add_codes(t.id, "test-miti", code("OQ"), coder="offline", labels={
+        "behaviour": "question", "utterances": [
+            {"text": "You're worried about the van.", "behaviour": "SR", "risk": []},
+            {"text": "What happened?", "behaviour": "Q", "risk": []}]})
+    store.add_turn(sid, "client", "She wouldn't get in.", act="elaborate")
+    report = build_report(store, sid, feedback_dir=FEEDBACK)
+    line = next(x for x in report.transcript if x.speaker == "counselor")
+    assert [(u.code, u.text) for u in line.utterances] == [
+        ("SR", "You're worried about the van."), ("Q", "What happened?")]
+    md = render(report, "md", feedback_dir=FEEDBACK)
+    assert "by utterance: `SR` “You're worried about the van.” · `Q` “What happened?”" in md
+    assert "`SR` &ldquo;" not in md
+    html = render(report, "html", feedback_dir=FEEDBACK)
+    assert '<div class="utt"><span class="code">SR</span>' in html

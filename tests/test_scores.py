@@ -27,12 +27,23 @@ def test_hand_computed_ratio_and_percent() -> None:
 
 
 def test_fair_boundary_and_no_questions() -> None:
-    s = compute_scores(rubric(), turns("SR", "CR", "CQ", "OQ"))
-    assert s.metric("R_Q").value == 1.0 and s.metric("R_Q").verdict == "fair"
+    s = compute_scores(rubric(), turns("SR", "CR", "CQ", "OQ", "SR", "CR", "CQ", "OQ", "SR",
+                                       "CR"))
+    assert s.metric("R_Q").value == 1.5 and s.metric("R_Q").verdict == "fair"
     assert s.metric("pct_CR").display == "50%" and s.metric("pct_CR").verdict == "good"
     none = compute_scores(rubric(), turns("SR", "AF"))
     assert none.metric("R_Q").value is None and none.metric("R_Q").verdict is None
     assert none.metric("R_Q").display == "n/a"
+
+
+def test_no_ratio_verdict_on_too_few_behaviours() -> None:
+    """Two reflections say nothing about %CR: the value is shown, the verdict is withheld."""
+    s = compute_scores(rubric(), turns("SR", "CR", "CQ", "OQ"))
+    rq, cr = s.metric("R_Q"), s.metric("pct_CR")
+    assert rq.value == 1.0 and rq.verdict is None and rq.insufficient and rq.evidence_n == 4
+    assert cr.display == "50%" and cr.verdict is None and cr.evidence_of == "SR + CR"
+    assert cr.evidence_n == 2
+    assert s.metric("non_adherent").verdict is not None  # counts, not ratios, keep theirs
 
 
 def test_groups_and_lower_is_better() -> None:

@@ -193,3 +193,35 @@ def test_a_process_killed_mid_turn_loses_nothing_and_the_session_continues(tmp_p
     speakers = [t.speaker for t in practice.store.current_turns(sid)]
     assert speakers == ["client", "counselor", "client", "counselor", "client"]
     practice.store.close()
+
+
+def test_a_persona_names_its_rubrics_and_the_trainee_picks_among_them(tmp_path: Path) -> None:
+    """``rubrics`` / ``default_rubric`` in the persona: the default when none is chosen, a
+    choice among them, and a clear refusal of a rubric the persona does not offer."""
+    settings = make_settings(tmp_path)
+    path = settings.personas / FIXTURE_PERSONA.name
+    path.write_text(path.read_text(encoding="utf-8") +
+                    "\nrubrics: [helping-skills, miti-4.2.1]\ndefault_rubric: helping-skills\n",
+                    encoding="utf-8")
+    p = Practice.from_settings(settings)
+    try:
+        p.store.add_user("ana", "trainee")
+        assert p.store.get_session(p.start("ana", "test-dana")).rubric_id == "helping-skills"
+        chosen = p.start("ana", "test-dana", "miti-4.2.1")
+        assert p.store.get_session(chosen).rubric_id == "miti-4.2.1"
+        with pytest.raises(KeyError, match="not offered for 'test-dana'.*helping-skills"):
+            p.start("ana", "test-dana", "cbt-ctrs")
+    finally:
+        p.store.close()
+
+
+def test_shipped_cbt_and_bereavement_clients_default_to_their_rubrics() -> None:
+    from simulator.content.library import load_library
+
+    lib = load_library([ROOT / "personas"], [ROOT / "rubrics"])
+    assert not lib.errors
+    defaults = {pid: p.default_rubric for pid, p in lib.personas.items()}
+    assert defaults["sofia-depression-cbt"] == defaults["jonah-social-anxiety-cbt"] == "cbt-ctrs"
+    assert defaults["mai-bereavement"] == "helping-skills"
+    for p in lib.personas.values():
+        assert p.default_rubric in p.rubrics and set(p.rubrics) <= set(lib.rubrics)

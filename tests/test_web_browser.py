@@ -253,3 +253,32 @@ def test_admin_adds_an_account_with_a_one_time_password(page: Page, web: Any) ->
     from simulator.service.accounts import authenticate
 
     assert authenticate(web.ctx.store, "new_trainee", one_time)
+
+
+def test_trainee_picks_the_rubric_at_the_start(page: Page, web: Any) -> None:
+    """Issue 18: the start screen offers the persona's rubrics (any loaded one when it names
+    none), its default preselected; the session is scored with the one picked."""
+    import shutil
+    import time
+
+    from simulator.settings import ROOT
+
+    extra = web.ctx.practice.settings.rubrics / "helping-skills.yaml"
+    shutil.copy(ROOT / "rubrics" / "helping-skills.yaml", extra)
+    try:
+        time.sleep(1.2)  # the live library looks for changed folders about once a second
+        assert "helping-skills" in web.ctx.library().rubrics
+        user, password = web.user("rhea", "trainee", cohort="spring")
+        login(page, web.url, user, password)
+        expect(page.locator("#rubric-pick input")).to_have_value(
+            re.compile("MITI"), timeout=30_000)
+        choose(page, "rubric-pick", re.compile("Helping skills"))
+        shot(page, "trainee-0-pick-rubric")
+        page.locator("#start").click()
+        expect(page.locator("#chat [data-testid='bot']")).to_have_count(1, timeout=30_000)
+        session = web.ctx.store.list_sessions(trainee=user)[0]
+        assert session.rubric_id == "helping-skills"
+    finally:
+        extra.unlink()
+        time.sleep(1.2)
+        web.ctx.library()

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import typer
 
+from simulator.service.feedback import coach_card, risk_warnings
 from simulator.service.practice import Practice, TurnEvent, TurnRejected
 from simulator.service.transcript import session_summary
 
@@ -31,8 +32,12 @@ async def run_chat(practice: Practice, *, trainee: str, persona_id: str, rubric_
     opening = practice.store.current_turns(session_id)[-1].text
     persona = practice.library.persona(persona_id)
     say = (lambda *_a, **_k: None) if quiet else typer.echo
+    session = practice.store.get_session(session_id)
     say(f"session {session_id} with {persona.identity.name} ({persona.title}); "
         f"client model: {practice.settings.client_model if practice.client_model else 'offline'}")
+    offered = ", ".join(persona.rubrics) if persona.rubrics else "any rubric"
+    say(f"scored with {practice.library.rubric(session.rubric_id).title} "
+        f"(this client offers: {offered}; choose with --rubric); mode: {session.mode}")
     say(f"\n{persona.identity.name}: {opening}")
     interactive = turns is None
     pending = iter(turns) if turns is not None else None
@@ -54,6 +59,8 @@ async def run_chat(practice: Practice, *, trainee: str, persona_id: str, rubric_
         try:
             events = practice.turn(session_id, trainee, text)
             await _show(events, persona.identity.name, say, quiet)
+            if session.mode == "coach":
+                say(coach_card(practice.store, session_id))
         except TurnRejected as exc:
             typer.echo(f"  ({exc})", err=True)
             errors += 1
@@ -61,7 +68,11 @@ async def run_chat(practice: Practice, *, trainee: str, persona_id: str, rubric_
         # before waiting, so the session-level grade (LLM grader) runs and is waited for too
         await practice.end_async(session_id, trainee)
     await practice.wait_for_grades()
-    return session_summary(practice.store, session_id) | {"rejected_turns": errors}
+    warnings = risk_warnings(practice.store, session_id)
+    for line in warnings:
+        typer.echo(line, err=quiet)
+    return session_summary(practice.store, session_id) | {"rejected_turns": errors,
+                                                          "risk_warnings": warnings}
 
 
 async def _show(events: Any, name: str, say: Any, quiet: bool) -> None:

@@ -159,7 +159,8 @@ def chat(
     persona: Annotated[str, typer.Option(help="Persona id (see `counselsim validate`).")],
     client_model: Annotated[str | None, typer.Option(help="e.g. offline, openai:gpt-4o-mini")] = None,
     grader_model: Annotated[str | None, typer.Option(help="Model string for the grader.")] = None,
-    rubric: Annotated[str | None, typer.Option(help="Rubric id (default from settings).")] = None,
+    rubric: Annotated[str | None, typer.Option(help="Rubric id, one the persona offers "
+                                                   "(default: the persona's default_rubric).")] = None,
     mode: Annotated[str, typer.Option(help="coach or assessment")] = "coach",
     trainee: Annotated[str, typer.Option(help="Name the session is stored under.")] = "terminal",
     input_file: Annotated[Path | None, typer.Option("--input", help="Trainee turns, one per "
@@ -180,6 +181,13 @@ def chat(
     if persona not in practice.library.personas:
         known = ", ".join(sorted(practice.library.personas)) or "none"
         raise fail(f"unknown persona {persona!r} (known: {known})")
+    chosen = practice.library.persona(persona)
+    if rubric is not None and chosen.rubrics and rubric not in chosen.rubrics:
+        raise fail(f"--rubric {rubric!r} is not offered for {persona!r} "
+                   f"(choose one of: {', '.join(chosen.rubrics)})")
+    if rubric is not None and rubric not in practice.library.rubrics:
+        known = ", ".join(sorted(practice.library.rubrics)) or "none"
+        raise fail(f"unknown rubric {rubric!r} (known: {known})")
     summary = chat_command(practice, trainee=trainee, persona_id=persona, rubric_id=rubric,
                            mode=mode, input_path=str(input_file) if input_file else None,
                            as_json=as_json)

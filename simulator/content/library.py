@@ -159,6 +159,12 @@ def _cross_check(lib: Library, trees: dict[str, object]) -> None:
                     problems.append(ContentError(
                         path, line, col, f"hidden_facts[{i}].unlock.skills.codes[{j}]",
                         f"code {code!r} is not defined by any loaded rubric"))
+        for i, rubric_id in enumerate(persona.rubrics):  # the rubrics a trainee may pick
+            if rubric_id not in lib.rubrics:
+                line, col = position_of(trees[f"persona:{pid}"], ["rubrics", i])
+                problems.append(ContentError(
+                    path, line, col, f"rubrics[{i}]", f"rubric {rubric_id!r} is not loaded "
+                    f"(known: {', '.join(sorted(lib.rubrics))})"))
         if problems:
             lib.errors[path] = problems
             del lib.personas[pid]

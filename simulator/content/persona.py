@@ -273,6 +273,16 @@ class Persona(Document):
     lines: Lines
     learning_objectives: list[str] = Field(min_length=1)
     facilitator_notes: str = Field("", description="For educators and supervisors only.")
+    # Which rubrics fit this client (a CBT client is scored with CTRS, not MITI); the trainee picks
+    # among ``rubrics`` at the start, ``default_rubric`` preselected. Empty: any loaded rubric.
+    rubrics: list[str] = Field(
+        [], description="Rubric ids a trainee may choose for this client (empty: any rubric).")
+    default_rubric: str | None = Field(
+        None, description="The rubric preselected at the start; one of rubrics when both given.")
+
+    def rubric_choice(self, fallback: str) -> str:
+        """The rubric a session with this client uses when the trainee does not choose."""
+        return self.default_rubric or (self.rubrics[0] if self.rubrics else fallback)
 
     def content_problems(self) -> list[Problem]:
         """Cross references inside the file: fact ids, placeholders, and text that leaks a fact.
@@ -282,6 +292,9 @@ class Persona(Document):
         history or relationship notes, which the trainee or the client engine see before unlock.
         """
         problems: list[Problem] = []
+        if self.default_rubric and self.rubrics and self.default_rubric not in self.rubrics:
+            problems.append((("default_rubric",), f"default_rubric {self.default_rubric!r} is not "
+                                                  f"in rubrics ({', '.join(self.rubrics)})"))
         seen: set[str] = set()
         for i, f in enumerate(self.hidden_facts):
             if f.id in seen:

@@ -54,7 +54,7 @@ GradeValue = bool | int | str
 """A turn item's value: a code id (categorical), a bool (binary) or an int (scalar)."""
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
-_DELIMITER = re.compile(r"<(\s*/?\s*)(transcript|turn_to_code)", re.IGNORECASE)
+_DELIMITER = re.compile(r"<(\s*/?\s*)(transcript|turn_to_code|client_last_words)", re.IGNORECASE)
 _SECRET = re.compile(r"(sk-[A-Za-z0-9_-]{2})[A-Za-z0-9_*-]+")
 _NO_RETRY_KINDS = frozenset({"auth", "bad_request"})
 
@@ -207,14 +207,20 @@ def _quoted(transcript: Sequence[Utterance]) -> list[Utterance]:
 
 
 def turn_messages(rubric: Rubric, transcript: Sequence[Utterance], turn_text: str, mode: Mode,
-                  *, context_utterances: int = 12) -> list[BaseMessage]:
-    """System message from the rubric and mode only; the human message carries the data blocks."""
+                  *, context_utterances: int = 12,
+                  must_assess: Sequence[str] = ()) -> list[BaseMessage]:
+    """System message from the rubric, the mode and the persona's ``must_assess`` list (author
+    content, never trainee text); the human message carries the data blocks, including the
+    client's last words on their own, which the alternative must answer."""
     tpl = _prompt_env().get_template("grader_turn.j2")
     context = list(transcript)[-context_utterances:] if context_utterances > 0 else []
+    client_last = next((u.text for u in reversed(list(transcript)) if u.speaker == "client"), "")
     return [
-        SystemMessage(tpl.render(part="system", rubric=rubric, mode=mode)),
+        SystemMessage(tpl.render(part="system", rubric=rubric, mode=mode,
+                                 must_assess=[" ".join(m.split()) for m in must_assess])),
         HumanMessage(tpl.render(part="human", transcript=_quoted(context),
-                                turn_text=quote_data(turn_text))),
+                                turn_text=quote_data(turn_text),
+                                client_last=quote_data(client_last, one_line=True))),
     ]
 
 
@@ -393,7 +399,8 @@ def _model_name(model: Any, spec: str | None) -> str:
 
 async def grade_turn(model: Any, rubric: Rubric, transcript: Sequence[Utterance], turn_text: str,
                      mode: Mode = "coach", spec: str | None = None,
-                     *, options: GradeOptions | None = None) -> TurnGrade:
+                     *, options: GradeOptions | None = None,
+                     must_assess: Sequence[str] = ()) -> TurnGrade:
     """Grade one trainee turn with an LLM. Never raises (cancellation excepted).
 
     ``model`` is a LangChain chat model (from ``providers.chat_model(spec, settings)``) or any
@@ -408,7 +415,8 @@ async def grade_turn(model: Any, rubric: Rubric, transcript: Sequence[Utterance]
         context = _strip_current(transcript, turn_text)
         schema = turn_output_schema(rubric, mode)
         messages = turn_messages(rubric, context, turn_text, mode,
-                                 context_utterances=opts.context_utterances)
+                                 context_utterances=opts.context_utterances,
+                                 must_assess=must_assess)
         runnable = _structured_or_refuse(model, schema, spec)
         answer, attempts = await _call_validated(runnable, messages, schema, "grader_turn.j2", opts)
     except asyncio.CancelledError:
@@ -438,7 +446,8 @@ def _strip_current(transcript: Sequence[Utterance], turn_text: str) -> list[Utte
 
 def grade_turn_offline(coded: CodedTurn | CounselorLabels, rubric: Rubric,
                        transcript: Sequence[Utterance], turn_text: str, mode: Mode = "coach",
-                       *, feedback_dir: Path | None = None) -> TurnGrade:
+                       *, feedback_dir: Path | None = None,
+                       must_assess: Sequence[str] = ()) -> TurnGrade:
     """Grade one turn without a model: the offline coder's labels mapped onto ``rubric``, with
     coaching (rationale and, in coach mode, an alternative) from the rubric's ``coaching`` texts.
 
@@ -455,7 +464,8 @@ def grade_turn_offline(coded: CodedTurn | CounselorLabels, rubric: Rubric,
 
             labels = coded if isinstance(coded, CounselorLabels) else coded.labels
             coded = code_turn(labels, turn_text, rubric)
-        coaching = coach_turn(coded, rubric, context, turn_text, mode, feedback_dir=feedback_dir)
+        coaching = coach_turn(coded, rubric, context, turn_text, mode, feedback_dir=feedback_dir,
+                              must_assess=must_assess)
     except Exception as exc:
         log.warning("offline grade failed: %s", _describe(exc))
         return TurnGrade(rubric_id=rubric.id, status="failed", model="offline", attempts=1,

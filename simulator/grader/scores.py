@@ -25,6 +25,7 @@ or as percentages (``100 * CR / (SR + CR)`` with 40/50); thresholds at or below 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
@@ -38,6 +39,13 @@ from simulator.content.rubric import Metric, Rubric, Thresholds
 
 if TYPE_CHECKING:
     from simulator.store import Session, Store, StoredItemScore, Value
+
+MIN_EVIDENCE = 5
+"""A ratio of counts (``CR / (SR + CR)``, ``(SR + CR) / Q``) gets a verdict only when at least this
+many of the behaviours it counts were coded: "good" %CR from two reflections, or R:Q from one
+question and one reflection, is noise, not evidence. The
+MITI manual sets no minimum; five is this project's choice (MITI's thresholds assume a 20-minute
+session with dozens of behaviours). Below it the value is still shown, with no verdict."""
 
 Verdict = Literal["below fair", "fair", "good"]
 ItemSource = Literal["supervisor", "grader", "estimate"]
@@ -58,6 +66,13 @@ class MetricScore(BaseModel):
     explanation: str = ""
     estimate: bool = False
     """True when the value depends on an estimated session item."""
+    evidence_n: int | None = None
+    """For a ratio of counts, how many of its behaviours were coded (reflections for %CR,
+    reflections and questions for R:Q)."""
+    evidence_of: str = ""
+    """Those behaviours as the rubric names them (``SR + CR``)."""
+    insufficient: bool = False
+    """True when ``evidence_n`` is under ``MIN_EVIDENCE``: no verdict is given."""
 
 
 class SessionItemScore(BaseModel):
@@ -219,19 +234,47 @@ def compute_scores(rubric: Rubric, turns: Sequence[Mapping[str, Value]], *,
     for m in rubric.metrics:
         value = resolver.value(m.id)
         t = m.thresholds
+        evidence_of, evidence_n = _evidence(m.formula, base)
+        insufficient = evidence_n is not None and evidence_n < MIN_EVIDENCE
         metrics.append(MetricScore(
             id=m.id, name=m.name, value=value, display=display_value(m, value), format=m.format,
             thresholds=t, fair_display=display_value(m, t.fair) if t else None,
             good_display=display_value(m, t.good) if t else None,
             higher_is_better=m.higher_is_better,
-            verdict=verdict_for(value, t, m.higher_is_better), explanation=m.explanation,
-            estimate=resolver.depends_on_estimate(m.id)))
+            verdict=None if insufficient else verdict_for(value, t, m.higher_is_better),
+            explanation=m.explanation,
+            estimate=resolver.depends_on_estimate(m.id), evidence_n=evidence_n,
+            evidence_of=evidence_of, insufficient=insufficient))
     return SessionScores(session_id=session_id, rubric_id=rubric.id, rubric_version=rubric.version,
                          n_turns=coded, counts=dict(counts), group_counts=groups, metrics=metrics,
                          session_items=items, item_means=means,
                          estimated=any(s.source == "estimate" for s in items),
                          n_utterances=sum(len(utterances[n]) for n in counted_utterances)
                          if utterances is not None else 0)
+
+
+def _evidence(formula: str, counts: Mapping[str, float | None]) -> tuple[str, int | None]:
+    """``("SR + CR", 2)`` for ``CR / (SR + CR)``: for a ratio of counts (a top-level division
+    whose names are all codes or groups), the behaviours it counts and how many were coded;
+    ``("", None)`` for anything else (session items, constants, ``total``)."""
+    import ast
+
+    try:
+        tree = ast.parse(formula.strip(), mode="eval").body
+    except SyntaxError:
+        return "", None
+    if not (isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Div)):
+        return "", None
+    names: list[str] = []
+    for side in (tree.right, tree.left):  # the denominator's behaviours first, as written
+        text = ast.unparse(side)
+        used = formula_names(text)
+        for n in re.findall(r"[A-Za-z_]\w*", text):
+            if n in used and n not in names:
+                names.append(n)
+    if not names or any(n not in counts or n == "total" for n in names):
+        return "", None
+    return " + ".join(names), int(sum(counts[n] or 0 for n in names))
 
 
 class _Resolver:

@@ -15,6 +15,11 @@ from pydantic import BaseModel
 
 from simulator.coder.evaluation import cohen_kappa
 
+SMALL_N = 30
+"""Below this many turns (or this many turns where either side gave the code), a kappa swings
+widely with one more agreement or disagreement: it is shown, with a note saying so."""
+SMALL_POSITIVES = 10
+
 
 class CodeAgreement(BaseModel):
     item_id: str
@@ -24,6 +29,10 @@ class CodeAgreement(BaseModel):
     corrected: int
     """Turns where the supervisor changed the machine's value (to or from this code)."""
     kappa: float | None
+    positives: int | None = None
+    """For one code: turns where the supervisor or the machine gave it."""
+    note: str = ""
+    """A small-sample warning when ``n`` (or ``positives``) is too small to trust kappa."""
 
 
 class Agreement(BaseModel):
@@ -52,15 +61,27 @@ def cohort_agreement(store: Any, sessions: Iterable[Any]) -> Agreement:
         machine = [m for _, m in ps]
         rows.append(CodeAgreement(item_id=item_id, code="(all codes)", n=len(ps),
                                   corrected=sum(h != m for h, m in ps),
-                                  kappa=_kappa(human, machine)))
+                                  kappa=_kappa(human, machine), note=small_sample(len(ps))))
         for code in sorted(set(human) | set(machine)):
             h1 = ["yes" if h == code else "no" for h in human]
             m1 = ["yes" if m == code else "no" for m in machine]
+            positives = sum(h == code or m == code for h, m in ps)
             rows.append(CodeAgreement(
                 item_id=item_id, code=code, n=len(ps),
                 corrected=sum((h == code) != (m == code) for h, m in ps),
-                kappa=_kappa(h1, m1)))
+                kappa=_kappa(h1, m1), positives=positives,
+                note=small_sample(len(ps), positives)))
     return Agreement(sessions=n_sessions, turns=n_turns, rows=rows)
+
+
+def small_sample(n: int, positives: int | None = None) -> str:
+    """The note shown beside a kappa from few turns (empty when the sample is large enough)."""
+    if n < SMALL_N:
+        return f"small sample (n={n} < {SMALL_N}): treat as a rough guide"
+    if positives is not None and positives < SMALL_POSITIVES:
+        return (f"rare code ({positives} turns with it < {SMALL_POSITIVES}): "
+                "treat as a rough guide")
+    return ""
 
 
 def _kappa(human: list[str], machine: list[str]) -> float | None:

@@ -32,7 +32,8 @@ from pydantic import BaseModel
 
 from simulator.content.persona import Persona
 from simulator.content.rubric import Rubric
-from simulator.grader.scores import SessionScores, session_rubric, session_scores
+from simulator.grader import risk_review
+from simulator.grader.scores import MIN_EVIDENCE, SessionScores, session_rubric, session_scores
 from simulator.store import EffectiveTurn, Session, Store, Turn, Value
 
 Format = Literal["html", "md", "json"]
@@ -82,11 +83,32 @@ class FactStatus(BaseModel):
 
 
 class RiskCheck(BaseModel):
-    """A persona ``must_assess`` item; ``asked`` is a keyword check of counselor turns."""
+    """A persona ``must_assess`` item: asked (the coder's risk topics or the keyword check, see
+    ``grader.risk_review``), the risk topics it stands for and those nobody asked about."""
 
     item: str
     asked: bool
     quotes: list[Quote] = []
+    topics: list[str] = []
+    missing: list[str] = []
+    touched: list[Quote] = []
+    """Not asked, but these turns share a word with the item (check them in the transcript)."""
+
+
+class RiskDisclosure(BaseModel):
+    """A client turn that disclosed a risk fact, and the trainee's next turn."""
+
+    client: Quote
+    followed_up: bool
+    reply: Quote | None = None
+    """The trainee's next turn (None: the session ended first)."""
+
+
+class UtteranceNote(BaseModel):
+    """One utterance of a trainee turn and its code, when the coder segments turns."""
+
+    text: str
+    code: str
 
 
 class Alternative(BaseModel):
@@ -96,6 +118,9 @@ class Alternative(BaseModel):
     text: str
     alternative: str
     rationale: str = ""
+    why: str = ""
+    """The rationale without its leading quote of the turn (what the codes were, why it matters,
+    what to try), so a report can show said / why / try without repeating the turn."""
 
 
 class ReviewNote(BaseModel):
@@ -131,6 +156,8 @@ class TranscriptLine(BaseModel):
     speaker: str
     text: str
     codes: list[str] = []
+    utterances: list[UtteranceNote] = []
+    """Utterance-level codes (MITI codes each complete thought) when the coder gives them."""
     corrected: bool = False
     act: str | None = None
     fact_id: str | None = None
@@ -151,6 +178,9 @@ class Report(BaseModel):
     growth: list[Highlight]
     facts: list[FactStatus]
     risk_checks: list[RiskCheck]
+    risk_disclosures: list[RiskDisclosure] = []
+    risk_not_assessed: list[str] = []
+    """``must_assess`` items nobody asked about: the report's warning at the top."""
     alternatives: list[Alternative]
     reviews: list[ReviewNote]
     self_rating: list[RatingRow]
@@ -160,6 +190,8 @@ class Report(BaseModel):
     abandoned_turns: int = 0
     trainee_turns: int = 0
     """Counselor turns on the current branch."""
+    min_evidence: int = MIN_EVIDENCE
+    """Events a ratio metric needs before it gets a verdict (``grader.scores.MIN_EVIDENCE``)."""
     notice: str = ""
     """A message to show before anything else (``NO_TRAINEE_TURNS`` when there are none)."""
     globals_status: GlobalsStatus = "not_needed"
@@ -295,26 +327,41 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
                      client_reply=nxt.text if nxt else None)
 
     rules = load_rules(feedback_dir)
-    strengths, growth = _highlights(rubric, effective, rules, reply_after, quote)
+    must = persona.risk.must_assess
+    exempt = {e.turn.id for e in effective if e.turn.speaker == "counselor" and
+              risk_review.maybe_risk_turn(e.turn.text, stored_labels(store, e.turn.id), must)}
+    strengths, growth = _highlights(rubric, effective, rules, reply_after, quote, exempt)
 
     disclosed = {t.fact_id: t for t in turns if t.speaker == "client" and t.fact_id}
     facts = [FactStatus(id=f.id, summary=f.summary, risk=f.risk, elicited=f.id in disclosed,
                         quote=quote(disclosed[f.id]) if f.id in disclosed else None)
              for f in persona.hidden_facts]
     counselor = [t for t in turns if t.speaker == "counselor"]
-    risks = []
-    for item in persona.risk.must_assess:
-        hits = [quote(t) for t in counselor if _mentions(item, t.text)]
-        risks.append(RiskCheck(item=item, asked=bool(hits), quotes=hits[:2]))
+    labels_of = {t.id: stored_labels(store, t.id) for t in counselor}
+    must_assess = persona.risk.must_assess
+    reviewed = risk_review.review(must_assess, turns, labels_of,
+                                  [f.id for f in persona.hidden_facts if f.risk])
+    at = {t.idx: t for t in turns}
+    risks = [RiskCheck(item=c.item, asked=c.asked, topics=c.topics, missing=c.missing,
+                       quotes=[quote(at[i]) for i in c.turns[:2]],
+                       touched=[quote(at[i]) for i in c.touched[:2]]) for c in reviewed.checks]
+    disclosures = [RiskDisclosure(client=quote(at[d.idx]), followed_up=d.followed_up,
+                                  reply=quote(at[d.next_idx]) if d.next_idx is not None else None)
+                   for d in reviewed.disclosures]
+    risk_turns = {t.id for t in counselor
+                  if risk_review.maybe_risk_turn(t.text, labels_of.get(t.id), must_assess)}
 
     alternatives = []
     if session.mode == "coach":
         for e in effective:
+            if e.turn.id in risk_turns:
+                continue  # a risk question is never rewritten
             if e.grade is not None and e.grade.alternative.strip():
                 alternatives.append(Alternative(idx=e.turn.idx, turn=number.get(e.turn.id, 0),
                                                 text=e.turn.text,
                                                 alternative=e.grade.alternative,
-                                                rationale=e.grade.rationale))
+                                                rationale=e.grade.rationale,
+                                                why=strip_quote(e.grade.rationale, e.turn.text)))
 
     titles = {i.id: i.title for i in rubric.turn_items}
     titles.update({s.id: s.title for s in rubric.session_items})
@@ -356,6 +403,7 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
         transcript.append(TranscriptLine(
             idx=t.idx, turn=number.get(t.id, 0), speaker=t.speaker, text=t.text,
             codes=_shown_codes(rubric, et.values) if et else [],
+            utterances=_utterance_notes(labels_of.get(t.id), rubric),
             corrected=bool(et and et.corrections), act=t.act, fact_id=t.fact_id,
             rapport=_state_value(t, "rapport"), resistance=_state_value(t, "resistance")))
     abandoned = [t for t in every if t.abandoned_branch is not None]
@@ -366,6 +414,8 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
         rubric_citation=rubric.citation,
         generated=datetime.now(UTC).isoformat(timespec="seconds"), scores=scores,
         strengths=strengths, growth=growth, facts=facts, risk_checks=risks,
+        risk_disclosures=disclosures,
+        risk_not_assessed=[c.item for c in risks if not c.asked] if counselor else [],
         alternatives=alternatives, reviews=notes, self_rating=rows,
         self_comment=str(rating.get("comment", "") or ""), transcript=transcript,
         abandoned_branches=len({t.abandoned_branch for t in abandoned}),
@@ -381,22 +431,40 @@ def _machine_value(store: Store, turn_id: int, item_id: str) -> Value:
     return None
 
 
-_STOP = {"about", "their", "there", "with", "whether", "ever", "have", "been", "from", "that",
-         "this", "what", "when", "does", "into", "other", "others", "they", "them", "your"}
+def stored_labels(store: Store, turn_id: int) -> dict[str, Any] | None:
+    """The coder's labels last stored for a turn (with ``utterances`` when the coder gives them)."""
+    for rec in reversed(store.codes(turn_id)):
+        if rec.labels:
+            return dict(rec.labels)
+    return None
 
 
-def _mentions(item: str, text: str) -> bool:
-    """Every significant word of ``item`` (its first 4 letters) starts some word of ``text``."""
-    words = [w for w in re.findall(r"[a-z]+", item.lower()) if len(w) >= 4 and w not in _STOP]
-    if not words:
-        return False
-    low = text.lower()
-    return all(re.search(r"\b" + re.escape(w[:4]), low) for w in words)
+def _utterance_notes(labels: dict[str, Any] | None, rubric: Rubric) -> list[UtteranceNote]:
+    """Utterance codes worth showing: only when there are two or more (one is the turn code)
+    and only codes this rubric defines (the coder's are MITI's)."""
+    known = rubric.code_ids()
+    notes = [UtteranceNote(text=str(u.get("text", "")), code=str(u.get("behaviour", "")))
+             for u in (labels or {}).get("utterances") or [] if isinstance(u, dict)]
+    notes = [n for n in notes if n.code in known and n.text.strip()]
+    return notes if len(notes) >= 2 else []
+
+
+def strip_quote(rationale: str, said: str) -> str:
+    """Drop a leading quote of the turn from a rationale (the card or row already shows it)."""
+    flat = " ".join(said.split())
+    for opener, closer in (("\u201c", "\u201d"), ('"', '"')):
+        if rationale.startswith(opener):
+            end = rationale.find(closer, 1)
+            inner = rationale[1:end] if end > 0 else ""
+            if end > 0 and (inner == flat or (inner.endswith("\u2026") and
+                                               flat.startswith(inner[:-1].rstrip()))):
+                return rationale[end + 1:].lstrip(" \u2014-:").strip()
+    return rationale
 
 
 def _highlights(rubric: Rubric, effective: list[EffectiveTurn], rules: HighlightRules,
-                reply_after: dict[int, Turn], quote: Any) -> tuple[list[Highlight],
-                                                                    list[Highlight]]:
+                reply_after: dict[int, Turn], quote: Any,
+                exempt: set[int] | None = None) -> tuple[list[Highlight], list[Highlight]]:
     """The strengths and growth areas, by ``rules`` (``feedback/highlights.yaml``).
 
     A code never appears in both lists: strengths are chosen first, and a code shown as a
@@ -408,7 +476,11 @@ def _highlights(rubric: Rubric, effective: list[EffectiveTurn], rules: Highlight
     less of it would undercut the praise.
     Growth rules about codes that are never strengths (closed-question runs, persuading) are
     unaffected.
+
+    Turns in ``exempt`` (risk questions) never count for a growth rule: asking "have you thought
+    of ending your life?" is the skill, not a closed question to do less of. They break a run.
     """
+    exempt = exempt or set()
     known = rubric.code_ids()
     codes_of = [(e.turn, set(_shown_codes(rubric, e.values))) for e in effective]
 
@@ -453,7 +525,7 @@ def _highlights(rubric: Rubric, effective: list[EffectiveTurn], rules: Highlight
         runs: list[list[Turn]] = []
         current: list[Turn] = []
         for t, cs in codes_of:
-            if cs & wanted:
+            if cs & wanted and t.id not in exempt:
                 current.append(t)
             else:
                 runs.append(current)
@@ -462,7 +534,8 @@ def _highlights(rubric: Rubric, effective: list[EffectiveTurn], rules: Highlight
         runs = [r for r in runs if len(r) >= rule.run and r]
         if not runs:
             continue
-        found = [c for c in rule.codes if c in wanted and any(c in cs for _, cs in codes_of)]
+        found = [c for c in rule.codes if c in wanted and any(c in cs for t, cs in codes_of
+                                                              if t.id not in exempt)]
         if rule.run > 1:
             longest = max(runs, key=len)
             chosen, count, run = longest[:max(rule.max_quotes, rule.run)], len(runs), len(longest)

@@ -177,7 +177,10 @@ class Practice:
               mode: Mode = "coach") -> str:
         """Open a session; the client speaks first (its opening line is stored before returning)."""
         persona = self.library.persona(persona_id)
-        rubric_id = rubric_id or self.settings.rubric
+        rubric_id = rubric_id or persona.rubric_choice(self.settings.rubric)
+        if persona.rubrics and rubric_id not in persona.rubrics:
+            raise KeyError(f"rubric {rubric_id!r} is not offered for {persona_id!r} "
+                           f"(choose one of: {', '.join(persona.rubrics)})")
         self.library.rubric(rubric_id)
         session_id = self.store.create_session(
             trainee=trainee, persona_id=persona_id,
@@ -382,16 +385,18 @@ class Practice:
             return None
         rubric = self.library.rubric(session.rubric_id)
         transcript = self.history(turns[:-1])
+        must_assess = self.library.persona(session.persona_id).risk.must_assess
         if self.grader_model is None:
             labels = coded.labels
             session_coded = coded if rubric.id == coded.rubric_id else code_turn(
                 labels, turn.text, rubric)
-            return grade_turn_offline(session_coded, rubric, transcript, turn.text, session.mode)
+            return grade_turn_offline(session_coded, rubric, transcript, turn.text, session.mode,
+                                      must_assess=must_assess)
         model = self.grader_model
 
         async def run() -> None:
             grade = await grade_turn(model, rubric, transcript, turn.text, session.mode,
-                                     self.settings.grader_model)
+                                     self.settings.grader_model, must_assess=must_assess)
             await asyncio.to_thread(store_grade, self.store, turn.id, grade)
 
         task = asyncio.get_running_loop().create_task(run())

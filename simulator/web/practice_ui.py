@@ -45,6 +45,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
         cards = gr.HTML(elem_id="persona-cards")
         with gr.Row(equal_height=True):
             persona = gr.Dropdown(choices=[], label="Client", scale=2, elem_id="persona-pick")
+            rubric_pick = gr.Dropdown(choices=[], label="Scored with", scale=2,
+                                      elem_id="rubric-pick")
             mode = gr.Radio(MODES, value="coach", label="Mode", scale=3, elem_id="mode-pick")
             start = gr.Button("Start session", variant="primary", scale=1, elem_id="start")
         with (gr.Accordion("Unfinished sessions", open=False, elem_id="resume-box") as resume_box,
@@ -80,6 +82,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
 
     # -- after the session: self-rating, then the report -----------------------------------
     with gr.Column(visible=False, elem_id="practice-report") as report_view:
+        end_warning = gr.HTML(elem_id="end-warning")
         with gr.Column(visible=True, elem_id="self-rating") as rate_box:
             gr.Markdown("### Before you read the report: how do you think it went?\n"
                         "Optional. Your ratings are shown beside the grader's, so you can see "
@@ -106,6 +109,23 @@ def build(ctx: WebContext) -> dict[str, Any]:
     def user_of(request: gr.Request) -> Any:
         return require(ctx.store, request, PRACTISE)
 
+    def rubrics_for(persona_id: str | None) -> Any:
+        """The rubrics this client offers (the persona's ``rubrics``; any loaded one if it names
+        none), its ``default_rubric`` selected."""
+        lib = ctx.library()
+        p = lib.personas.get(persona_id or "")
+        if p is None:
+            return gr.Dropdown(choices=[], value=None)
+        ids = [r for r in (p.rubrics or sorted(lib.rubrics)) if r in lib.rubrics]
+        default = p.rubric_choice(ctx.practice.settings.rubric)
+        return gr.Dropdown(choices=[(lib.rubrics[r].title, r) for r in ids],
+                           value=default if default in ids else (ids[0] if ids else None))
+
+    def first_persona() -> str | None:
+        lib = ctx.library()
+        ps = sorted(lib.personas.values(), key=lambda p: (p.difficulty, p.title))
+        return ps[0].id if ps else None
+
     def cards_for(selected: str | None = None) -> tuple[str, Any]:
         lib = ctx.library()
         ps = [PersonaCard.of(p) for p in sorted(lib.personas.values(),
@@ -130,11 +150,11 @@ def build(ctx: WebContext) -> dict[str, Any]:
         user = user_of(request)
         html, dd = cards_for()
         rp, box = unfinished(user)
-        return html, dd, rp, box
+        return html, dd, rp, box, rubrics_for(first_persona())
 
-    def pick(persona_id: str | None, request: gr.Request) -> str:
+    def pick(persona_id: str | None, request: gr.Request) -> tuple[str, Any]:
         user_of(request)
-        return cards_for(persona_id)[0]
+        return cards_for(persona_id)[0], rubrics_for(persona_id)
 
     def coach_html(session_id: str) -> str:
         session = ctx.store.get_session(session_id)
@@ -158,13 +178,19 @@ def build(ctx: WebContext) -> dict[str, Any]:
     view_outputs = [sid, choose_view, session_view, report_view, brief, chat, coach, timer, text,
                     retry]
 
-    def start_fn(persona_id: str | None, mode_value: str, request: gr.Request) -> tuple[Any, ...]:
+    def start_fn(persona_id: str | None, mode_value: str, rubric_id: str | None,
+                 request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
-        if not persona_id or persona_id not in ctx.library().personas:
+        lib = ctx.library()
+        if not persona_id or persona_id not in lib.personas:
             raise gr.Error("Choose a client first.", print_exception=False)
         if mode_value not in ("coach", "assessment"):
             raise Denied("Unknown mode.")
-        session_id = ctx.practice.start(user.name, persona_id,
+        offered = lib.personas[persona_id].rubrics or list(lib.rubrics)
+        if rubric_id is not None and rubric_id not in offered:
+            raise gr.Error(f"This client is scored with one of: {', '.join(offered)}.",
+                           print_exception=False)
+        session_id = ctx.practice.start(user.name, persona_id, rubric_id or None,
                                         mode="coach" if mode_value == "coach" else "assessment")
         return open_view(session_id)
 
@@ -277,7 +303,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
             else:
                 updates.append(gr.Slider(visible=False))
         return (gr.Column(visible=False), gr.Column(visible=True), gr.Timer(active=False),
-                gr.Column(visible=True), gr.Column(visible=False), *updates)
+                gr.Column(visible=True), gr.Column(visible=False),
+                risk_panel(ctx, session_id), *updates)
 
     def show_report(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
@@ -298,11 +325,12 @@ def build(ctx: WebContext) -> dict[str, Any]:
         html, dd = cards_for()
         rp, box = unfinished(user)
         return (None, gr.Column(visible=True), gr.Column(visible=False), gr.Column(visible=False),
-                html, dd, rp, box, [], "")
+                html, dd, rp, box, [], "", rubrics_for(first_persona()))
 
     private: dict[str, Any] = {"api_visibility": "private"}
-    persona.change(pick, [persona], [cards], show_progress="hidden", **private)
-    start.click(start_fn, [persona, mode], view_outputs, show_progress="hidden", **private)
+    persona.change(pick, [persona], [cards, rubric_pick], show_progress="hidden", **private)
+    start.click(start_fn, [persona, mode, rubric_pick], view_outputs, show_progress="hidden",
+                **private)
     resume.click(resume_fn, [resume_pick], view_outputs, api_name="open_session",
                  show_progress="hidden",
                  api_description="Reopen one of your own unfinished sessions by its id.")
@@ -311,14 +339,14 @@ def build(ctx: WebContext) -> dict[str, Any]:
     retry.click(retry_fn, [sid], [chat, coach, retry], **private)
     rewind.click(rewind_fn, [sid], [chat, text, coach, retry], **private)
     timer.tick(tick, [sid], [coach], show_progress="hidden", **private)
-    end.click(end_fn, [sid], [session_view, report_view, timer, rate_box, report_box, *sliders],
-              **private)
+    end.click(end_fn, [sid], [session_view, report_view, timer, rate_box, report_box, end_warning,
+                              *sliders], **private)
     skip.click(show_report, [sid], [rate_box, report_box, report, download], **private)
     rate.click(rate_fn, [sid, self_note, *sliders], [rate_box, report_box, report, download],
                **private)
     again.click(again_fn, None, [sid, choose_view, session_view, report_view, cards, persona,
-                                 resume_pick, resume_box, chat, text], **private)
-    return {"load": (on_load, None, [cards, persona, resume_pick, resume_box]),
+                                 resume_pick, resume_box, chat, text, rubric_pick], **private)
+    return {"load": (on_load, None, [cards, persona, resume_pick, resume_box, rubric_pick]),
             "check_session": check_session}
 
 
@@ -359,6 +387,8 @@ def render_coach(ctx: WebContext, session_id: str) -> str:
     if not effective:
         return ('<p class="cs-muted">Feedback on each of your turns will appear here as soon as '
                 "it is ready. Start by greeting the client.</p>")
+    from simulator.reports.render import stored_labels, strip_quote
+
     out = []
     for n, et in enumerate(effective, start=1):
         said = et.turn.text if len(et.turn.text) <= 90 else et.turn.text[:87] + "…"
@@ -375,24 +405,65 @@ def render_coach(ctx: WebContext, session_id: str) -> str:
             body = '<div class="cs-muted">Grading this turn…</div>'
             cls_turn = "cs-coach-turn cs-pending"
         else:
-            rationale = _strip_quote(grade.rationale, et.turn.text) or next(
+            rationale = strip_quote(grade.rationale, et.turn.text) or next(
                 (coaching[str(v)] for v in et.values.values() if coaching.get(str(v))), "")
             alt = (f'<div class="cs-alt"><b>Try:</b> {e(grade.alternative)}</div>'
                    if grade.alternative else "")
             failed = ('<div class="cs-muted">The grader could not score this turn; the codes '
                       "above are the quick coder's.</div>" if grade.status == "failed" else "")
-            body = f"<div>{e(rationale)}</div>{alt}{failed}"
+            body = f"<div>{_care_lines(e(rationale))}</div>{alt}{failed}"
             cls_turn = "cs-coach-turn"
+        utts = [u for u in (stored_labels(ctx.store, et.turn.id) or {}).get("utterances") or []
+                if isinstance(u, dict) and u.get("behaviour")]
+        by_utt = ('<div class="cs-muted">By utterance: ' + " · ".join(
+            f'<span class="cs-code">{e(u["behaviour"])}</span> “{e(str(u.get("text", "")))}”'
+            for u in utts) + "</div>") if len(utts) >= 2 else ""
         out.append(f'<div class="{cls_turn}" data-turn="{int(et.turn.idx)}">'
                    f'<div class="cs-said">Turn {n}: “{e(said)}”</div>'
-                   f'<div>{"".join(codes)}</div>{body}</div>')
-    return f'<div class="cs-coach">{"".join(reversed(out))}</div>'
+                   f'<div>{"".join(codes)}</div>{by_utt}{body}</div>')
+    return (f'{risk_panel(ctx, session_id)}'
+            f'<div class="cs-coach">{"".join(reversed(out))}</div>')
 
 
-def _strip_quote(rationale: str, said: str) -> str:
-    """Drop a leading quote of the turn from a rationale (the card already shows the turn)."""
-    for opener, closer in (("\u201c", "\u201d"), ('"', '"')):
-        head = f"{opener}{said}{closer}"
-        if rationale.startswith(head):
-            return rationale[len(head):].lstrip(" \u2014-:").strip()
-    return rationale
+def risk_panel(ctx: WebContext, session_id: str) -> str:
+    """The persona's risk items in the coach panel: a quiet "still to assess" list while the
+    session runs, a prominent warning once it has ended without them, and a warning for a risk
+    disclosure the trainee's next turn moved away from. Empty when there is nothing to say."""
+    from simulator.grader import risk_review
+    from simulator.reports.render import session_persona, stored_labels
+
+    e = render.e
+    session = ctx.store.get_session(session_id)
+    try:
+        persona = session_persona(ctx.store, session)
+    except Exception:  # a persona version that no longer loads: no checklist rather than a crash
+        return ""
+    turns = ctx.store.current_turns(session_id)
+    labels = {t.id: stored_labels(ctx.store, t.id) for t in turns if t.speaker == "counselor"}
+    review = risk_review.review(persona.risk.must_assess, turns, labels,
+                                [f.id for f in persona.hidden_facts if f.risk])
+    parts = []
+    missing = review.not_assessed
+    ended = session.status == "ended"
+    if missing and ended:
+        parts.append('<div class="cs-risk-warning" role="alert"><b>⚠ Risk not assessed.</b> '
+                     "The session ended without asking about: "
+                     + "; ".join(e(c.item) for c in missing)
+                     + ". Ask directly and plainly next time; asking does not put the idea in "
+                     "anyone's head.</div>")
+    elif missing and labels:
+        parts.append('<div class="cs-muted"><b>Still to assess:</b> '
+                     + "; ".join(e(c.item) for c in missing) + "</div>")
+    for d in review.missed_disclosures:
+        parts.append('<div class="cs-risk-warning" role="alert"><b>⚠ Risk disclosure not '
+                     f"followed up.</b> The client said “{e(d.text)}” and the next turn moved "
+                     "on. Stay with it: reflect it, then ask about it directly.</div>")
+    return "".join(parts)
+
+
+def _care_lines(escaped: str) -> str:
+    """Put the coaching's "Why it matters" and "What to try" on lines of their own (the words
+    come from feedback/coach_alternatives.j2; other wording is shown as it is)."""
+    for label in ("Why it matters:", "What to try next:", "What to try:"):
+        escaped = escaped.replace(f" {label} ", f"<br><b>{label}</b> ", 1)
+    return escaped

@@ -303,7 +303,8 @@ def _agreement_html(result: Any) -> str:
                 "turns of sessions a supervisor has reviewed.</p>")
     rows = "".join(
         f"<tr><td>{e(r.item_id)}</td><td>{e(r.code)}</td><td>{r.n}</td><td>{r.corrected}</td>"
-        f"<td>{'n/a' if r.kappa is None else f'{r.kappa:.2f}'}</td></tr>" for r in result.rows)
+        f"<td>{'n/a' if r.kappa is None else f'{r.kappa:.2f}'} <span class=\"cs-muted\">"
+        f"(n={r.n}){' ' + e(r.note) if r.note else ''}</span></td></tr>" for r in result.rows)
     return (f'<div class="cs-kappa"><p class="cs-muted">{result.turns} trainee turns in '
             f"{result.sessions} reviewed sessions. An uncorrected turn counts as agreement.</p>"
             "<table><tr><th>Item</th><th>Code</th><th>Turns</th><th>Corrected</th>"

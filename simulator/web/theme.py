@@ -76,6 +76,9 @@ footer { display: none !important; }
 .cs-code.cs-corrected { background: #fef3c7; color: #78350f; }
 .cs-alt { margin-top: 4px; }
 .cs-alt b { color: #0f766e; }
+.cs-risk-warning { margin: 0 0 8px; padding: 8px 10px; border: 2px solid #b91c1c;
+                   border-radius: 6px; background: #fde8e8; font-size: .9rem; }
+.cs-risk-warning b { color: #b91c1c; }
 .cs-muted { color: #64748b; font-size: .88rem; }
 .cs-brief { background: #fff; border: 1px solid #d7dee5; border-radius: 10px; padding: 10px 14px;
   font-size: .9rem; }

@@ -1,0 +1,56 @@
+"""The offline coach's alternatives, generated over every authored client line of the shipped
+personas (simulator.grader.alternatives_check), carry none of the failures issue 18 quoted."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.content.library import load_library
+from simulator.grader.alternatives_check import KINDS, build_set, problems, summary
+from simulator.settings import ROOT
+
+
+@pytest.fixture(scope="module")
+def rows() -> list:
+    lib = load_library([ROOT / "personas"], [ROOT / "rubrics"])
+    return build_set(lib.personas.values(), lib.rubric("miti-4.2.1"))
+
+
+def test_the_set_is_large_and_covers_every_kind(rows: list) -> None:
+    figures = summary(rows)
+    assert figures["n"] >= 400
+    assert all(figures["by_kind"][k]["n"] >= 100 for k in KINDS)
+
+
+def test_no_generated_alternative_has_a_quoted_failure(rows: list) -> None:
+    bad = [(r.kind, r.client, r.turn, r.alternative, r.problems) for r in rows if r.problems]
+    assert bad == []
+
+
+def test_most_alternatives_build_on_the_clients_own_words(rows: list) -> None:
+    """Grounded = reuses the client's content words; the rest fall back to a plain open
+    invitation (no usable clause: a question, a fragment, "Yeah.")."""
+    for kind in ("simple_to_complex", "confront_to_reflect", "advice_to_elicit"):
+        mine = [r for r in rows if r.kind == kind]
+        assert sum(r.grounded for r in mine) / len(mine) >= 0.6, kind
+
+
+@pytest.mark.parametrize("kind, alternative", [
+    ("advice_to_elicit", "It sounds like Since you were young. What ideas do you have?"),
+    ("confront_to_reflect", "It sounds like Why do me care."),
+    ("closed_to_open", "In what ways is that every night?"),
+    ("advice_to_elicit", "It sounds like you didn't tell the doctor that\u2026"),
+    ("advice_to_elicit", "It sounds like you like beer. You should try low-alcohol beer."),
+    ("closed_to_open", "Do you drink every day?"),
+])
+def test_the_checks_catch_each_quoted_failure(kind: str, alternative: str) -> None:
+    assert problems(kind, "", alternative)
+
+
+def test_the_checks_pass_good_alternatives() -> None:
+    assert problems("advice_to_elicit", "I like a beer after work.",
+                    "It sounds like you like a beer after work. What ideas do you have about "
+                    "what might work for you?") == []
+    assert problems("closed_to_open", "", "How ready are you to quit?") == []
+    assert problems("confront_to_reflect", "Sarah left me.",
+                    "It sounds like Sarah left you, and that matters to you.") == []
