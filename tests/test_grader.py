@@ -450,9 +450,12 @@ def test_chat_openai_against_stub_malformed_then_valid_json(rubric: Rubric) -> N
     assert grade.status == "ok" and grade.attempts == 2
     assert grade.values["behaviour"] == "Q" and grade.model == spec
     assert len(bodies) == 2
-    assert bodies[0]["response_format"] == {"type": "json_object"}   # json_mode for compatible
+    fmt = bodies[0]["response_format"]   # json_mode for compatible, the schema beside it
+    assert fmt["type"] == "json_object" and "behaviour" in fmt["schema"]["$defs"]["TurnCodes"][
+        "properties"]
     system = bodies[0]["messages"][0]
     assert system["role"] == "system" and INJECTION not in json.dumps(system)
+    assert "JSON Schema" in system["content"] and '"behaviour"' in system["content"]
     assert bodies[1]["messages"][-1]["role"] == "user"             # the retry note
 
 

@@ -267,5 +267,14 @@ from simulator.cli.records import register as _register_records  # noqa: E402
 _register_records(app)
 
 
+def _register_doctor() -> None:
+    from simulator.cli.doctor import doctor
+
+    app.command("doctor")(doctor)
+
+
+_register_doctor()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()

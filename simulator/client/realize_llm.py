@@ -11,7 +11,7 @@ never into the system prompt, so "ignore your instructions" is just something th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,11 @@ from simulator.client.planner import Plan
 from simulator.client.state import ClientState
 from simulator.coder.labels import Utterance
 from simulator.content.persona import Persona
-from simulator.llm.providers import ModelUnavailable, attempts_of, empty_reply, spec_of, unavailable
+from simulator.llm.gate import EndpointGate
+from simulator.llm.limits import CallLimits, limits_for, reply_token_cap
+from simulator.llm.providers import spec_of
+from simulator.llm.streaming import stream_reply
+from simulator.settings import load_settings
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 TEMPLATE = "client_system.j2"
@@ -115,32 +119,27 @@ def client_messages(persona: Persona, plan: Plan, state: ClientState,
 async def stream_client_reply(model: BaseChatModel, persona: Persona, plan: Plan,
                               state: ClientState,
                               history: Sequence[Utterance | Mapping[str, Any]],
-                              role: str = "client") -> AsyncIterator[str]:
-    """Yield the client's reply as text pieces.
+                              role: str = "client", *, limits: CallLimits | None = None,
+                              spec: str | None = None, gate: EndpointGate | None = None,
+                              on_failure: Callable[[str, str], None] | None = None
+                              ) -> AsyncIterator[str]:
+    """Yield the client's reply as text pieces, capped in length and fitted to the model's
+    context window (``llm.streaming.stream_reply``: limits, timeouts, retries, the endpoint gate).
 
-    Any failure after the SDK's retries, and an empty reply, is raised as ``ModelUnavailable``
-    with a message the trainee can act on; the caller decides whether to fall back to offline.
+    Any failure, and an empty reply, is raised as ``ModelUnavailable`` with a message the
+    trainee can act on; the caller decides whether to fall back to offline.
     """
+    spec = spec or spec_of(model)
+    if limits is None:
+        try:
+            limits = limits_for(spec, load_settings())
+        except ValueError:  # a fake or wrapped model with no model string: default limits
+            limits = limits_for("offline", load_settings())
     messages = client_messages(persona, plan, state, history)
-    got_text = False
-    try:
-        async for chunk in model.astream(messages):
-            piece = content_text(chunk.content)
-            if piece:
-                if not got_text:
-                    piece = piece.lstrip()
-                    if not piece:
-                        continue
-                got_text = True
-                yield piece
-    except ModelUnavailable:
-        raise
-    except Exception as exc:  # every SDK/transport error becomes one clear error
-        if "No generation chunks were returned" in str(exc):
-            raise empty_reply(spec_of(model), role) from exc
-        raise unavailable(exc, spec_of(model), role, attempts_of(model)) from exc
-    if not got_text:
-        raise empty_reply(spec_of(model), role)
+    cap = reply_token_cap(plan.max_words, limits.reply_max_tokens)
+    async for piece in stream_reply(model, messages, limits, spec=spec, role=role,
+                                    max_tokens=cap, gate=gate, on_failure=on_failure):
+        yield piece
 
 
 async def client_reply(model: BaseChatModel, persona: Persona, plan: Plan, state: ClientState,
