@@ -160,6 +160,10 @@ class RecordedRequest:
     body: Any
     stream: bool
     outcome: str = ""
+    arrived: float = 0.0
+    """``time.perf_counter()`` when the request was read."""
+    started: float = 0.0
+    """When its slot was granted (equal to ``arrived`` without ``slots``)."""
 
     def messages(self) -> list[dict[str, Any]]:
         return list((self.body or {}).get("messages", []))
@@ -314,7 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
                            else "anthropic" if path.endswith("/messages") else None)
         stream = bool(isinstance(body, dict) and body.get("stream"))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        req = RecordedRequest(api, "POST", self.path, headers, body, stream)
+        req = RecordedRequest(api, "POST", self.path, headers, body, stream,
+                              arrived=time.perf_counter())
         if api is None:
             req.outcome = "404"
             with self.stub._lock:
@@ -322,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
             return
         self._generation = self.stub._arrived()
-        if not self._take_slot():
+        if not self._take_slot(req):
             req.outcome = "client gone"
             with self.stub._lock:
                 self.stub.requests.append(req)
@@ -344,13 +349,14 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             return True
 
-    def _take_slot(self) -> bool:
+    def _take_slot(self, req: RecordedRequest) -> bool:
         """Wait for a slot, then ``latency_s``; False when the client hung up meanwhile."""
         stub = self.stub
         if stub.slots is not None:
             while not stub.slots.acquire(timeout=0.005):
                 if self._client_gone() or stub._stop.is_set():
                     return False
+        req.started = time.perf_counter()
         with stub._lock:
             stub.running += 1
             stub.max_running = max(stub.max_running, stub.running)

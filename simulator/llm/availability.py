@@ -132,6 +132,14 @@ class Availability:
             return self.refresh(spec)
         return known
 
+    def fresh(self, spec: str) -> ModelStatus | None:
+        """The last status if it needs no new check (never blocks: for the event loop)."""
+        with self._lock:
+            known = self._status.get(spec)
+        if known is None or time.time() - known.checked_at > self.interval_s:
+            return None
+        return known
+
     def refresh(self, spec: str) -> ModelStatus:
         status = check_model(spec)
         with self._lock:

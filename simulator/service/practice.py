@@ -272,9 +272,14 @@ class Practice:
         return model if self.availability.usable(spec) else None
 
     async def _live(self, model: Any, spec: str) -> Any:
-        """``_live_now`` with the check (an HTTP request when stale) off the event loop."""
+        """``_live_now`` with the check (an HTTP request when stale) off the event loop; a fresh
+        status is read in place (no thread hop on the way to the first token)."""
         if model is None or not self._watched(spec):
             return model
+        assert self.availability is not None
+        known = self.availability.fresh(spec)
+        if known is not None:
+            return model if known.usable else None
         return await asyncio.to_thread(self._live_now, model, spec)
 
     def _report_failure(self, spec: str, kind: str) -> None:
