@@ -127,7 +127,7 @@ def test_a_model_that_never_stops_talking_stays_capped_and_within_the_window(
         tmp_path: Path) -> None:
     """30 turns against an endless model on a 2,048-token server: every request leaves room for
     its capped reply, no request overflows, every reply is stored."""
-    with StubLLMServer(default=Reply("and then I kept talking about it", endless=True),
+    with StubLLMServer(default=Reply("and then I kept talking about it. So", endless=True),
                        context_window=2048) as stub:
         spec = f"openai-compatible:chatty@{stub.openai_base_url}"
         s = settings_for(tmp_path, spec, context_window=2048)
@@ -139,7 +139,10 @@ def test_a_model_that_never_stops_talking_stays_capped_and_within_the_window(
                     for i in range(30)]
 
         turns = asyncio.run(thirty())
+        replies = [t.text for t in p.store.current_turns(sid)[1:] if t.speaker == "client"]
         p.store.close()
+    assert len(replies) == 30
+    assert all(r.endswith("about it.") for r in replies)  # cut at the cap, back to a sentence
     assert all(events[-1].kind == "client" for events in turns), [
         e.text for events in turns for e in events if e.kind == "error"]
     posts = [r for r in stub.requests if r.method == "POST"]

@@ -121,8 +121,8 @@ async def stream_client_reply(model: BaseChatModel, persona: Persona, plan: Plan
                               history: Sequence[Utterance | Mapping[str, Any]],
                               role: str = "client", *, limits: CallLimits | None = None,
                               spec: str | None = None, gate: EndpointGate | None = None,
-                              on_failure: Callable[[str, str], None] | None = None
-                              ) -> AsyncIterator[str]:
+                              on_failure: Callable[[str, str], None] | None = None,
+                              info: dict[str, Any] | None = None) -> AsyncIterator[str]:
     """Yield the client's reply as text pieces, capped in length and fitted to the model's
     context window (``llm.streaming.stream_reply``: limits, timeouts, retries, the endpoint gate).
 
@@ -138,7 +138,8 @@ async def stream_client_reply(model: BaseChatModel, persona: Persona, plan: Plan
     messages = client_messages(persona, plan, state, history)
     cap = reply_token_cap(plan.max_words, limits.reply_max_tokens)
     async for piece in stream_reply(model, messages, limits, spec=spec, role=role,
-                                    max_tokens=cap, gate=gate, on_failure=on_failure):
+                                    max_tokens=cap, gate=gate, on_failure=on_failure,
+                                    info=info):
         yield piece
 
 

@@ -141,3 +141,15 @@ def context_overflow(text: str) -> tuple[bool, int | None]:
         if m:
             return True, int(m.group(1))
     return True, None
+
+
+_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?=\s|$)")
+
+
+def trim_to_sentence(text: str) -> str:
+    """A reply cut off by ``max_tokens``, back to its last whole sentence (as it is when there
+    is none: a fragment is better than nothing)."""
+    ends = list(_SENTENCE_END.finditer(text))
+    if not ends:
+        return text.strip()
+    return text[: ends[-1].end()].strip()

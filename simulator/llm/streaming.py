@@ -95,7 +95,8 @@ def kind_of(exc: BaseException) -> str:
 
 
 async def _one_stream(model: Any, messages: list[BaseMessage], limits: CallLimits,
-                      deadline: float, checks_finish: bool) -> AsyncIterator[str]:
+                      deadline: float, checks_finish: bool, info: dict[str, Any]
+                      ) -> AsyncIterator[str]:
     """Yield text pieces of one request, enforcing the first-token, chunk and reply timeouts."""
     loop = asyncio.get_running_loop()
     stream = model.astream(messages).__aiter__()
@@ -131,6 +132,8 @@ async def _one_stream(model: Any, messages: list[BaseMessage], limits: CallLimit
     finally:
         with contextlib.suppress(Exception):
             await stream.aclose()
+    info["finish"] = finish
+    info["capped"] = finish in ("length", "max_tokens")
     if checks_finish and finish is None:
         raise StreamProblem("ended_early", "ended its reply early: the server closed the stream "
                             "(llama-cpp-python: start it with --interrupt_requests False)")
@@ -141,14 +144,17 @@ async def _one_stream(model: Any, messages: list[BaseMessage], limits: CallLimit
 async def stream_reply(model: Any, messages: Sequence[BaseMessage], limits: CallLimits,
                        *, spec: str, role: str = "client", max_tokens: int | None = None,
                        gate: EndpointGate | None = None,
-                       on_failure: Callable[[str, str], None] | None = None
-                       ) -> AsyncIterator[str]:
+                       on_failure: Callable[[str, str], None] | None = None,
+                       info: dict[str, Any] | None = None) -> AsyncIterator[str]:
     """Yield the reply's text; raise ``ModelUnavailable`` naming what happened and the attempts.
 
     ``messages`` are fitted to ``limits.context_window`` (again, smaller, after an overflow the
     server reports). ``gate`` is the endpoint's gate (the reply holds a slot while it streams).
     ``on_failure(spec, kind)`` is told about a failure (the availability monitor re-checks).
+    ``info``, when given, is filled in: ``finish`` (the finish reason) and ``capped`` (True when
+    the reply hit ``max_tokens``: the caller may trim it to its last whole sentence).
     """
+    info = info if info is not None else {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.reply_timeout_s
     cap = min(max_tokens or limits.reply_max_tokens, limits.reply_max_tokens)
@@ -167,7 +173,8 @@ async def stream_reply(model: Any, messages: Sequence[BaseMessage], limits: Call
                                    spec=spec, kind="context_overflow", recoverable=False) from exc
         try:
             async with gate.slot("reply") if gate is not None else contextlib.nullcontext():
-                async for piece in _one_stream(bound, fitted, limits, deadline, checks_finish):
+                async for piece in _one_stream(bound, fitted, limits, deadline, checks_finish,
+                                               info):
                     sent_text = True
                     yield piece
             return

@@ -58,7 +58,7 @@ from simulator.content.rubric import Rubric
 from simulator.grader.grade import GradeOptions, TurnGrade
 from simulator.llm.availability import Availability
 from simulator.llm.gate import EndpointGate, gate_for
-from simulator.llm.limits import endpoint_key, limits_for
+from simulator.llm.limits import endpoint_key, limits_for, trim_to_sentence
 from simulator.llm.providers import ModelUnavailable, chat_model, empty_reply, parse_spec
 from simulator.settings import Settings, load_settings
 from simulator.store import Session, Store, StoreError, Turn, User, open_store
@@ -355,10 +355,13 @@ class Practice:
                 yield TurnEvent(kind="token", text=reply)
             else:
                 parts: list[str] = []
-                async for token in self._stream_llm(client, persona, plan, state, turns):
+                info: dict[str, Any] = {}
+                async for token in self._stream_llm(client, persona, plan, state, turns, info):
                     parts.append(token)
                     yield TurnEvent(kind="token", text=token)
                 reply = "".join(parts).strip()
+                if info.get("capped"):  # cut at max_tokens: keep the whole sentences
+                    reply = trim_to_sentence(reply)
                 if not reply:
                     raise empty_reply(self.settings.client_model)
         except ModelUnavailable as exc:
@@ -395,14 +398,15 @@ class Practice:
                               "fact_id": plan.fact_id, "codes": coded.codes})
 
     async def _stream_llm(self, client: BaseChatModel, persona: Persona, plan: Plan,
-                          state: ClientState, turns: list[Turn]) -> AsyncIterator[str]:
+                          state: ClientState, turns: list[Turn],
+                          info: dict[str, Any]) -> AsyncIterator[str]:
         from simulator.client.realize_llm import stream_client_reply
 
         spec = self.settings.client_model
         async for token in stream_client_reply(
                 client, persona, plan, state, self.history(turns),
                 limits=limits_for(spec, self.settings), spec=spec, gate=self._gate(spec),
-                on_failure=self._report_failure):
+                on_failure=self._report_failure, info=info):
             yield token
 
     def _code(self, turn: Turn, context: list[Utterance]) -> tuple[CodedTurn, bool]:
