@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from simulator.bench.turn import (
     TRAINEE_TURNS,
@@ -51,6 +51,11 @@ class SingleSlotBench(BaseModel):
     first_token_ms: dict[str, float]
     ratio: dict[str, float]
     """Time to the first client token / the model latency: p50, p95, max."""
+    to_server_ms: dict[str, float] = {}
+    """From sending the turn to the client's request reaching the server (engine + SDK + any
+    wait for the endpoint's gate, i.e. for a running grade to step aside)."""
+    slot_wait_ms: dict[str, float] = {}
+    """How long the client's request then waited at the server for its one slot."""
     lost_turns: int
     errors: list[str]
     grades_ok: int
@@ -61,6 +66,8 @@ class SingleSlotBench(BaseModel):
     targets: SingleSlotTargets = SingleSlotTargets()
     met: dict[str, bool]
     machine: dict[str, Any]
+    sent_at: list[float] = Field(default=[], exclude=True)
+    """``perf_counter`` when each measured turn was sent (to match the server's records)."""
 
 
 def _stub_module() -> Any:
@@ -105,8 +112,15 @@ def run_single_slot_bench(turns: int = 100, latency_ms: float = 300.0, think_ms:
             practice.store.close()
         grade_requests = sum(1 for r in stub.requests
                              if isinstance(r.body, dict) and r.body.get("response_format"))
+        client_requests = [r for r in stub.requests if r.method == "POST" and r.stream]
+        measured = client_requests[len(client_requests) - turns:]
+        starts = result.sent_at
+        to_server = [(r.arrived - t0) * 1000 for r, t0 in zip(measured, starts, strict=False)]
+        slot_wait = [(r.started - r.arrived) * 1000 for r in measured]
         return result.model_copy(update={"grade_requests": grade_requests,
-                                         "server_max_running": stub.max_running})
+                                         "server_max_running": stub.max_running,
+                                         "to_server_ms": summary(to_server),
+                                         "slot_wait_ms": summary(slot_wait)})
 
 
 async def _measure(practice: Any, persona_id: str, turns: int, latency_ms: float,
@@ -115,6 +129,7 @@ async def _measure(practice: Any, persona_id: str, turns: int, latency_ms: float
     from simulator.llm.limits import endpoint_key
 
     first_ms: list[float] = []
+    sent_at: list[float] = []
     errors: list[str] = []
     sessions: list[str] = []
     sid = practice.start("bench", persona_id) if warmup else ""  # not counted
@@ -123,6 +138,8 @@ async def _measure(practice: Any, persona_id: str, turns: int, latency_ms: float
             sid = practice.start("bench", persona_id)
             sessions.append(sid)
         t0 = time.perf_counter()
+        if n >= 0:
+            sent_at.append(t0)
         first: float | None = None
         async for ev in practice.turn(sid, "bench", TRAINEE_TURNS[n % len(TRAINEE_TURNS)]):
             if ev.kind == "token" and first is None:
@@ -153,7 +170,7 @@ async def _measure(practice: Any, persona_id: str, turns: int, latency_ms: float
         preempted_grades=gate.preemptions, server_max_running=0, targets=targets,
         met={"ratio_p95": bool(ratios) and pct(ratios, 95) <= targets.ratio_p95,
              "lost_turns": lost == targets.lost_turns},
-        machine=machine_info())
+        machine=machine_info(), sent_at=sent_at)
 
 
 def format_text(r: SingleSlotBench) -> str:
@@ -162,6 +179,9 @@ def format_text(r: SingleSlotBench) -> str:
             f"({r.latency_ms:g} ms before each answer), think time {r.think_ms:g} ms\n"
             f"  first client token / model latency: p50 {q['p50']}, p95 {q['p95']} "
             f"(target <= {r.targets.ratio_p95:g})\n"
+            f"  turn sent -> client request at the server: p50 {r.to_server_ms.get('p50')} ms, "
+            f"p95 {r.to_server_ms.get('p95')} ms; then waiting for the slot: p50 "
+            f"{r.slot_wait_ms.get('p50')} ms, p95 {r.slot_wait_ms.get('p95')} ms\n"
             f"  lost turns: {r.lost_turns}; errors: {len(r.errors)}\n"
             f"  grades ok: {r.grades_ok}/{r.turns} after {r.grade_requests} grade requests "
             f"({r.preempted_grades} preempted by a reply); server ran at most "
