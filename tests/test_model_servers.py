@@ -200,7 +200,7 @@ def test_without_the_gate_an_interrupting_server_cuts_the_reply_and_says_so(
         tmp_path: Path) -> None:
     """What the gate prevents, and the message a trainee would get if it happened anyway."""
     with StubLLMServer(interrupt_requests=True,
-                       default=Reply("one two three four five six", chunk_delay_s=0.05)) as stub:
+                       default=Reply("one two three four five six", chunk_delay_s=0.25)) as stub:
         spec = f"openai-compatible:m@{stub.openai_base_url}"
         s = settings_for(tmp_path, spec, models={spec: ModelSettings(max_concurrency=4)})
         p = practice_for(s)
@@ -209,8 +209,10 @@ def test_without_the_gate_an_interrupting_server_cuts_the_reply_and_says_so(
         async def turn_with_intruder() -> list[Any]:
             import httpx
 
-            async def intrude() -> None:
-                await asyncio.sleep(0.12)
+            async def intrude() -> None:  # once the reply is streaming, a second request
+                while not any(r.stream for r in stub.requests):
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.3)
                 async with httpx.AsyncClient() as http:
                     await http.post(stub.openai_base_url + "/chat/completions",
                                     json={"model": "m", "messages": []})
@@ -385,3 +387,44 @@ def test_the_report_shows_a_failed_reply_pending_grades_and_the_grader(tmp_path:
     assert "1 of 1 turn grades by openai-compatible:m@" in md
     assert "&amp;" not in md.split("---")[-1]  # the footer's citation keeps its "&"
     assert "grader." in md.split("---")[-1]
+
+
+# --- counselsim doctor ------------------------------------------------------------------------
+
+def test_doctor_passes_a_working_server_and_names_what_to_fix_on_a_wrong_one() -> None:
+    from simulator.llm.doctor import run_doctor
+
+    def respond(req: RecordedRequest) -> Reply:
+        if isinstance(req.body, dict) and req.body.get("response_format"):
+            return Reply(json.dumps({"ok": True, "word": "yes"}))
+        return Reply("Fine, thanks.")
+
+    with StubLLMServer(served_models=["smollm2"], responder=respond) as stub:
+        good = f"openai-compatible:smollm2@{stub.openai_base_url}"
+        checks = asyncio.run(run_doctor(Settings(client_model=good, grader_model=good)))
+        wrong = f"openai-compatible:llama3@{stub.openai_base_url}"
+        bad = asyncio.run(run_doctor(Settings(client_model=wrong, grader_model="offline")))
+    names = {c.name: c.outcome for c in checks}
+    assert names == {"reachable": "ok", "model listed": "ok", "completion": "ok",
+                     "streaming": "ok", "structured output": "ok", "concurrency": "note"}
+    assert all(c.role == "both" for c in checks)
+    fix = [c for c in bad if c.outcome == "fix"]
+    assert len(fix) == 1 and fix[0].name == "model listed"
+    assert "serves smollm2" in fix[0].line() and "--model_alias" in fix[0].line()
+    assert [c.outcome for c in bad if c.role == "grader"] == ["ok"]  # offline: nothing to check
+
+
+def test_doctor_says_when_no_server_is_listening_or_a_key_is_missing() -> None:
+    import socket
+
+    from simulator.llm.doctor import run_doctor
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    checks = asyncio.run(run_doctor(Settings(
+        client_model=f"openai-compatible:m@http://127.0.0.1:{port}/v1",
+        grader_model="anthropic:claude-sonnet-4-5")))
+    lines = [c.line() for c in checks]
+    assert lines[0].startswith("FIX  client reachable:") and "start the server" in lines[0]
+    assert lines[1].startswith("FIX  grader key:") and "ANTHROPIC_API_KEY" in lines[1]
