@@ -22,9 +22,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +63,26 @@ def data_home() -> Path:
     return Path(base) / "counselsim"
 
 
+class ModelSettings(BaseModel):
+    """Per-model settings, keyed by the model string in ``[models."<spec>"]`` of counselsim.toml.
+
+    Each value left unset falls back to the global setting of the same name, or to a default
+    chosen from the provider (``simulator.llm.limits.limits_for``).
+    """
+
+    context_window: int | None = Field(None, ge=256)
+    """Tokens the model can hold (prompt + reply); the client's history is budgeted to fit."""
+    reply_max_tokens: int | None = Field(None, ge=8)
+    """Hard ceiling on a client reply in tokens, whatever the persona's verbosity asks for."""
+    max_concurrency: int | None = Field(None, ge=1)
+    """Requests this model's endpoint serves at once (default 1 on a loopback server)."""
+    structured_output: Literal["json_schema", "function_calling", "json_mode"] | None = None
+    """How the grader asks this model for JSON (default: the provider's strongest means)."""
+    first_token_timeout_s: float | None = Field(None, gt=0)
+    chunk_timeout_s: float | None = Field(None, gt=0)
+    reply_timeout_s: float | None = Field(None, gt=0)
+
+
 class SettingsError(InvalidInput):
     """A setting is unknown or has a bad value; the message is one line saying where."""
 
@@ -92,6 +112,25 @@ class Settings(BaseSettings):
     request_timeout_s: float = 60.0
     max_retries: int = 3
     requests_per_second: float = 5.0
+    context_window: int | None = Field(None, ge=256)
+    """Default context window for every model (None: by provider; see llm.limits)."""
+    reply_max_tokens: int = Field(300, ge=8)
+    """Hard ceiling on any client reply, in tokens."""
+    connect_timeout_s: float = Field(5.0, gt=0)
+    first_token_timeout_s: float = Field(25.0, gt=0)
+    """From sending the request to the reply's first text (a hung server is reported then)."""
+    chunk_timeout_s: float = Field(15.0, gt=0)
+    """Longest silence between two pieces of a streamed reply."""
+    reply_timeout_s: float = Field(90.0, gt=0)
+    """A whole client reply, every attempt included."""
+    availability_interval_s: float = Field(15.0, gt=0)
+    """How often the web app re-checks that the configured models answer."""
+    models: dict[str, ModelSettings] = {}
+    """Per-model settings, keyed by model string (``[models."openai-compatible:m@url"]``)."""
+
+    def model_settings(self, spec: str) -> ModelSettings:
+        """The per-model settings of ``spec`` (empty when none are configured)."""
+        return self.models.get(spec.strip(), ModelSettings())
 
     @classmethod
     def settings_customise_sources(

@@ -19,7 +19,21 @@ Use::
 Each request takes the next enqueued item (FIFO); when the queue is empty, ``responder(request)``
 decides if given, else ``default``. Faults: HTTP status (429 with Retry-After, 500 ...),
 connection reset, hang before any byte, hang mid-stream after some chunks, malformed JSON, empty
-reply. Hangs end when the server stops (or after ``hang_max_s``), so tests never leak threads.
+reply, a context-overflow error inside an open stream. Hangs end when the server stops (or after
+``hang_max_s``), so tests never leak threads.
+
+Behaviours of real local servers, as constructor options:
+
+* ``latency_s`` and ``slots``: every request waits ``latency_s`` before its first byte, and at
+  most ``slots`` requests are served at once (the rest queue), like llama.cpp with one slot. A
+  request whose client hangs up while it waits gives its slot back (as llama.cpp and vLLM do).
+* ``interrupt_requests``: a running stream is ended early (``[DONE]`` without a finish reason)
+  when another request arrives, as llama-cpp-python's server does by default.
+* ``context_window``: a request whose prompt (estimated at 4 characters a token) plus
+  ``max_tokens`` exceeds it fails inside the opened stream, with llama.cpp's message.
+* ``served_models``: what ``GET /v1/models`` lists (the server answers any name regardless).
+* ``Reply(endless=True)``: a model that never stops talking: it streams until ``max_tokens``
+  (finish reason ``length``) or, when none is sent, until the client or the server gives up.
 
 As a pytest fixture (in a test module or a conftest)::
 
@@ -33,12 +47,13 @@ from __future__ import annotations
 
 import json
 import math
+import select
 import socket
 import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -60,6 +75,8 @@ class Reply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     chunks: list[str] | None = None
     chunk_delay_s: float = 0.0
+    endless: bool = False
+    """Repeat ``text`` word by word until ``max_tokens`` words (or forever when none is sent)."""
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -68,7 +85,8 @@ class Reply:
         return [w if i == 0 else " " + w for i, w in enumerate(words)] if self.text else []
 
 
-FaultKind = Literal["status", "reset", "hang", "hang_mid_stream", "malformed", "empty"]
+FaultKind = Literal["status", "reset", "hang", "hang_mid_stream", "malformed", "empty",
+                    "context_overflow"]
 
 
 @dataclass
@@ -122,6 +140,13 @@ class Fault:
         """HTTP 200, a well-formed reply whose text is empty."""
         return cls("empty")
 
+    @classmethod
+    def context_overflow(cls, requested: int = 4144, window: int = 4096) -> Fault:
+        """Open the stream, then an error event with llama.cpp's overflow message (non-stream
+        requests: HTTP 400 with the same message)."""
+        return cls("context_overflow", status=400, message=(
+            f"Requested tokens ({requested}) exceed context window of {window}"))
+
 
 Item = Reply | Fault
 
@@ -135,6 +160,10 @@ class RecordedRequest:
     body: Any
     stream: bool
     outcome: str = ""
+    arrived: float = 0.0
+    """``time.perf_counter()`` when the request was read."""
+    started: float = 0.0
+    """When its slot was granted (equal to ``arrived`` without ``slots``)."""
 
     def messages(self) -> list[dict[str, Any]]:
         return list((self.body or {}).get("messages", []))
@@ -162,10 +191,23 @@ class StubLLMServer:
 
     def __init__(self, default: Item | None = None,
                  responder: Callable[[RecordedRequest], Item] | None = None,
-                 hang_max_s: float = 30.0) -> None:
+                 hang_max_s: float = 30.0, *, latency_s: float = 0.0, slots: int | None = None,
+                 interrupt_requests: bool = False, context_window: int | None = None,
+                 served_models: list[str] | None = None) -> None:
         self.default: Item = default or Reply()
         self.responder = responder
         self.hang_max_s = hang_max_s
+        self.latency_s = latency_s
+        self.slots = threading.BoundedSemaphore(slots) if slots else None
+        self.interrupt_requests = interrupt_requests
+        self.context_window = context_window
+        self.served_models = served_models
+        self.running = 0
+        """Requests being served now (after their slot was granted)."""
+        self.max_running = 0
+        self.gave_up_waiting = 0
+        """Requests whose client hung up before their slot or first byte came."""
+        self._generation = 0
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Item] = deque()
         self._lock = threading.Lock()
@@ -236,10 +278,21 @@ class StubLLMServer:
     def _wait(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
+    def _arrived(self) -> int:
+        """A request arrived: bump the generation (interrupting streams, if configured)."""
+        with self._lock:
+            self._generation += 1
+            return self._generation
+
+    def _interrupted(self, since: int) -> bool:
+        with self._lock:
+            return self.interrupt_requests and self._generation != since
+
 
 class _Handler(BaseHTTPRequestHandler):
     stub: StubLLMServer
     protocol_version = "HTTP/1.1"
+    _generation = 0
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -247,8 +300,9 @@ class _Handler(BaseHTTPRequestHandler):
     # routing
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
-            self._json(200, {"object": "list", "data": [{"id": "stub-model", "object": "model",
-                                                         "created": 0, "owned_by": "stub"}]})
+            self._json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "stub"}
+                for m in self.stub.served_models or []]})
         else:
             self._json(404, {"error": {"message": "not found", "type": "not_found"}})
 
@@ -264,14 +318,74 @@ class _Handler(BaseHTTPRequestHandler):
                            else "anthropic" if path.endswith("/messages") else None)
         stream = bool(isinstance(body, dict) and body.get("stream"))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        req = RecordedRequest(api, "POST", self.path, headers, body, stream)
+        req = RecordedRequest(api, "POST", self.path, headers, body, stream,
+                              arrived=time.perf_counter())
         if api is None:
             req.outcome = "404"
             with self.stub._lock:
                 self.stub.requests.append(req)
             self._json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
             return
+        self._generation = self.stub._arrived()
+        if not self._take_slot(req):
+            req.outcome = "client gone"
+            with self.stub._lock:
+                self.stub.requests.append(req)
+                self.stub.gave_up_waiting += 1
+            return
+        try:
+            self._serve(api, req, body, stream)
+        finally:
+            with self.stub._lock:
+                self.stub.running -= 1
+            if self.stub.slots is not None:
+                self.stub.slots.release()
+
+    def _client_gone(self) -> bool:
+        """Has the client closed the connection (readable with nothing to read)?"""
+        try:
+            ready, _, _ = select.select([self.connection], [], [], 0)
+            return bool(ready) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _take_slot(self, req: RecordedRequest) -> bool:
+        """Wait for a slot, then ``latency_s``; False when the client hung up meanwhile."""
+        stub = self.stub
+        if stub.slots is not None:
+            while not stub.slots.acquire(timeout=0.005):
+                if self._client_gone() or stub._stop.is_set():
+                    return False
+        req.started = time.perf_counter()
+        with stub._lock:
+            stub.running += 1
+            stub.max_running = max(stub.max_running, stub.running)
+        until = time.monotonic() + stub.latency_s
+        while time.monotonic() < until:
+            if self._client_gone():
+                with stub._lock:
+                    stub.running -= 1
+                if stub.slots is not None:
+                    stub.slots.release()
+                return False
+            time.sleep(min(0.005, max(0.0, until - time.monotonic())))
+        return True
+
+    def _overflow(self, body: Any) -> Fault | None:
+        window = self.stub.context_window
+        if not window or not isinstance(body, dict):
+            return None
+        prompt = (len(json.dumps(body.get("messages", ""))) + len(str(body.get("system", "")))) // 4
+        wanted = body.get("max_tokens") or body.get("max_completion_tokens") or window
+        if prompt + int(wanted) > window:
+            return Fault.context_overflow(prompt + int(wanted), window)
+        return None
+
+    def _serve(self, api: Api, req: RecordedRequest, body: Any, stream: bool) -> None:
         item = self.stub._next(req)
+        overflow = self._overflow(body) if not isinstance(item, Fault) else None
+        if overflow is not None:
+            item = overflow
         req.outcome = item.kind if isinstance(item, Fault) else "reply"
         if isinstance(item, Fault):
             self._fault(api, item, stream, body)
@@ -330,6 +444,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._sse_write(b"data: {this is not json\n\n")
             else:
                 self._raw(200, b'{"id": "x", "choices": [ {not json', "application/json")
+        elif f.kind == "context_overflow":
+            if stream:
+                self._sse_start()
+                self._event({"error": {"message": f.message, "type": "invalid_request_error",
+                                       "code": 400}})
+            else:
+                self._json(400, {"error": {"message": f.message, "type": "invalid_request_error",
+                                           "code": None}})
         elif f.kind == "empty":
             if stream:
                 self._stream(api, Reply("", chunks=[]), body)
@@ -371,6 +493,23 @@ class _Handler(BaseHTTPRequestHandler):
         if r.chunk_delay_s:
             time.sleep(r.chunk_delay_s)
 
+    def _pieces(self, r: Reply, limit: Any) -> Iterator[str]:
+        """The reply's pieces; an endless reply repeats its words up to ``limit`` (or until the
+        client hangs up, the server stops, or ``hang_max_s`` passes)."""
+        if not r.endless:
+            yield from r.pieces()
+            return
+        words = (r.text or "and").split()
+        started = time.monotonic()
+        n = 0
+        while limit is None or n < int(limit):
+            if self.stub._stop.is_set() or time.monotonic() - started > self.stub.hang_max_s:
+                return
+            if n % 16 == 0 and self._client_gone():
+                return
+            yield (" " if n else "") + words[n % len(words)]
+            n += 1
+
     def _stream_openai(self, r: Reply, body: Any, model: str, finish: bool) -> None:
         base = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
@@ -380,9 +519,21 @@ class _Handler(BaseHTTPRequestHandler):
                                               "finish_reason": finish_reason}]})
 
         chunk({"role": "assistant", "content": ""})
-        for piece in r.pieces():
+        limit = None
+        if isinstance(body, dict):
+            limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        sent = 0
+        for piece in self._pieces(r, limit):
             self._delay(r)
+            if self.stub._interrupted(self._generation) or self.stub._stop.is_set():
+                self._sse_write(b"data: [DONE]\n\n")  # llama-cpp-python: no finish reason
+                return
             chunk({"content": piece})
+            sent += 1
+        if r.endless and limit is not None and sent >= int(limit):
+            chunk({}, "length")
+            self._sse_write(b"data: [DONE]\n\n")
+            return
         for i, tc in enumerate(r.tool_calls):
             chunk({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
                                    "function": {"name": tc.name, "arguments": ""}}]})

@@ -333,7 +333,7 @@ def test_prompt_carries_must_assess_client_last_words_and_contrasting_examples()
                            options=FAST, must_assess=items))
     system, human = model.calls[0][0].text, model.calls[0][1].text
     assert all(f"- {i}" in system for i in items) and "never rewrite it" in system
-    assert "Not this code:" in system and "a closed question phrased as an" in system
+    assert "Is NOT this code:" in system and "a closed question phrased as an" in system
     assert _blocks(human, "client_last_words").strip() == TRANSCRIPT[-1].text
     plain = turn_messages(miti, TRANSCRIPT, "Hi", "coach")[0].text
     assert "Risk and safety" not in plain  # no list, no risk paragraph
@@ -408,9 +408,12 @@ def test_chat_openai_against_stub_malformed_then_valid_json(rubric: Rubric) -> N
     assert grade.status == "ok" and grade.attempts == 2
     assert grade.values["behaviour"] == "Q" and grade.model == spec
     assert len(bodies) == 2
-    assert bodies[0]["response_format"] == {"type": "json_object"}   # json_mode for compatible
+    fmt = bodies[0]["response_format"]   # json_mode for compatible, the schema beside it
+    assert fmt["type"] == "json_object" and "behaviour" in fmt["schema"]["$defs"]["TurnCodes"][
+        "properties"]
     system = bodies[0]["messages"][0]
     assert system["role"] == "system" and INJECTION not in json.dumps(system)
+    assert "JSON Schema" in system["content"] and '"behaviour"' in system["content"]
     assert bodies[1]["messages"][-1]["role"] == "user"             # the retry note
 
 

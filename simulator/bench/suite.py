@@ -53,6 +53,8 @@ def run_all(out: Path, *, data: Path | None = None, users: int = 100, turns: int
             "turn": f"counselsim bench turn --turns {turn_count} --latency-ms {latency_ms:g}",
             "load": f"counselsim bench load --users {users} --turns {turns} "
                     f"--latency-ms {latency_ms:g}",
+            "turn_single_slot": f"counselsim bench turn --single-slot --turns 100 "
+                                f"--latency-ms {latency_ms:g}",
         },
     }
     results["coder"] = _timed("coder", lambda: bench_coder_command(csv, "offline", True))
@@ -60,6 +62,10 @@ def run_all(out: Path, *, data: Path | None = None, users: int = 100, turns: int
                                                             latency_ms=latency_ms))
     results["load"] = _timed("load", lambda: run_load_bench(
         users=users, turns=turns, latency_ms=latency_ms, timeout_s=load_timeout_s))
+    from simulator.bench.single_slot import run_single_slot_bench
+
+    results["turn_single_slot"] = _timed("turn_single_slot", lambda: run_single_slot_bench(
+        turns=100, latency_ms=latency_ms))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if doc is not None:
@@ -113,10 +119,29 @@ def performance_table(results: dict[str, Any]) -> str:
             f"{ld.get('connection_retries', 0)} | |"]
     elif ld:
         rows.append(f"| load | error | {ld.get('error')} | |")
+    rows += single_slot_rows(results.get("turn_single_slot", {}))
     for key in ("cohen_kappa", "accuracy", "macro_f1", "client_talk_macro_f1", "utterances_per_s"):
         if isinstance(c.get(key), int | float):
             rows.append(f"| coder (AnnoMI dev split) | {key} | {c[key]} | |")
     return "\n".join(rows) + "\n"
+
+
+def single_slot_rows(ss: dict[str, Any]) -> list[str]:
+    """Rows for ``bench turn --single-slot`` (client and LLM grader on one one-slot server)."""
+    if "ratio" not in ss:
+        return [f"| single-slot server | error | {ss.get('error')} | |"] if ss else []
+    return [
+        f"| single-slot server | time to first client token / model latency "
+        f"({ss['latency_ms']:g} ms), LLM grading on, p50 / p95 | {ss['ratio']['p50']} / "
+        f"{ss['ratio']['p95']} | p95 <= {ss['targets']['ratio_p95']:g} |",
+        f"| single-slot server | turn sent to client request at the server, p50 / p95 | "
+        f"{ss['to_server_ms']['p50']} / {ss['to_server_ms']['p95']} ms | |",
+        f"| single-slot server | client request waiting for the slot, p50 / p95 | "
+        f"{ss['slot_wait_ms']['p50']} / {ss['slot_wait_ms']['p95']} ms | |",
+        f"| single-slot server | lost turns / grades ok | {ss['lost_turns']} / "
+        f"{ss['grades_ok']} of {ss['turns']} | 0 / all |",
+        f"| single-slot server | grade requests preempted by a reply | "
+        f"{ss['preempted_grades']} of {ss['grade_requests']} | |"]
 
 
 def performance_doc(results: dict[str, Any], source: str) -> str:
@@ -143,11 +168,18 @@ def performance_doc(results: dict[str, Any], source: str) -> str:
         "think time between them. Lost turns = turns the server accepted that are not in the "
         "database afterwards.",
         "- **coder**: the offline coder against AnnoMI's human codes on its held-out dev split.",
+        "- **single-slot server**: client and LLM grader both through ChatOpenAI over HTTP to "
+        "one loopback server (the stub in `tests/stub_llm_server.py`) that serves one request at "
+        "a time and waits the model latency before every answer; turns back to back, so the "
+        "previous turn's grade is running whenever a reply needs the slot. The reply goes first: "
+        "the grade is cancelled and sent again (preempted). Time to the server = engine + SDK "
+        "+ that hand-over; the slot wait shows the reply never queued behind a grade.",
         "",
         "## Measure again",
         "",
         "```",
-        *[c for c in (cmds.get("coder"), cmds.get("turn"), cmds.get("load")) if c],
+        *[c for c in (cmds.get("coder"), cmds.get("turn"), cmds.get("load"),
+                      cmds.get("turn_single_slot")) if c],
         "counselsim bench all --out docs/bench.json --doc docs/performance.md",
         "```",
         "",

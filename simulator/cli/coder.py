@@ -72,11 +72,11 @@ def miti_utterance_coder(spec: str) -> Any:
 
     if spec == "offline" or (spec.endswith(".npz") and Path(spec).exists()):
         return miti_coder(None if spec == "offline" else make_coder(spec))
+    from simulator.cli.common import settings_for
     from simulator.coder.llm import LLMMitiCoder
     from simulator.content.library import load_paths
-    from simulator.settings import load_settings
 
-    rubric = load_paths([load_settings().rubrics]).rubric("miti-4.2.1")
+    rubric = load_paths(settings_for().rubric_dirs()).rubric("miti-4.2.1")
     return LLMMitiCoder.from_spec(spec, rubric)
 
 

@@ -94,11 +94,25 @@ def bench_turn(
     turns: Annotated[int, typer.Option(help="Measured turns (after 5 warm-up turns).")] = 200,
     latency_ms: Annotated[float, typer.Option(help="Fake client model's wait before its first token.")] = 300.0,
     grader_latency_ms: Annotated[float | None, typer.Option(help="Fake LLM grader's latency (default 2x).")] = None,
+    single_slot: Annotated[bool, typer.Option(help="Client and LLM grader over HTTP on one single-slot server (the stub) instead of in-process fakes.")] = False,
+    think_ms: Annotated[float, typer.Option(help="With --single-slot: pause between turns.")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """The engine's own time per turn around a fake model of fixed latency; one JSON line last."""
     from simulator.bench.turn import format_text, run_turn_bench
 
+    if single_slot:
+        from simulator.bench import single_slot as bench_single
+
+        try:
+            slot_result = bench_single.run_single_slot_bench(turns=turns, latency_ms=latency_ms,
+                                                             think_ms=think_ms)
+        except ValueError as e:
+            raise fail(str(e)) from None
+        if not as_json:
+            typer.echo(bench_single.format_text(slot_result))
+        emit_json(slot_result.model_dump(mode="json"))
+        return
     try:
         result = run_turn_bench(turns=turns, latency_ms=latency_ms,
                                 grader_latency_ms=grader_latency_ms)
@@ -267,6 +281,15 @@ def selfplay(
 
 # report, sessions list, export, progress, users (simulator/cli/records.py)
 _register_records(app)
+
+
+def _register_doctor() -> None:
+    from simulator.cli.doctor import doctor
+
+    app.command("doctor")(doctor)
+
+
+_register_doctor()
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -77,18 +77,21 @@ def say_offline(persona: Persona, step: Step, used: set[str], rng: random.Random
 
 
 async def speak(persona: Persona, step: Step, history: History, used: set[str],
-                rng: random.Random, model: BaseChatModel | None = None) -> AsyncIterator[str]:
+                rng: random.Random, model: BaseChatModel | None = None,
+                **call: Any) -> AsyncIterator[str]:
     """Say the plan: one piece offline, or the client model's reply streamed piece by piece.
 
     ``history`` ends with the trainee's turn (the opening has none). With a model, a failure
-    after retries raises ``ModelUnavailable`` for the caller to handle;.
+    after retries raises ``ModelUnavailable`` for the caller to handle. ``call`` is how the
+    model is called (limits, endpoint gate, failure reporting: ``realize_llm``'s keywords).
     """
     if model is None:
         yield say_offline(persona, step, used, rng)
         return
     from simulator.client.realize_llm import stream_client_reply
 
-    async for piece in stream_client_reply(model, persona, step.plan, step.state, history):
+    async for piece in stream_client_reply(model, persona, step.plan, step.state, history,
+                                           **call):
         yield piece
 
 

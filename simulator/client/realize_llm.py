@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,7 +32,11 @@ from simulator.client.state import ClientState
 from simulator.coder.labels import Utterance
 from simulator.content.persona import Persona, mentions
 from simulator.content.topics import common_topics
-from simulator.llm.providers import ModelUnavailable, attempts_of, empty_reply, spec_of, unavailable
+from simulator.llm.gate import EndpointGate
+from simulator.llm.limits import CallLimits, limits_for, reply_token_cap
+from simulator.llm.providers import spec_of
+from simulator.llm.streaming import stream_reply
+from simulator.settings import defaults
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 TEMPLATE = "client_system.j2"
@@ -216,32 +220,30 @@ async def stream_client_reply(model: BaseChatModel, persona: Persona, plan: Plan
                               state: ClientState,
                               history: Sequence[Utterance | Mapping[str, Any]],
                               role: str = "client",
-                              correction: str | None = None) -> AsyncIterator[str]:
-    """Yield the client's reply as text pieces.
+                              correction: str | None = None, *,
+                              limits: CallLimits | None = None,
+                              spec: str | None = None, gate: EndpointGate | None = None,
+                              on_failure: Callable[[str, str], None] | None = None,
+                              info: dict[str, Any] | None = None) -> AsyncIterator[str]:
+    """Yield the client's reply as text pieces, capped in length and fitted to the model's
+    context window (``llm.streaming.stream_reply``: limits, timeouts, retries, the endpoint gate).
+    ``correction`` asks for a second try after the post-generation check refused the first.
 
-    Any failure after the SDK's retries, and an empty reply, is raised as ``ModelUnavailable``
-    with a message the trainee can act on; the caller decides whether to fall back to offline.
+    Any failure, and an empty reply, is raised as ``ModelUnavailable`` with a message the
+    trainee can act on; the caller decides whether to fall back to offline.
     """
+    spec = spec or spec_of(model)
+    if limits is None:
+        try:
+            limits = limits_for(spec, defaults())
+        except ValueError:  # a fake or wrapped model with no model string: default limits
+            limits = limits_for("offline", defaults())
     messages = client_messages(persona, plan, state, history, correction)
-    got_text = False
-    try:
-        async for chunk in model.astream(messages):
-            piece = content_text(chunk.content)
-            if piece:
-                if not got_text:
-                    piece = piece.lstrip()
-                    if not piece:
-                        continue
-                got_text = True
-                yield piece
-    except ModelUnavailable:
-        raise
-    except Exception as exc:  # every SDK/transport error becomes one clear error
-        if "No generation chunks were returned" in str(exc):
-            raise empty_reply(spec_of(model), role) from exc
-        raise unavailable(exc, spec_of(model), role, attempts_of(model)) from exc
-    if not got_text:
-        raise empty_reply(spec_of(model), role)
+    cap = reply_token_cap(plan.max_words, limits.reply_max_tokens)
+    async for piece in stream_reply(model, messages, limits, spec=spec, role=role,
+                                    max_tokens=cap, gate=gate, on_failure=on_failure,
+                                    info=info):
+        yield piece
 
 
 async def client_reply(model: BaseChatModel, persona: Persona, plan: Plan, state: ClientState,

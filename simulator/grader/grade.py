@@ -26,6 +26,7 @@ only marks them as estimates.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -117,11 +118,18 @@ class GradeOptions:
     context_utterances: int = 12
     """How much of the transcript before the turn the grader sees (reflections need context)."""
     max_session_chars: int = 60_000
+    gate: Any = None
+    """The endpoint's ``llm.gate.EndpointGate``: each call waits for a slot, and steps aside
+    (is cancelled and sent again later) when a client reply needs it."""
+    structured_output: str | None = None
+    """Override of the structured-output method (``llm.structured``); None: the provider's."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GradeOptions:
         return cls(attempts=max(1, settings.max_retries),
-                   timeout_s=settings.request_timeout_s * (1 + settings.max_retries))
+                   timeout_s=settings.request_timeout_s * (1 + settings.max_retries),
+                   structured_output=settings.model_settings(
+                       settings.grader_model).structured_output)
 
 
 # --- schemas built from a rubric --------------------------------------------------------------
@@ -258,8 +266,20 @@ def _problems(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err["loc"]) or "answer"
-        out.append(f"{loc}: {err['msg']}")
+        msg = "missing (required)" if err["type"] == "missing" else err["msg"]
+        out.append(f"{loc}: {msg}")
     return out[:10]
+
+
+def _unexpected_keys(schema: type[BaseModel], data: Any) -> list[str]:
+    """Top-level keys the schema does not have (a model that invented its own names)."""
+    if not isinstance(data, dict):
+        return []
+    known = {f.alias or name for name, f in schema.model_fields.items()}
+    extra = sorted(str(k) for k in data if k not in known)
+    if not extra:
+        return []
+    return [f"unexpected keys {', '.join(extra[:5])}: use exactly {', '.join(sorted(known))}"]
 
 
 def _as_mapping(output: Any) -> Any:
@@ -293,34 +313,38 @@ def validate_output(schema: type[BaseModel], output: Any) -> BaseModel:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise GradeOutputError(_problems(exc)) from None
+        raise GradeOutputError(_problems(exc) + _unexpected_keys(schema, data)) from None
 
 
-def structured_runnable(model: Any, schema: type[BaseModel], spec: str | None) -> Any:
+def structured_runnable(model: Any, schema: type[BaseModel], spec: str | None,
+                        method: str | None = None) -> Any:
     """A runnable that answers ``schema``-shaped output for a list of messages.
 
-    A chat model gets ``with_structured_output(include_raw=True)`` with the method its provider
-    accepts (``providers.structured_output_method``); parse failures come back as data, not
-    exceptions. Anything else that is already a Runnable (a ``RunnableLambda`` in tests, a
-    pre-built chain) is used as it is and its output validated here.
+    A chat model with a model string gets the strongest means its provider has
+    (``llm.structured``: json_schema, tool calling, or JSON mode with the schema in the prompt),
+    answering plain data that is validated here, so a wrong key is named. Without a model
+    string, ``with_structured_output(include_raw=True)``. Anything else that is already a
+    Runnable (a ``RunnableLambda`` in tests, a pre-built chain) is used as it is and its output
+    validated here.
     """
     if hasattr(model, "with_structured_output") and hasattr(model, "bind_tools"):
-        kwargs: dict[str, Any] = {"include_raw": True}
         if spec:
-            from simulator.llm.providers import parse_spec, structured_output_method
+            from simulator.llm.providers import parse_spec
+            from simulator.llm.structured import structured_runnable as provider_runnable
 
             if parse_spec(spec).provider != "offline":
-                kwargs["method"] = structured_output_method(spec)
-        return model.with_structured_output(schema, **kwargs)
+                return provider_runnable(model, schema, spec, method)
+        return model.with_structured_output(schema, include_raw=True)
     if hasattr(model, "ainvoke"):
         return model
     raise TypeError(f"{type(model).__name__} is neither a chat model nor a Runnable")
 
 
-def _structured_or_refuse(model: Any, schema: type[BaseModel], spec: str | None) -> Any:
+def _structured_or_refuse(model: Any, schema: type[BaseModel], spec: str | None,
+                          method: str | None = None) -> Any:
     """``structured_runnable``, with "this model cannot do structured output" as a failed grade."""
     try:
-        return structured_runnable(model, schema, spec)
+        return structured_runnable(model, schema, spec, method)
     except Exception as exc:
         raise _ProviderRefused(f"the grader model cannot give structured output: "
                                f"{_describe(exc)}") from exc
@@ -365,11 +389,12 @@ async def _call_validated(runnable: Any, messages: list[BaseMessage], schema: ty
             attempt_no += 1
             sent = messages + ([_retry_message(retry_template, problems)] if problems else [])
             try:
+                call = functools.partial(runnable.ainvoke, sent)
                 if options.timeout_s:
                     async with asyncio.timeout(options.timeout_s):
-                        output = await runnable.ainvoke(sent)
+                        output = await (options.gate.run_grade(call) if options.gate else call())
                 else:
-                    output = await runnable.ainvoke(sent)
+                    output = await (options.gate.run_grade(call) if options.gate else call())
                 return validate_output(schema, output), attempt_no
             except GradeOutputError as exc:
                 problems = exc.problems
@@ -417,7 +442,7 @@ async def grade_turn(model: Any, rubric: Rubric, transcript: Sequence[Utterance]
         messages = turn_messages(rubric, context, turn_text, mode,
                                  context_utterances=opts.context_utterances,
                                  must_assess=must_assess)
-        runnable = _structured_or_refuse(model, schema, spec)
+        runnable = _structured_or_refuse(model, schema, spec, opts.structured_output)
         answer, attempts = await _call_validated(runnable, messages, schema, "grader_turn.j2", opts)
     except asyncio.CancelledError:
         raise
@@ -513,7 +538,7 @@ async def grade_session(model: Any, rubric: Rubric, transcript: Sequence[Utteran
     try:
         schema = session_output_schema(rubric)
         messages = session_messages(rubric, transcript, max_chars=opts.max_session_chars)
-        runnable = _structured_or_refuse(model, schema, spec)
+        runnable = _structured_or_refuse(model, schema, spec, opts.structured_output)
         answer, attempts = await _call_validated(runnable, messages, schema, "grader_session.j2",
                                                  opts)
     except asyncio.CancelledError:

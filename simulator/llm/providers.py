@@ -13,12 +13,14 @@ returned. With no key (or, for a compatible server, nothing listening) the facto
 ``None`` and logs one warning per model string: the app runs offline and says so
 (``describe_models`` gives the UI header its words).
 
-Resilience, in layers: the SDK's own retries (``max_retries``; exponential backoff, honours
-``Retry-After``) on 429, 5xx, timeouts and connection errors; an HTTP timeout per request
-(``Settings.request_timeout_s``, which also bounds a stream that stops sending); a client-side
-``InMemoryRateLimiter`` shared by every model on the same endpoint; and, after the last retry,
-``ModelUnavailable``: one exception with a message a trainee can act on ("your turn is saved, send
-it again or switch to offline").
+Resilience: the SDKs' own retries are off (``max_retries=0``) so that every attempt is one we
+count and can report truthfully. A client reply is retried by ``llm.streaming`` within the
+trainee's time limits; a grade by the grader's own attempts. Each request has an HTTP timeout
+(connect: ``Settings.connect_timeout_s``; reading: ``Settings.request_timeout_s``), a
+client-side ``InMemoryRateLimiter`` is shared by every model on the same endpoint, and a failure
+ends in ``ModelUnavailable``: one exception with a message a trainee can act on ("your turn is
+saved, send it again or switch to offline") that says what happened and how many requests were
+sent.
 """
 
 from __future__ import annotations
@@ -194,10 +196,14 @@ def chat_model(spec: str, settings: Settings | None = None, *, max_tokens: int |
             _announce_offline(ms, reason)
         return None
     s = settings or defaults()
+    import httpx
+
     common: dict[str, Any] = {
-        "max_retries": s.max_retries, "timeout": s.request_timeout_s,
+        "max_retries": 0,
         "rate_limiter": rate_limiter_for(ms, s.requests_per_second),
     }
+    timeout = httpx.Timeout(s.request_timeout_s, connect=min(s.connect_timeout_s,
+                                                             s.request_timeout_s))
     if temperature is not None:
         common["temperature"] = temperature
     if ms.provider == "anthropic":
@@ -205,14 +211,15 @@ def chat_model(spec: str, settings: Settings | None = None, *, max_tokens: int |
 
         kwargs: dict[str, Any] = {**common, "model": ms.model,
                                   "api_key": os.environ[KEY_ENV["anthropic"]],
-                                  "max_tokens": max_tokens or 1024}
+                                  "max_tokens": max_tokens or 1024,
+                                  "default_request_timeout": s.request_timeout_s}
         if os.environ.get(BASE_URL_ENV["anthropic"]):
             kwargs["base_url"] = os.environ[BASE_URL_ENV["anthropic"]]
         return ChatAnthropic(**kwargs)
 
     from langchain_openai import ChatOpenAI
 
-    kwargs = {**common, "model": ms.model}
+    kwargs = {**common, "model": ms.model, "timeout": timeout}
     if max_tokens is not None:
         kwargs["max_tokens"] = max_tokens
     if ms.provider == "openai":
@@ -319,22 +326,28 @@ _WHAT = {
     "bad_request": "rejected the request",
     "malformed": "sent a reply that could not be read",
     "empty": "sent an empty reply",
+    "context_overflow": "could not fit the conversation into its context window",
+    "ended_early": "ended its reply before finishing (the server closed the stream)",
+    "wrong_model": "is not the model the server serves",
     "error": "failed",
 }
 
 
 def unavailable(exc: BaseException, spec: str, role: str = "client",
-                attempts: int | None = None) -> ModelUnavailable:
+                attempts: int | None = None, *, kind: str | None = None,
+                what: str | None = None) -> ModelUnavailable:
     """Turn whatever a model call raised into one clear, recoverable ``ModelUnavailable``.
 
-    ``attempts`` (1 + the model's ``max_retries``) is quoted in the message when retries happened.
+    ``attempts`` is the number of requests really sent (quoted in the message when given);
+    ``kind`` and ``what`` override the classification and its words (``llm.streaming`` knows
+    more than the exception says: which timeout, a stream cut short).
     """
     if isinstance(exc, ModelUnavailable):
         return exc
-    kind = classify(exc)
+    kind = kind or classify(exc)
     tries = ""
-    if attempts and kind in ("timeout", "rate_limited", "server_error", "connection"):
-        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
+    if attempts:
+        tries = f" ({attempts} request{'s' if attempts != 1 else ''} sent)"
     status = _status_of(exc)
     code = f" (HTTP {status})" if status and kind in ("server_error", "bad_request") else ""
     shown = redact_spec(spec)
@@ -342,7 +355,8 @@ def unavailable(exc: BaseException, spec: str, role: str = "client",
              f"{role} model to offline.")
     if kind == "auth":
         again = f"Your turn is saved. Fix the key or switch the {role} model to offline."
-    msg = f"The {role} model {shown} {_WHAT[kind]}{code}{tries}. {again}"
+    said = what or _WHAT.get(kind, _WHAT["error"])
+    msg = f"The {role} model {shown} {said}{code}{tries}. {again}"
     log.warning("%s model %s unavailable: %s (%s)", role, shown, kind, type(exc).__name__)
     return ModelUnavailable(msg, spec=spec, kind=kind, recoverable=kind != "auth")
 

@@ -163,6 +163,10 @@ class TranscriptLine(BaseModel):
     fact_id: str | None = None
     rapport: float | None = None
     resistance: float | None = None
+    reply_failed: str = ""
+    """For a trainee turn the client never answered on this branch: why the client model
+    failed (the message the trainee saw), so the transcript does not show two turns in a row
+    without saying why."""
 
 
 class Report(BaseModel):
@@ -194,6 +198,8 @@ class Report(BaseModel):
     """Events a ratio metric needs before it gets a verdict (``grader.scores.MIN_EVIDENCE``)."""
     notice: str = ""
     """A message to show before anything else (``NO_TRAINEE_TURNS`` when there are none)."""
+    pending_turn_grades: int = 0
+    """Trainee turns on this branch whose LLM grade is pending or failed (regrade finishes them)."""
     globals_status: GlobalsStatus = "not_needed"
     """Where the session-level (global) items stand: ``graded`` by the LLM grader; ``waiting``
     for the grade started when the session ended; ``pending`` when it failed or never started
@@ -397,6 +403,7 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
     if not any(r.self_score is not None for r in rows):
         rows = [] if not rating else rows
 
+    failed = _failed_replies(store, session_id, turns)
     transcript = []
     for t in turns:
         et = by_turn.get(t.id)
@@ -405,7 +412,8 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
             codes=_shown_codes(rubric, et.values) if et else [],
             utterances=_utterance_notes(labels_of.get(t.id), rubric),
             corrected=bool(et and et.corrections), act=t.act, fact_id=t.fact_id,
-            rapport=_state_value(t, "rapport"), resistance=_state_value(t, "resistance")))
+            rapport=_state_value(t, "rapport"), resistance=_state_value(t, "resistance"),
+            reply_failed=failed.get(t.id, "")))
     abandoned = [t for t in every if t.abandoned_branch is not None]
 
     return Report(
@@ -421,7 +429,32 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
         abandoned_branches=len({t.abandoned_branch for t in abandoned}),
         abandoned_turns=len(abandoned), trainee_turns=len(counselor),
         notice="" if counselor else NO_TRAINEE_TURNS,
+        pending_turn_grades=_pending_turn_grades(store, session, counselor),
         globals_status=_globals_status(store, session, rubric, len(counselor)))
+
+
+def _failed_replies(store: Store, session_id: str, turns: list[Turn]) -> dict[int, str]:
+    """Trainee turn id -> the client model's error, for turns left without a client reply."""
+    errors = {}
+    for ev in store.events(session_id, "client_error"):
+        data = ev.data or {}
+        if isinstance(data.get("turn_id"), int):
+            errors[data["turn_id"]] = str(data.get("message") or "the client model failed")
+    out = {}
+    for i, t in enumerate(turns):
+        answered = i + 1 < len(turns) and turns[i + 1].speaker == "client"
+        if t.speaker == "counselor" and not answered and t.id in errors:
+            out[t.id] = errors[t.id].split(" Your turn is saved")[0]
+    return out
+
+
+def _pending_turn_grades(store: Store, session: Session, counselor: list[Turn]) -> int:
+    """Trainee turns whose latest LLM grade is not ok (none at all counts, with an LLM grader)."""
+    if session.grader_model == "offline":
+        return 0
+    latest = {g.turn_id: g for g in store.grades(session.session_id)}
+    return sum(1 for t in counselor
+               if t.id not in latest or latest[t.id].status != "ok")
 
 
 def _machine_value(store: Store, turn_id: int, item_id: str) -> Value:
@@ -554,11 +587,14 @@ def _highlights(rubric: Rubric, effective: list[EffectiveTurn], rules: Highlight
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 
 
 def md_escape(text: Any) -> str:
     """Quoted text in Markdown: HTML disarmed, Markdown syntax escaped, one line."""
-    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # "&" stays as typed (a citation's "Moyers & Manuel"); only an entity-like "&name;" is
+    # disarmed, so Markdown viewers show the text and renderers cannot decode it into markup
+    s = _ENTITY.sub("&amp;", str(text)).replace("<", "&lt;").replace(">", "&gt;")
     s = _MD_SPECIAL.sub(r"\\\1", s)
     return " ".join(s.split())
 

@@ -9,8 +9,15 @@ both drive it, so they cannot drift apart. Order matters and is the point of thi
 3. the client state is updated deterministically and the planner picks the client's act;
 4. the realizer (offline lines or an LLM, streamed) says the act; the reply and the state after
    it are committed when complete;
-5. grading runs as a separate asyncio task started in step 2 and never delays the reply: a
-   failed or malformed grade is stored as ``pending`` and can be regraded later.
+5. an LLM grade runs as a separate asyncio task started once the reply's stream has ended (or
+   failed), so it never competes with the reply for the model server; every request to an
+   endpoint passes its gate (``llm.gate``: a reply first, a running grade preempted when a reply
+   needs its slot). A failed or malformed grade is stored as ``pending`` and regraded later.
+   The offline grade is computed at once and committed beside the codes.
+
+Models are re-checked (``llm.availability``): a model whose server is down, or serves another
+model, is not called; the offline realizer answers that turn and the header says why. A failed
+call makes the next turn check again, so the session continues when the server returns.
 
 Ending a session with an LLM grader starts the session-level grade (the rubric's globals, with
 evidence quotes) the same way, as a task on the running loop (``end_async`` from the web app);
@@ -26,12 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
 import sqlite3
 import unicodedata
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -49,12 +57,16 @@ from simulator.content.persona import Persona
 from simulator.content.rubric import Rubric, SessionItem
 from simulator.errors import InvalidInput, NotFoundOrNoAccess, StorageError
 from simulator.grader.grade import GradeOptions, TurnGrade
+from simulator.llm.availability import Availability
+from simulator.llm.gate import EndpointGate, gate_for
+from simulator.llm.limits import endpoint_key, limits_for, trim_to_sentence
 from simulator.llm.providers import (
     ModelInfo,
     ModelUnavailable,
     chat_model,
     describe_models,
     empty_reply,
+    parse_spec,
 )
 from simulator.service.access import session_for
 from simulator.service.regrade import session_rubric
@@ -131,6 +143,8 @@ class Practice:
     grader_model: BaseChatModel | None = None
     grade_options: GradeOptions | None = None
     """Retries and timeouts of the session-level grade (default: from settings)."""
+    availability: Availability | None = None
+    """Live status of the configured models (None: always use the models given)."""
     _grading: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -141,11 +155,14 @@ class Practice:
 
         library = load_library(settings.persona_dirs(), settings.rubric_dirs())
         store = open_store(settings.db)
+        # probe=False: a server that is down now may come up later; availability decides per turn
         return cls(
             settings=settings, library=library, store=store,
             coder=coder or load_offline_coder(),
-            client_model=client_model or chat_model(settings.client_model, settings),
-            grader_model=grader_model or chat_model(settings.grader_model, settings),
+            client_model=client_model or chat_model(settings.client_model, settings, probe=False),
+            grader_model=grader_model or chat_model(settings.grader_model, settings, probe=False),
+            availability=Availability([settings.client_model, settings.grader_model],
+                                      settings.availability_interval_s),
         )
 
     def describe_models(self, *, probe: bool = True) -> list[ModelInfo]:
@@ -186,8 +203,10 @@ class Practice:
             trainee=trainee, persona_id=persona_id,
             persona_sha=self._record_content("persona", persona_id),
             rubric_id=rubric_id, rubric_sha=self._record_content("rubric", rubric_id),
-            client_model=self.settings.client_model if self.client_model else "offline",
-            grader_model=self.settings.grader_model if self.grader_model else "offline",
+            client_model=self.settings.client_model if self._live_now(
+                self.client_model, self.settings.client_model) else "offline",
+            grader_model=self.settings.grader_model if self._live_now(
+                self.grader_model, self.settings.grader_model) else "offline",
             mode=mode,
         )
         step = engine.opening(persona)
@@ -267,6 +286,40 @@ class Practice:
         self._own_active(session_id, trainee)
         return self.store.end_session(session_id)
 
+    # -- models in use -------------------------------------------------------------------------
+
+    def _watched(self, spec: str) -> bool:
+        return self.availability is not None and spec in self.availability.specs
+
+    def _live_now(self, model: Any, spec: str) -> Any:
+        """``model`` if it may be called now (last known status), else None (offline)."""
+        if model is None or not self._watched(spec):
+            return model
+        assert self.availability is not None
+        return model if self.availability.usable(spec) else None
+
+    async def _live(self, model: Any, spec: str) -> Any:
+        """``_live_now`` with the check (an HTTP request when stale) off the event loop; a fresh
+        status is read in place (no thread hop on the way to the first token)."""
+        if model is None or not self._watched(spec):
+            return model
+        assert self.availability is not None
+        known = self.availability.fresh(spec)
+        if known is not None:
+            return model if known.usable else None
+        return await asyncio.to_thread(self._live_now, model, spec)
+
+    def _report_failure(self, spec: str, kind: str) -> None:
+        if self._watched(spec):
+            assert self.availability is not None
+            self.availability.report_failure(spec, kind)
+
+    def _gate(self, spec: str) -> EndpointGate | None:
+        """The endpoint gate of a model string (None for offline and fakes without a spec)."""
+        if parse_spec(spec).provider == "offline":
+            return None
+        return gate_for(endpoint_key(spec), limits_for(spec, self.settings).max_concurrency)
+
     # -- one turn ------------------------------------------------------------------------------
 
     def _state_before(self, persona: Persona, turns: list[Turn]) -> ClientState:
@@ -303,15 +356,20 @@ class Practice:
             raise TurnRejected("there is no trainee turn waiting for a reply")
         last = turns[-1]
         context = self.history(turns[:-1])
+        client = await self._live(self.client_model, self.settings.client_model)
+        grader = await self._live(self.grader_model, self.settings.grader_model)
         # in a worker thread: the coder's transformer takes a few ms the other sessions need
         coded, fresh = await asyncio.to_thread(self._code, last, context)
         # Codes (and an offline grade) are committed in a worker thread while the client answers:
         # they are derived data, and two fsyncs on the way to the first token were most of the
         # engine's own latency (bench turn). Awaited before the reply is stored, so rows keep
         # their order; on a retry the stored codes are reused and a graded turn is not regraded.
+        # An LLM grade is only prepared here and started when the reply's stream has ended.
+        start_llm_grade: list[Callable[[], None]] = []
         saving = asyncio.ensure_future(asyncio.to_thread(
             self._save_derived, last, coded if fresh else None,
-            self._start_grading(session, last, turns, coded, fresh)))
+            self._start_grading(session, last, turns, coded, fresh, grader=grader,
+                                later=start_llm_grade)))
 
         rng = random.Random(f"{session_id}:{last.idx}")
         step = engine.respond(persona, self._state_before(persona, turns[:-1]),
@@ -320,14 +378,20 @@ class Practice:
         used = {t.text for t in turns if t.speaker == "client"}
         try:
             parts: list[str] = []
+            info: dict[str, Any] = {}
+            options = self._client_options(info) if client is not None else {}
             async for token in engine.speak(persona, step, self.history(turns), used, rng,
-                                            self.client_model):
+                                            client, **options):
                 parts.append(token)
                 yield TurnEvent(kind="token", text=token)
             reply = "".join(parts).strip()
-            if self.client_model is not None and not reply:
+            if info.get("capped"):  # cut at max_tokens: keep the whole sentences
+                reply = trim_to_sentence(reply)
+            if client is not None and not reply:
                 raise empty_reply(self.settings.client_model)
         except ModelUnavailable as exc:
+            while start_llm_grade:
+                start_llm_grade.pop()()
             try:
                 await saving
                 self.store.add_event(session_id, "client_error", {"turn_id": last.id,
@@ -337,6 +401,11 @@ class Practice:
             yield TurnEvent(kind="error", text=str(exc), data={"turn_id": last.id,
                                                               "retry": True})
             return
+        finally:
+            # the stream has ended (or failed, or the trainee left): the grader may go now
+            with contextlib.suppress(RuntimeError):  # no running loop: left for regrade
+                while start_llm_grade:
+                    start_llm_grade.pop()()
         state = engine.after(step)
         try:
             await saving
@@ -352,6 +421,13 @@ class Practice:
         yield TurnEvent(kind="client", text=reply,
                         data={"turn_id": client_turn.id, "act": plan.act,
                               "fact_id": plan.fact_id, "codes": coded.codes})
+
+    def _client_options(self, info: dict[str, Any]) -> dict[str, Any]:
+        """How the client model is called: its limits (reply cap, context budget, timeouts),
+        its endpoint's gate (the reply goes before grading) and where failures are reported."""
+        spec = self.settings.client_model
+        return {"limits": limits_for(spec, self.settings), "spec": spec,
+                "gate": self._gate(spec), "on_failure": self._report_failure, "info": info}
 
     def _code(self, turn: Turn, context: list[Utterance]) -> tuple[CodedTurn, bool]:
         """The turn's engine codes, and True when they are new (not yet stored)."""
@@ -374,10 +450,12 @@ class Practice:
     # -- grading -------------------------------------------------------------------------------
 
     def _start_grading(self, session: Session, turn: Turn, turns: list[Turn],
-                       coded: CodedTurn, fresh: bool = True) -> TurnGrade | None:
-        """Grade the turn without delaying the reply: an LLM in a task; offline at once, the
-        grade returned for the caller to store off the event loop. A retried turn that already
-        has a grade is not graded again."""
+                       coded: CodedTurn, fresh: bool = True, *, grader: Any = None,
+                       later: list[Callable[[], None]] | None = None) -> TurnGrade | None:
+        """Grade the turn without delaying the reply: offline at once, the grade returned for
+        the caller to store off the event loop; an LLM in a task, started by the caller through
+        ``later`` once the reply's stream has ended (at once when ``later`` is None). A retried
+        turn that already has a grade is not graded again."""
         from simulator.grader.grade import grade_turn, grade_turn_offline
 
         if not fresh and any(g.turn_id == turn.id and g.status != "pending"
@@ -386,22 +464,32 @@ class Practice:
         rubric = self.library.rubric(session.rubric_id)
         transcript = self.history(turns[:-1])
         must_assess = self.library.persona(session.persona_id).risk.must_assess
-        if self.grader_model is None:
+        if grader is None:
             labels = coded.labels
             session_coded = coded if rubric.id == coded.rubric_id else code_turn(
                 labels, turn.text, rubric)
             return grade_turn_offline(session_coded, rubric, transcript, turn.text, session.mode,
                                       must_assess=must_assess)
-        model = self.grader_model
+        spec = self.settings.grader_model
+        options = GradeOptions(gate=self._gate(spec), structured_output=self.settings
+                               .model_settings(spec).structured_output)
 
         async def run() -> None:
-            grade = await grade_turn(model, rubric, transcript, turn.text, session.mode,
-                                     self.settings.grader_model, must_assess=must_assess)
+            grade = await grade_turn(grader, rubric, transcript, turn.text, session.mode, spec,
+                                     options=options, must_assess=must_assess)
+            if grade.status != "ok":
+                self._report_failure(spec, grade.error or "")
             await asyncio.to_thread(store_grade, self.store, turn.id, grade)
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._grading.add(task)
-        task.add_done_callback(self._grading.discard)
+        def start() -> None:
+            task = asyncio.get_running_loop().create_task(run())
+            self._grading.add(task)
+            task.add_done_callback(self._grading.discard)
+
+        if later is None:
+            start()
+        else:
+            later.append(start)
         return None
 
     def _start_session_grading(self, session: Session) -> None:
@@ -434,7 +522,9 @@ class Practice:
             if not any(t.speaker == "counselor" for t in turns):
                 return  # nothing the trainee said to rate
             await asyncio.to_thread(self.store.add_event, session_id, "session_grade_started")
-            options = self.grade_options or GradeOptions.from_settings(self.settings)
+            options = dataclasses.replace(
+                self.grade_options or GradeOptions.from_settings(self.settings),
+                gate=self._gate(self.settings.grader_model))
             grade = await grade_session(model, rubric, self.history(turns),
                                         self.settings.grader_model, options=options)
             if not await asyncio.to_thread(store_session_grade, self.store, session_id, grade):

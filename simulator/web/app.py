@@ -60,10 +60,17 @@ def build_blocks(ctx: WebContext) -> gr.Blocks:
             allowed = TABS.get(user.role, ())
             updates = [gr.Tab(visible=name in allowed) for name in tab_of]
             first = allowed[0] if allowed else None
-            return (render.header(user.name, user.role, ctx.models),
+            return (render.header(user.name, user.role, ctx.live_models()),
                     gr.Tabs(selected=first), *updates)
 
+        def live_header(request: gr.Request) -> str:
+            user = current_user(ctx.store, request)
+            return render.header(user.name, user.role, ctx.live_models())
+
         demo.load(whoami, None, [header, tabs, *tab_of.values()], api_visibility="private")
+        # the models' status, as the background checks last saw it (a server that died or came up)
+        gr.Timer(ctx.settings.availability_interval_s).tick(
+            live_header, None, [header], api_visibility="private", show_progress="hidden")
         for area, spec in loads:
             fn, inputs, outputs = spec["load"]
             guarded = _only_for(ctx, area, fn, len(outputs))
@@ -95,6 +102,8 @@ def _only_for(ctx: WebContext, area: str, fn: Any, n_out: int) -> Any:
 def make_context(settings: Settings, practice: Practice | None = None) -> WebContext:
 
     practice = practice or Practice.from_settings(settings)
+    if practice.availability is not None:
+        practice.availability.start()  # re-checks the models in the background
     return WebContext(practice=practice, models=practice.describe_models())
 
 

@@ -33,6 +33,15 @@ class WebContext:
         self._live = LiveLibrary(s.persona_dirs(), s.rubric_dirs(), initial=self.practice.library,
                                  on_reload=self._swap)
 
+    def live_models(self) -> list[Any]:
+        """The header's models from the live availability checks (``models`` when none run)."""
+        availability = self.practice.availability
+        if availability is None:
+            return self.models
+        s = self.settings
+        return [availability.describe(s.client_model, "client"),
+                availability.describe(s.grader_model, "grader")]
+
     @property
     def settings(self) -> Settings:
         return self.practice.settings
