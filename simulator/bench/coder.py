@@ -19,58 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from simulator.coder.annomi import LabelledUtterance, Transcript, read_annomi
-from simulator.coder.evaluation import macro_f1, summary
+from simulator.coder.evaluation import (
+    score_predictions,
+)
 from simulator.coder.labels import ClientLabels, Coder, CounselorLabels, Utterance
 
-BEHAVIOURS = ["question", "reflection", "therapist_input", "other"]
-SUBTYPES = {
-    "question": ["open", "closed"],
-    "reflection": ["simple", "complex"],
-    "therapist_input": ["information", "advice", "negotiation", "options"],
-}
-TALK_TYPES = ["change", "neutral", "sustain"]
 BATCH = 256
-
-
-def _subtype_scores(refs: Sequence[LabelledUtterance], preds: Sequence[CounselorLabels],
-                    behaviour: str) -> dict[str, Any] | None:
-    pairs = [(r, p) for r, p in zip(refs, preds, strict=True)
-             if r.behaviour != behaviour or r.subtype]
-    if not any(r.behaviour == behaviour for r, _ in pairs):
-        return None
-    y_true = [(r.subtype or "none") if r.behaviour == behaviour else "none" for r, _ in pairs]
-    y_pred = [(p.subtype or "none") if p.behaviour == behaviour else "none" for _, p in pairs]
-    classes = SUBTYPES[behaviour]
-    agree = [(r.subtype, p.subtype) for r, p in pairs
-             if r.behaviour == behaviour and p.behaviour == behaviour]
-    return {
-        "macro_f1": round(macro_f1(y_true, y_pred, labels=classes), 4),
-        "n_reference": sum(1 for r, _ in pairs if r.behaviour == behaviour),
-        "accuracy_given_behaviour": round(sum(a == b for a, b in agree) / len(agree), 4)
-        if agree else None,
-        "macro_f1_given_behaviour": round(
-            macro_f1([a or "" for a, _ in agree], [b or "none" for _, b in agree],
-                     labels=classes), 4) if agree else None,
-    }
-
-
-def score_predictions(refs: Sequence[LabelledUtterance], preds: Sequence[CounselorLabels],
-                      client_refs: Sequence[LabelledUtterance] = (),
-                      client_preds: Sequence[str] = ()) -> dict[str, Any]:
-    """All bench metrics from reference utterances and a coder's labels for them."""
-    out = summary([r.behaviour or "" for r in refs], [p.behaviour for p in preds],
-                  labels=BEHAVIOURS)
-    for behaviour in SUBTYPES:
-        scores = _subtype_scores(refs, preds, behaviour)
-        if scores is not None:
-            out[f"{behaviour}_subtype_macro_f1"] = scores["macro_f1"]
-            out[f"{behaviour}_subtype"] = scores
-    if client_refs:
-        talk = summary([r.talk_type or "" for r in client_refs], list(client_preds),
-                       labels=TALK_TYPES)
-        out["client_talk_macro_f1"] = talk["macro_f1"]
-        out["client_talk"] = talk
-    return out
 
 
 def _counselor_items(transcripts: Sequence[Transcript]) -> tuple[
@@ -149,4 +103,18 @@ def run_bench(data: str | Path, coder: Coder, *, dev_split: bool = False,
     if train_videos:
         train = set(train_videos)
         result["includes_training_data"] = any(t.video_url in train for t in transcripts)
+    return result
+
+
+def run_offline_dev_bench(data: str | Path,
+                          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The shipped offline coder on the dev transcripts recorded in its model file: what
+    ``counselsim bench coder --data FILE --dev-split`` prints, for ``bench all``."""
+    from simulator.coder.offline import load_offline_coder
+
+    coder = load_offline_coder()
+    meta = coder.model.meta
+    result = run_bench(data, coder, dev_split=True, dev_videos=meta.get("dev_videos", []),
+                       train_videos=meta.get("train_videos", []), progress=progress)
+    result.setdefault("includes_training_data", False)
     return result

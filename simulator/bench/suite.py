@@ -38,9 +38,9 @@ def run_all(out: Path, *, data: Path | None = None, users: int = 100, turns: int
             turn_count: int = 200, latency_ms: float = 300.0, load_timeout_s: float = 300.0,
             doc: Path | None = None) -> dict[str, Any]:
     """Run the suite, write ``out``; return a short summary (what the CLI prints last)."""
+    from simulator.bench.coder import run_offline_dev_bench
     from simulator.bench.load import run_load_bench
     from simulator.bench.turn import run_turn_bench
-    from simulator.cli.coder import bench_coder_command
 
     csv = data or DEFAULT_ANNOMI
     if csv.is_dir():
@@ -57,7 +57,8 @@ def run_all(out: Path, *, data: Path | None = None, users: int = 100, turns: int
                                 f"--latency-ms {latency_ms:g}",
         },
     }
-    results["coder"] = _timed("coder", lambda: bench_coder_command(csv, "offline", True))
+    results["coder"] = _timed("coder", lambda: run_offline_dev_bench(
+        csv, progress=lambda m: print(m, file=sys.stderr)))
     results["turn"] = _timed("turn", lambda: run_turn_bench(turns=turn_count,
                                                             latency_ms=latency_ms))
     results["load"] = _timed("load", lambda: run_load_bench(

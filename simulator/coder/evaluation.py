@@ -9,8 +9,12 @@ either list unless given, so a class the coder never predicts still counts (with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sklearn.metrics import cohen_kappa_score, f1_score
+
+from simulator.coder.annomi import LabelledUtterance
+from simulator.coder.labels import CounselorLabels
 
 
 def _labels(y_true: Sequence[str], y_pred: Sequence[str],
@@ -62,3 +66,53 @@ def summary(y_true: Sequence[str], y_pred: Sequence[str],
         "cohen_kappa": round(cohen_kappa(y_true, y_pred), 4),
         "per_class_f1": {k: round(v, 4) for k, v in pcf.items()},
     }
+
+
+BEHAVIOURS = ["question", "reflection", "therapist_input", "other"]
+SUBTYPES = {
+    "question": ["open", "closed"],
+    "reflection": ["simple", "complex"],
+    "therapist_input": ["information", "advice", "negotiation", "options"],
+}
+TALK_TYPES = ["change", "neutral", "sustain"]
+
+
+def _subtype_scores(refs: Sequence[LabelledUtterance], preds: Sequence[CounselorLabels],
+                    behaviour: str) -> dict[str, Any] | None:
+    pairs = [(r, p) for r, p in zip(refs, preds, strict=True)
+             if r.behaviour != behaviour or r.subtype]
+    if not any(r.behaviour == behaviour for r, _ in pairs):
+        return None
+    y_true = [(r.subtype or "none") if r.behaviour == behaviour else "none" for r, _ in pairs]
+    y_pred = [(p.subtype or "none") if p.behaviour == behaviour else "none" for _, p in pairs]
+    classes = SUBTYPES[behaviour]
+    agree = [(r.subtype, p.subtype) for r, p in pairs
+             if r.behaviour == behaviour and p.behaviour == behaviour]
+    return {
+        "macro_f1": round(macro_f1(y_true, y_pred, labels=classes), 4),
+        "n_reference": sum(1 for r, _ in pairs if r.behaviour == behaviour),
+        "accuracy_given_behaviour": round(sum(a == b for a, b in agree) / len(agree), 4)
+        if agree else None,
+        "macro_f1_given_behaviour": round(
+            macro_f1([a or "" for a, _ in agree], [b or "none" for _, b in agree],
+                     labels=classes), 4) if agree else None,
+    }
+
+
+def score_predictions(refs: Sequence[LabelledUtterance], preds: Sequence[CounselorLabels],
+                      client_refs: Sequence[LabelledUtterance] = (),
+                      client_preds: Sequence[str] = ()) -> dict[str, Any]:
+    """All bench metrics from reference utterances and a coder's labels for them."""
+    out = summary([r.behaviour or "" for r in refs], [p.behaviour for p in preds],
+                  labels=BEHAVIOURS)
+    for behaviour in SUBTYPES:
+        scores = _subtype_scores(refs, preds, behaviour)
+        if scores is not None:
+            out[f"{behaviour}_subtype_macro_f1"] = scores["macro_f1"]
+            out[f"{behaviour}_subtype"] = scores
+    if client_refs:
+        talk = summary([r.talk_type or "" for r in client_refs], list(client_preds),
+                       labels=TALK_TYPES)
+        out["client_talk_macro_f1"] = talk["macro_f1"]
+        out["client_talk"] = talk
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from simulator.coder.annomi import Transcript, read_annomi, split_by_video, training_file
-from simulator.coder.evaluation import macro_f1, summary
+from simulator.coder.evaluation import macro_f1, score_predictions, summary
 from simulator.coder.features import Block, client_fields, counselor_fields, fit_blocks
 from simulator.coder.finetune import FinetuneConfig
 from simulator.coder.offline import (
@@ -131,9 +131,7 @@ def fit_model(transcripts: Sequence[Transcript], config: TrainConfig | None = No
 
 def evaluate_offline(coder: OfflineCoder, transcripts: Sequence[Transcript]) -> dict[str, Any]:
     """Dev-split metrics of an offline coder: behaviour, subtypes and client talk, scored as
-    ``bench coder`` scores them (see ``bench_coder.score_predictions``)."""
-    from simulator.bench.coder import score_predictions
-
+    ``bench coder`` scores them (``evaluation.score_predictions``)."""
     ex_items = []
     refs = []
     client_items = []
