@@ -65,7 +65,7 @@ def state_in_words(persona: Persona, state: ClientState) -> dict[str, str]:
 
 PRINCIPLE_FACT_SIMILARITY: Final = 0.5
 """A principle this close in meaning to a locked fact's summary names it, and is left out."""
-LEAK_SIMILARITY: Final = 0.72
+LEAK_SIMILARITY: Final = 0.65
 """A reply this close in meaning to a locked fact's disclosure line gives the fact away."""
 VOICE_EXAMPLES: Final = 3
 TOO_LONG: Final = 2.0

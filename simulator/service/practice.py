@@ -287,10 +287,13 @@ class Practice:
             self._start_grading(session, last, turns, coded, fresh)))
 
         rng = random.Random(f"{session_id}:{last.idx}")
-        step = engine.respond(persona, self._state_before(persona, turns[:-1]),
-                              coded.code_list(), last.text, rng, context)
+        # in a worker thread too: understanding the turn runs the client's sentence encoder
+        step = await asyncio.to_thread(engine.respond, persona,
+                                       self._state_before(persona, turns[:-1]),
+                                       coded.code_list(), last.text, rng, context)
         plan = step.plan
         used = {t.text for t in turns if t.speaker == "client"}
+        revised = False
         try:
             parts: list[str] = []
             async for token in engine.speak(persona, step, self.history(turns), used, rng,
@@ -298,8 +301,13 @@ class Practice:
                 parts.append(token)
                 yield TurnEvent(kind="token", text=token)
             reply = "".join(parts).strip()
-            if self.client_model is not None and not reply:
-                raise empty_reply(self.settings.client_model)
+            if self.client_model is not None:
+                if not reply:
+                    raise empty_reply(self.settings.client_model)
+                draft = reply
+                reply = await engine.checked_reply(persona, step, self.history(turns), draft,
+                                                   used, rng, self.client_model)
+                revised = reply != draft
         except ModelUnavailable as exc:
             try:
                 await saving
@@ -324,7 +332,8 @@ class Practice:
             return
         yield TurnEvent(kind="client", text=reply,
                         data={"turn_id": client_turn.id, "act": plan.act,
-                              "fact_id": plan.fact_id, "codes": coded.codes})
+                              "fact_id": plan.fact_id, "codes": coded.codes,
+                              "revised": revised})
 
     def _code(self, turn: Turn, context: list[Utterance]) -> tuple[CodedTurn, bool]:
         """The turn's engine codes, and True when they are new (not yet stored)."""
