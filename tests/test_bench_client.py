@@ -60,7 +60,8 @@ def test_cli_prints_json_last() -> None:
 
     from simulator.cli.main import app
 
-    out = CliRunner().invoke(app, ["bench", "client", "--persona", "tomasz-alcohol-precontemplation"])
+    tomasz = "tomasz-alcohol-precontemplation"
+    out = CliRunner().invoke(app, ["bench", "client", "--persona", tomasz])
     assert out.exit_code == 0, out.output
     data = json.loads(out.output.strip().splitlines()[-1])
     assert data["bench"] == "client" and data["probes"] >= 20
