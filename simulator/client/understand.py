@@ -69,7 +69,8 @@ ADVICE: Final = re.compile(
 CONFRONTATION: Final = re.compile(
     r"\b(you're|you are) (in denial|an alcoholic|an addict|lazy|just making excuses|kidding "
     r"yourself|lying)\b|\bstop making excuses\b|\bbe honest with yourself\b|\badmit (it|that)\b"
-    r"|\byou're not trying\b", re.IGNORECASE)
+    r"|\byou're not trying\b|\bare you (an alcoholic|an addict|a drunk|in denial)\b",
+    re.IGNORECASE)
 QUESTION_START: Final = re.compile(
     r"^\W*(what|how|why|when|where|who|which|do|does|did|are|is|was|were|have|has|had|can|"
     r"could|would|will|tell me|i wonder|i'm wondering)\b", re.IGNORECASE)
