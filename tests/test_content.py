@@ -268,12 +268,14 @@ def test_every_act_has_four_to_six_lines(lib: Library):
 def test_hidden_facts_mix_unlock_kinds(lib: Library):
     for persona in lib.personas.values():
         facts = persona.hidden_facts
-        assert 2 <= len(facts) <= 4, persona.id
+        # up to 6: a risk assessment persona splits its risk (ideation, plan, means ...)
+        assert 2 <= len(facts) <= 6, persona.id
         kinds = set()
         for f in facts:
             assert len(f.disclosure) >= 2, (persona.id, f.id)
             assert len(f.keywords) >= 2, (persona.id, f.id, "keywords make the leak check real")
-            kinds |= {k for k in ("rapport", "skills", "topics") if getattr(f.unlock, k)}
+            kinds |= {k for k in ("rapport", "skills", "topics", "about")
+                      if getattr(f.unlock, k)}
         assert len(kinds) >= 2, (persona.id, kinds)
 
 
@@ -323,10 +325,13 @@ def test_passive_si_persona_discloses_only_after_rapport_and_asking(lib: Library
     risk_facts = [f for f in persona.hidden_facts if f.risk]
     assert risk_facts
     first = risk_facts[0]
-    assert first.unlock.rapport is not None and first.unlock.rapport >= 0.55
-    topics = {t.lower() for t in first.unlock.topics}
-    assert {"suicide", "hurt yourself", "end your life", "not being here", "hopeless",
-            "safe"} <= topics
+    assert first.unlock.rapport is not None and first.unlock.rapport >= 0.5
+    assert first.unlock.about == ["suicide"]  # asked about suicide, recognised by meaning
+    # the follow-ups (plan and intent, means, protective factors, safety) come after it
+    follow = {f.id: f for f in risk_facts[1:]}
+    assert len(follow) >= 4 and all(f.unlock.after == [first.id] for f in follow.values())
+    asked = {t for f in follow.values() for t in f.unlock.about}
+    assert {"suicide_plan", "suicide_intent", "means", "protective_factors", "safety"} <= asked
     assert persona.risk.must_assess
 
 

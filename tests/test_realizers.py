@@ -13,7 +13,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from simulator.client.planner import PLAN_ACTS, Plan, plan_next
+from simulator.client.planner import PLAN_ACTS, Plan
 from simulator.client.realize_llm import (
     client_messages,
     client_reply,
@@ -22,7 +22,7 @@ from simulator.client.realize_llm import (
     stream_client_reply,
 )
 from simulator.client.realize_offline import LockedFactError, realize_offline
-from simulator.client.state import ClientState, initial_state, record_reply, update_state
+from simulator.client.state import ClientState, initial_state
 from simulator.coder.labels import Utterance
 from simulator.content.persona import Persona
 from simulator.llm.providers import ModelUnavailable
@@ -37,20 +37,33 @@ def locked_texts(persona: Persona, state: ClientState) -> list[str]:
             for t in f.disclosure]
 
 
+def _asks(persona: Persona) -> list[str]:
+    """Questions about each hidden fact's topics: its keywords, or its topics' example questions."""
+    from simulator.content.topics import common_topics
+
+    examples = {t.id: t.examples[0] for t in common_topics()}
+    examples.update({a.topic: a.examples[0] for a in persona.answers if a.examples})
+    asks = [f"What about {t}?" for f in persona.hidden_facts for t in f.unlock.topics]
+    asks += [examples[t] for f in persona.hidden_facts for t in f.unlock.about]
+    return asks or ["What about anything?"]
+
+
 def random_session(persona: Persona, seed: int,
                    turns: int = 25) -> Iterator[tuple[ClientState, Plan, str]]:
-    """A random trainee (any code, sometimes naming unlock topics) against the offline client."""
+    """A random trainee (any code, sometimes asking about unlock topics) against the offline
+    client, through the engine step (understanding included)."""
+    from simulator.client import engine
+
     rng = random.Random(seed)
-    topics = [t for f in persona.hidden_facts for t in f.unlock.topics] or ["anything"]
+    asks = _asks(persona)
     state, used = initial_state(persona), set[str]()
     for _ in range(turns):
         codes = rng.choice(CODE_TURNS)
-        text = f"What about {rng.choice(topics)}?" if rng.random() < 0.3 else "Go on."
-        state = update_state(state, persona, codes, text)
-        plan = plan_next(state, persona, codes, rng)
-        reply = realize_offline(persona, plan, used, rng, unlocked=state.unlocked)
-        yield state, plan, reply
-        state = record_reply(state, plan.act, plan.fact_id)
+        text = rng.choice(asks) if rng.random() < 0.3 else "Go on."
+        step = engine.respond(persona, state, codes, text, rng)
+        reply = engine.say_offline(persona, step, used, rng)
+        yield step.state, step.plan, reply
+        state = engine.after(step)
 
 
 PERSONAS = all_personas()

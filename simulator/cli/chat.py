@@ -88,6 +88,8 @@ async def _show(events: Any, name: str, say: Any, quiet: bool) -> None:
         elif ev.kind == "client":
             if not quiet:
                 sys.stdout.write("\n")
+                if ev.data.get("revised"):  # the model's draft failed the client's check
+                    sys.stdout.write(f"{name} (revised): {ev.text}\n")
             say(f"  [client act: {ev.data.get('act')}; your turn coded "
                 f"{', '.join(ev.data.get('codes', {}).values())}]")
         elif ev.kind == "error":

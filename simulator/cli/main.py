@@ -123,6 +123,24 @@ def bench_turn(
     emit_json(result.model_dump(mode="json"))
 
 
+@bench_app.command("client")
+def bench_client(
+    persona: Annotated[list[str] | None, typer.Option(help="Persona id (repeat; default: all).")] = None,
+    probes: Annotated[Path | None, typer.Option(help="Probe set YAML (default: the shipped one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """Probe the offline client: on-topic answers, non sequiturs, early closings, leaks."""
+    from simulator.bench.client import client_bench_command
+
+    try:
+        lines, result = client_bench_command(settings_for(), persona, probes)
+    except (KeyError, ValueError) as e:
+        raise fail(str(e)) from None
+    if not as_json:
+        typer.echo("\n".join(lines))
+    emit_json(result)
+
+
 @bench_app.command("load")
 def bench_load(
     users: Annotated[int, typer.Option(help="Concurrent simulated trainees (max 500).")] = 100,

@@ -7,7 +7,8 @@ client reacts lands once. A step is split where the callers differ:
 * ``respond`` is pure and instant: the state after the trainee's coded turn, what the turn did
   (``understand``) and the planner's next act. Only this module calls the planner.
 * ``speak`` says the plan: the offline realizer's line as one piece, or the client model's
-  reply streamed piece by piece (``realize_llm``), checked after generation there.
+  reply streamed piece by piece (``realize_llm``); ``checked_reply`` then checks the model's
+  reply (one regeneration, then the offline line).
 * ``after`` is the state once the reply has been said (acts remembered, a disclosed fact kept).
 
 Callers keep their own storage and error handling (Practice commits the trainee's turn before
@@ -95,8 +96,32 @@ async def speak(persona: Persona, step: Step, history: History, used: set[str],
         yield piece
 
 
+async def checked_reply(persona: Persona, step: Step, history: History, said: str,
+                        used: set[str], rng: random.Random, model: BaseChatModel,
+                        **call: Any) -> str:
+    """The model's reply ``said`` if it passes the check; else one regeneration told what was
+    wrong; else the offline line. ``realize_llm.reply_problem`` says what is checked."""
+    from simulator.client.realize_llm import client_reply, reply_problem
+
+    problem = reply_problem(persona, step.plan, step.state, said)
+    if problem is None:
+        return said
+    again = await client_reply(model, persona, step.plan, step.state, history,
+                               correction=problem, **call)
+    if reply_problem(persona, step.plan, step.state, again) is None:
+        return again
+    return say_offline(persona, step, used, rng)
+
+
 async def reply(persona: Persona, step: Step, history: History, used: set[str],
                 rng: random.Random, model: BaseChatModel | None = None) -> str:
-    """The whole reply at once (self-play and the preview)."""
+    """The whole reply at once, checked when a model wrote it (self-play and the preview)."""
     parts = [p async for p in speak(persona, step, history, used, rng, model)]
-    return "".join(parts).strip()
+    text = "".join(parts).strip()
+    if model is None:
+        return text
+    return await checked_reply(persona, step, history, text, used, rng, model)
+
+
+__all__ = ["History", "Plan", "Step", "after", "checked_reply", "opening", "reply", "respond",
+           "say_offline", "speak"]

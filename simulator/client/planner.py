@@ -9,8 +9,9 @@ it sounds*. Decisions go in priority order, and the first that applies wins:
    abrupt early risk question is minimised) -> its act, ``shut_down`` or ``minimise``;
 3. the turn confronted the client -> ``react_to_confrontation``;
 4. the turn gave advice or persuaded without permission -> ``react_to_advice``;
-5. a hidden fact unlocked and has not been said yet -> ``disclose`` (oldest unlock first), unless
-   the trainee asked about another topic, which is answered first;
+5. a hidden fact unlocked and has not been said yet -> ``disclose``: the one about the topic
+   asked, else the oldest unlock, unless the trainee asked about another topic, which is
+   answered first;
 6. a CBT technique (belief rating, evidence for or against, alternative thought) and a persona
    with a cognitive model -> ``cbt``, answered from the model;
 7. a question (or a reflection) about a topic the persona can answer -> ``answer`` with a stance
@@ -184,10 +185,11 @@ def plan_next(state: ClientState, persona: Persona, codes: Iterable[str],
     pending = state.pending_disclosures()
     topic = heard.topic if heard is not None else None
     if pending:
-        fact = persona.fact(pending[0])
-        other = (heard is not None and heard.asked and topic is not None
-                 and topic not in fact.unlock.about)
-        if not other:
+        facts = [persona.fact(f) for f in pending]
+        on_topic = [f for f in facts if topic is not None and topic in f.unlock.about]
+        asked_other = heard is not None and heard.asked and topic is not None
+        fact = on_topic[0] if on_topic else None if asked_other else facts[0]
+        if fact is not None:
             return _plan(persona, "disclose", f"hidden fact {fact.id!r} unlocked and not yet said",
                          fact_id=fact.id)
     if heard is not None and topic is not None:

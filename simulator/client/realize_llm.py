@@ -69,7 +69,7 @@ def state_in_words(persona: Persona, state: ClientState) -> dict[str, str]:
 
 PRINCIPLE_FACT_SIMILARITY: Final = 0.5
 """A principle this close in meaning to a locked fact's summary names it, and is left out."""
-LEAK_SIMILARITY: Final = 0.72
+LEAK_SIMILARITY: Final = 0.65
 """A reply this close in meaning to a locked fact's disclosure line gives the fact away."""
 VOICE_EXAMPLES: Final = 3
 TOO_LONG: Final = 2.0
@@ -248,8 +248,9 @@ async def stream_client_reply(model: BaseChatModel, persona: Persona, plan: Plan
 
 async def client_reply(model: BaseChatModel, persona: Persona, plan: Plan, state: ClientState,
                        history: Sequence[Utterance | Mapping[str, Any]],
-                       correction: str | None = None) -> str:
-    """The whole reply at once (for selfplay, scripts and the regeneration after a check)."""
+                       correction: str | None = None, **call: Any) -> str:
+    """The whole reply at once (for selfplay, scripts and the regeneration after a check);
+    ``call`` as for ``stream_client_reply`` (limits, gate, failure reporting)."""
     parts = [p async for p in stream_client_reply(model, persona, plan, state, history,
-                                                  correction=correction)]
+                                                  correction=correction, **call)]
     return "".join(parts).strip()

@@ -62,18 +62,21 @@ def belief_rating(persona: Persona, state: ClientState | None) -> int:
     return max(RATING_FLOOR, base - drop)
 
 
-def _answer_lines(persona: Persona, plan: Plan, unlocked: Collection[str]) -> list[str]:
+def _answer_lines(persona: Persona, plan: Plan, unlocked: Collection[str],
+                  used: Collection[str] = ()) -> list[str]:
+    """The planned stance's lines; when they are all used in this session (the trainee asked
+    again), the next stance in ``STANCE_FALLBACK`` that still has an unsaid line."""
     answer = persona.answer(plan.topic or "")
     if answer is None:
         return []
     gated = answer.fact is not None and answer.fact not in unlocked
-    for stance in STANCE_FALLBACK[plan.stance or "guarded"]:
-        if stance == "open" and gated:
-            continue
-        lines = answer.lines(stance)
-        if lines:
-            return lines
-    return []
+    chain = [st for st in STANCE_FALLBACK[plan.stance or "guarded"]
+             if answer.lines(st) and not (st == "open" and gated)]
+    for stance in chain:
+        if any(persona.fill(t) not in used for t in answer.lines(stance)):
+            return answer.lines(stance)
+    # everything this topic has was said: the persona's own deflections rather than a repeat
+    return [] if used else answer.lines(chain[0]) if chain else []
 
 
 def _cbt_lines(persona: Persona, plan: Plan, state: ClientState | None) -> list[str]:
@@ -93,11 +96,11 @@ def _cbt_lines(persona: Persona, plan: Plan, state: ClientState | None) -> list[
 
 
 def act_lines(persona: Persona, plan: Plan, unlocked: Collection[str],
-              state: ClientState | None = None) -> list[str]:
+              state: ClientState | None = None, used: Collection[str] = ()) -> list[str]:
     """The authored lines of ``plan``'s act, unfilled (the answer bank, CBT answers and rules
-    included)."""
+    included); ``used`` are the lines already said in the session."""
     if plan.act == "answer":
-        return _answer_lines(persona, plan, unlocked)
+        return _answer_lines(persona, plan, unlocked, used)
     if plan.act == "cbt":
         return _cbt_lines(persona, plan, state)
     if plan.act in ("shut_down", "minimise"):
@@ -108,7 +111,7 @@ def act_lines(persona: Persona, plan: Plan, unlocked: Collection[str],
 
 
 def candidate_lines(persona: Persona, plan: Plan, unlocked: Collection[str],
-                    state: ClientState | None = None) -> list[str]:
+                    state: ClientState | None = None, used: Collection[str] = ()) -> list[str]:
     """Every filled line the act may use, in authored order (lines that would give away a
     locked fact removed: its disclosure text or one of its keywords)."""
     if plan.act == "disclose":
@@ -117,7 +120,8 @@ def candidate_lines(persona: Persona, plan: Plan, unlocked: Collection[str],
         return [persona.fill(t) for t in persona.fact(plan.fact_id).disclosure if t.strip()]
     locked = _locked_texts(persona, unlocked)
     keywords = locked_keywords(persona, unlocked)
-    lines = [persona.fill(t) for t in act_lines(persona, plan, unlocked, state) if t.strip()]
+    lines = [persona.fill(t) for t in act_lines(persona, plan, unlocked, state, used)
+             if t.strip()]
     return [ln for ln in lines if not _reveals(ln, locked, keywords)]
 
 
@@ -128,7 +132,7 @@ def realize_offline(persona: Persona, plan: Plan, used_lines: set[str], rng: ran
     ``unlocked`` is ``state.unlocked``: the realizer checks it itself rather than trusting the plan.
     ``state`` gives CBT answers the client's current belief rating.
     """
-    lines = candidate_lines(persona, plan, unlocked, state)
+    lines = candidate_lines(persona, plan, unlocked, state, used_lines)
     if not lines and plan.act in ("answer", "cbt"):
         lines = candidate_lines(persona, plan.model_copy(update={"act": "deflect"}), unlocked)
     if not lines and plan.act != FALLBACK_ACT:

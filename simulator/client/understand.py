@@ -69,11 +69,17 @@ ADVICE: Final = re.compile(
 CONFRONTATION: Final = re.compile(
     r"\b(you're|you are) (in denial|an alcoholic|an addict|lazy|just making excuses|kidding "
     r"yourself|lying)\b|\bstop making excuses\b|\bbe honest with yourself\b|\badmit (it|that)\b"
-    r"|\byou're not trying\b", re.IGNORECASE)
+    r"|\byou're not trying\b|\bare you (an alcoholic|an addict|a drunk|in denial)\b",
+    re.IGNORECASE)
 QUESTION_START: Final = re.compile(
     r"^\W*(what|how|why|when|where|who|which|do|does|did|are|is|was|were|have|has|had|can|"
     r"could|would|will|tell me|i wonder|i'm wondering)\b", re.IGNORECASE)
 SENTENCE: Final = re.compile(r"(?<=[.?!])\s+")
+NEGATED: Final = re.compile(r"\b(not|doesn't|does not|don't|do not|isn't|is not|against|"
+                            r"contradict\w*|wasn't|weren't|never|fit)\b", re.IGNORECASE)
+"""Sentence encoders barely see negation: "what doesn't support it" embeds close to "what
+supports it". A question matched to ``evidence_for`` with one of these words is about the
+evidence against."""
 
 
 class Understanding(BaseModel):
@@ -148,6 +154,8 @@ def match_topic(persona: Persona, text: str) -> tuple[Topic | None, float]:
             if score > best[1]:
                 best = (topic, score)
     found, score = best
+    if found is not None and found.id == "evidence_for" and NEGATED.search(text):
+        found = by_id.get("evidence_against", found)
     return (found if score >= TOPIC_THRESHOLD else None), round(score, 3)
 
 

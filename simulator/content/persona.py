@@ -202,6 +202,7 @@ class Answer(Strict):
     """
 
     topic: str = Field(pattern=ID_PATTERN)
+    title: str = Field("", description="The persona's own topic in a few words (self-play).")
     examples: list[str] = Field([], description="Trainee questions about this topic.")
     fact: str | None = Field(None, description="Hidden fact the open lines disclose.")
     open: list[str] = Field(min_length=1)
@@ -312,6 +313,13 @@ class Persona(Document):
                 "open", "guarded", "deflecting")
             texts += [(("answers", i, st, k), t) for st in stances
                       for k, t in enumerate(a.lines(st))]
+        cm = self.cognitive_model
+        if cm is not None and cm.cbt is not None:
+            for field in ("belief_rating", "evidence_for", "evidence_against",
+                          "no_evidence_against", "alternative_thought"):
+                texts += [(("cognitive_model", "cbt", field, k), t.replace("{rating}", "80")
+                           .replace("{thought}", cm.automatic_thoughts[0]))
+                          for k, t in enumerate(getattr(cm.cbt, field))]
         gated = [(("answers", i, "open", k), t) for i, a in enumerate(self.answers) if a.fact
                  for k, t in enumerate(a.open)]
         disclosures = [(("hidden_facts", i, "disclosure", k), t)
@@ -360,6 +368,19 @@ class Persona(Document):
                     problems.append((("hidden_facts", i, "unlock", "after", k),
                                      f"{dep!r} is not another hidden fact"))
         return problems
+
+    def content_warnings(self) -> list[str]:
+        """What the persona can do without but a trainee will probably meet: a common topic it
+        has no answer for (the client then deflects), a CBT model without CBT answers."""
+        from simulator.content.topics import common_topic_ids
+
+        answered = {a.topic for a in self.answers}
+        out = [f"answers: no answer for the common topic {t!r} (the client will deflect it)"
+               for t in common_topic_ids("topic") if t not in answered]
+        if self.cognitive_model is not None and self.cognitive_model.cbt is None:
+            out.append("cognitive_model: no `cbt` answers (belief ratings, evidence for and "
+                       "against, alternative thoughts are deflected)")
+        return out
 
     def answer(self, topic: str) -> Answer | None:
         return next((a for a in self.answers if a.topic == topic), None)

@@ -35,7 +35,7 @@ def validate_paths(paths: list[Path], settings: Settings) -> tuple[int, dict[str
     extra_rubrics = [d for d in settings.rubric_dirs() if d.is_dir()]
     lib = _with_rubrics(paths, extra_rubrics)
     ok_files = {str(loaded.path): key for key, loaded in lib.files.items()}
-    n_errors = 0
+    n_errors = n_warnings = 0
     for shown in wanted:
         if shown in lib.errors:
             typer.echo(f"FAIL {shown}")
@@ -44,14 +44,26 @@ def validate_paths(paths: list[Path], settings: Settings) -> tuple[int, dict[str
                 n_errors += 1
         elif shown in ok_files:
             typer.echo(f"ok   {shown} ({ok_files[shown].replace(':', ' ', 1)})")
+            for warning in _warnings(lib, ok_files[shown]):
+                typer.echo(f"  warning: {shown}: {warning}", err=True)
+                n_warnings += 1
     personas = sum(1 for f in wanted if ok_files.get(f, "").startswith("persona:"))
     rubrics = sum(1 for f in wanted if ok_files.get(f, "").startswith("rubric:"))
     failed = sum(1 for f in wanted if f in lib.errors) + len(missing)
     n_errors += len(missing)
     typer.echo(f"{personas} personas, {rubrics} rubrics valid; {failed} files with errors "
                f"({n_errors} errors)")
-    summary = {"personas": personas, "rubrics": rubrics, "failed_files": failed, "errors": n_errors}
+    summary = {"personas": personas, "rubrics": rubrics, "failed_files": failed, "errors": n_errors,
+               "warnings": n_warnings}
     return (1 if failed else 0), summary
+
+
+def _warnings(lib: Library, key: str) -> list[str]:
+    """Warnings of a valid file (personas only: common topics it cannot answer)."""
+    kind, _, content_id = key.partition(":")
+    if kind != "persona":
+        return []
+    return lib.persona(content_id).content_warnings()
 
 
 def _with_rubrics(paths: list[Path], rubric_dirs: list[Path]) -> Library:

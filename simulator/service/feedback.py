@@ -1,10 +1,25 @@
-"""Feedback as the terminal shows it: the coach card of the last turn and the risk warnings at the
-end of a session. The same risk review the report uses (``grader.risk_review``), so the terminal
-and the report never disagree about what was assessed."""
+"""Feedback outside the report: the terminal's coach card and risk warnings, and the risk review
+behind the web coach panel. One risk review (``grader.risk_review``) for the report, the panel
+and the terminal, so they never disagree about what was assessed."""
 
 from __future__ import annotations
 
-from simulator.store import Store
+from simulator.grader.risk_review import RiskReview, review
+from simulator.reports.render import session_persona, stored_labels
+from simulator.store import Session, Store
+
+
+def session_risk_review(store: Store, session: Session) -> RiskReview | None:
+    """The persona's risk items against the session's current turns; None when the persona
+    version the session ran with no longer loads (no checklist rather than a crash)."""
+    try:
+        persona = session_persona(store, session)
+    except Exception:  # noqa: BLE001 - an old persona version that no longer validates
+        return None
+    turns = store.current_turns(session.session_id)
+    labels = {t.id: stored_labels(store, t.id) for t in turns if t.speaker == "counselor"}
+    return review(persona.risk.must_assess, turns, labels,
+                  [f.id for f in persona.hidden_facts if f.risk])
 
 
 def coach_card(store: Store, session_id: str) -> str:
@@ -27,26 +42,21 @@ def coach_card(store: Store, session_id: str) -> str:
 
 def risk_warnings(store: Store, session_id: str) -> list[str]:
     """What the report warns about risk, for the end of a terminal session."""
-    from simulator.grader import risk_review
-    from simulator.reports.render import session_persona, stored_labels
-
     session = store.get_session(session_id)
-    persona = session_persona(store, session)
     turns = store.current_turns(session_id)
     if not any(t.speaker == "counselor" for t in turns):
         return []
-    labels = {t.id: stored_labels(store, t.id) for t in turns
-              if t.speaker == "counselor"}
-    review = risk_review.review(persona.risk.must_assess, turns, labels,
-                                [f.id for f in persona.hidden_facts if f.risk])
+    found = session_risk_review(store, session)
+    if found is None:
+        return []
     numbers = {t.idx: n for n, t in enumerate(
         (t for t in turns if t.speaker == "counselor"), start=1)}
     out = [f"\n  !! RISK NOT ASSESSED: {c.item}" + (
         f" (your turn {', '.join(str(numbers[i]) for i in c.touched)} touched on it: check it "
-        "covered the whole item)" if c.touched else "") for c in review.not_assessed]
+        "covered the whole item)" if c.touched else "") for c in found.not_assessed]
     out += [f"\n  !! RISK DISCLOSURE NOT FOLLOWED UP: the client said \"{d.text}\""
-            for d in review.missed_disclosures]
+            for d in found.missed_disclosures]
     return out
 
 
-__all__ = ["coach_card", "risk_warnings"]
+__all__ = ["coach_card", "risk_warnings", "session_risk_review"]

@@ -372,10 +372,13 @@ class Practice:
                                 later=start_llm_grade)))
 
         rng = random.Random(f"{session_id}:{last.idx}")
-        step = engine.respond(persona, self._state_before(persona, turns[:-1]),
-                              coded.code_list(), last.text, rng, context)
+        # in a worker thread too: understanding the turn runs the client's sentence encoder
+        step = await asyncio.to_thread(engine.respond, persona,
+                                       self._state_before(persona, turns[:-1]),
+                                       coded.code_list(), last.text, rng, context)
         plan = step.plan
         used = {t.text for t in turns if t.speaker == "client"}
+        revised = False
         try:
             parts: list[str] = []
             info: dict[str, Any] = {}
@@ -387,8 +390,14 @@ class Practice:
             reply = "".join(parts).strip()
             if info.get("capped"):  # cut at max_tokens: keep the whole sentences
                 reply = trim_to_sentence(reply)
-            if client is not None and not reply:
-                raise empty_reply(self.settings.client_model)
+            if client is not None:
+                if not reply:
+                    raise empty_reply(self.settings.client_model)
+                draft = reply
+                reply = await engine.checked_reply(persona, step, self.history(turns), draft,
+                                                   used, rng, client,
+                                                   **self._client_options({}))
+                revised = reply != draft
         except ModelUnavailable as exc:
             while start_llm_grade:
                 start_llm_grade.pop()()
@@ -420,7 +429,8 @@ class Practice:
             return
         yield TurnEvent(kind="client", text=reply,
                         data={"turn_id": client_turn.id, "act": plan.act,
-                              "fact_id": plan.fact_id, "codes": coded.codes})
+                              "fact_id": plan.fact_id, "codes": coded.codes,
+                              "revised": revised})
 
     def _client_options(self, info: dict[str, Any]) -> dict[str, Any]:
         """How the client model is called: its limits (reply cap, context budget, timeouts),

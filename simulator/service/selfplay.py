@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from ruamel.yaml import YAML
 
 from simulator.client import engine
-from simulator.client.planner import Plan
+from simulator.client.engine import Plan
 from simulator.client.realize_llm import content_text
 from simulator.client.state import ClientState
 from simulator.coder.labels import Utterance
@@ -93,8 +93,20 @@ def load_counselors(path: Path = COUNSELORS_FILE) -> dict[str, CounselorScript]:
 
 
 def persona_topics(persona: Persona) -> list[str]:
-    """The first unlock keyword of each hidden fact that has topics, in persona order."""
-    return [f.unlock.topics[0] for f in persona.hidden_facts if f.unlock.topics]
+    """A few words naming each hidden fact's topic, in persona order: its first unlock keyword,
+    or the title of its first ``unlock.about`` topic (the persona's own answer title, else the
+    common topic's title)."""
+    from simulator.content.topics import common_topics
+
+    titles = {t.id: t.title for t in common_topics()}
+    titles.update({a.topic: a.title for a in persona.answers if a.title})
+    out = []
+    for f in persona.hidden_facts:
+        if f.unlock.topics:
+            out.append(f.unlock.topics[0])
+        elif f.unlock.about:
+            out.append(titles.get(f.unlock.about[0], f.unlock.about[0].replace("_", " ")))
+    return out
 
 
 class ScriptedCounselor:

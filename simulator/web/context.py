@@ -7,7 +7,6 @@ users, so per-user data is always read from the store by the name Gradio authent
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -81,30 +80,10 @@ class WebContext:
 
     async def preview_async(self, persona: Persona, said: list[str]) -> list[str]:
         """``preview`` for callers already on an event loop (the Author tab's handlers)."""
-        from simulator.client import engine
-        from simulator.coder.labels import Utterance
-        from simulator.coder.rubric_codes import code_turn
+        from simulator.service.preview import preview_replies
 
         rubric = self.library().rubric(self.settings.engine_rubric)
-        used: set[str] = set()
-        step = engine.opening(persona)
-        opening = engine.say_offline(persona, step, used,
-                                     random.Random(f"preview:{persona.id}:0"))
-        state = engine.after(step)
-        replies = [opening]
-        history = [Utterance(speaker="client", text=opening)]
-        for i, text in enumerate(said, start=1):
-            labels = self.practice.coder.code_counselor(text, history)
-            codes = code_turn(labels, text, rubric).code_list()
-            rng = random.Random(f"preview:{persona.id}:{i}")
-            step = engine.respond(persona, state, codes, text, rng, history)
-            history.append(Utterance(speaker="counselor", text=text))
-            reply = await engine.reply(persona, step, history, used, rng,
-                                       self.practice.client_model)
-            state = engine.after(step)
-            replies.append(reply)
-            history.append(Utterance(speaker="client", text=reply))
-        return replies
+        return await preview_replies(self.practice, rubric, persona, said)
 
     def report(self, session_id: str) -> tuple[str, Any]:
         return report_for(self, session_id)

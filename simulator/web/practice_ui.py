@@ -429,19 +429,14 @@ def risk_panel(ctx: WebContext, session_id: str) -> str:
     """The persona's risk items in the coach panel: a quiet "still to assess" list while the
     session runs, a prominent warning once it has ended without them, and a warning for a risk
     disclosure the trainee's next turn moved away from. Empty when there is nothing to say."""
-    from simulator.grader import risk_review
-    from simulator.reports.render import session_persona, stored_labels
+    from simulator.service.feedback import session_risk_review
 
     e = render.e
     session = ctx.store.get_session(session_id)
-    try:
-        persona = session_persona(ctx.store, session)
-    except Exception:  # a persona version that no longer loads: no checklist rather than a crash
+    review = session_risk_review(ctx.store, session)
+    if review is None:
         return ""
-    turns = ctx.store.current_turns(session_id)
-    labels = {t.id: stored_labels(ctx.store, t.id) for t in turns if t.speaker == "counselor"}
-    review = risk_review.review(persona.risk.must_assess, turns, labels,
-                                [f.id for f in persona.hidden_facts if f.risk])
+    spoke = any(t.speaker == "counselor" for t in ctx.store.current_turns(session_id))
     parts = []
     missing = review.not_assessed
     ended = session.status == "ended"
@@ -451,7 +446,7 @@ def risk_panel(ctx: WebContext, session_id: str) -> str:
                      + "; ".join(e(c.item) for c in missing)
                      + ". Ask directly and plainly next time; asking does not put the idea in "
                      "anyone's head.</div>")
-    elif missing and labels:
+    elif missing and spoke:
         parts.append('<div class="cs-muted"><b>Still to assess:</b> '
                      + "; ".join(e(c.item) for c in missing) + "</div>")
     for d in review.missed_disclosures:

@@ -1,0 +1,143 @@
+"""The client hears what was said: acts, topic by meaning, rules, CBT answers (issue 13)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from engine_fixtures import shipped_personas
+
+from simulator.client import engine
+from simulator.client.state import ClientState, initial_state
+from simulator.client.understand import understand
+from simulator.content.persona import Persona
+
+PERSONAS = {p.id: p for p in shipped_personas()}
+
+
+def persona(name: str) -> Persona:
+    return next(p for pid, p in PERSONAS.items() if pid.startswith(name))
+
+
+def at_turn(p: Persona, turn: int) -> ClientState:
+    return initial_state(p).model_copy(update={"turn": turn, "recent_acts": ["opening"]})
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("How are your nights at the moment?", "sleep"),
+    ("What did the doctor say about your blood pressure?", "health"),
+    ("are you suicidal?", "suicide"),
+    ("Have you ever thought of harming yourself?", "self_harm"),
+    ("Who do you share the house with?", "home_family"),
+    ("What's your boss like?", "work"),
+    ("How many units would you say you drink a week?", "substance_use"),
+    ("How much do you believe that thought, 0 to 100?", "belief_rating"),
+    ("Is there anything that doesn't support that thought?", "evidence_against"),
+])
+def test_topics_are_heard_by_meaning(text: str, topic: str) -> None:
+    p = persona("farida")
+    assert understand(p, text, ["Q", "OQ"], at_turn(p, 3)).topic == topic
+
+
+def test_a_greeting_with_thanks_is_not_a_closing() -> None:
+    p = persona("tomasz")
+    heard = understand(p, "Hi Tomasz, thanks for coming. What brings you here?", ["Q", "OQ"],
+                       initial_state(p))
+    assert heard.did("greeting") and not heard.did("closing")
+    step = engine.respond(p, engine.after(engine.opening(p)), ["Q", "OQ"],
+                          "Hello, thank you for coming in today.", random.Random(0))
+    assert step.plan.act != "closing"
+
+
+@pytest.mark.parametrize(("text", "closing"), [
+    ("We're nearly out of time, so let's stop there for today.", True),
+    ("Thanks for coming today. Take care and see you next week.", True),
+    ("Before we finish, is there anything else you want to say?", False),
+    ("Thanks for sharing that. How did it feel?", False),
+])
+def test_closing_only_when_the_trainee_closes(text: str, closing: bool) -> None:
+    p = persona("harjit")
+    assert understand(p, text, ["GI", "NQ"], at_turn(p, 8)).did("closing") is closing
+
+
+def test_an_abrupt_early_risk_question_is_minimised_and_guards_her() -> None:
+    p = persona("farida")
+    before = engine.after(engine.opening(p))
+    step = engine.respond(p, before, ["Q", "CQ"], "Are you suicidal?", random.Random(0))
+    assert step.plan.act == "minimise" and step.heard is not None
+    assert step.heard.did("risk_question")
+    assert step.state.resistance > before.resistance
+    assert "passive-si" not in step.state.unlocked
+    said = engine.say_offline(p, step, set(), random.Random(0))
+    assert said in [p.fill(t) for t in p.rules[0].lines]
+
+
+def test_a_lecture_shuts_alex_down() -> None:
+    p = persona("alex")
+    step = engine.respond(p, engine.after(engine.opening(p)), ["PERSUADE", "NQ"],
+                          "You need to stop vaping, it wrecks your lungs.", random.Random(0))
+    assert step.plan.act == "shut_down"
+    assert engine.say_offline(p, step, set(), random.Random(0)) in [
+        p.fill(t) for t in p.rules[0].lines]
+
+
+def test_facts_unlock_by_topic_not_by_incidental_words() -> None:
+    p = persona("harjit")
+    trusting = at_turn(p, 6).model_copy(update={"rapport": 0.6})
+    step = engine.respond(p, trusting, ["GI", "NQ"], "I'm afraid we started a bit late today.",
+                          random.Random(0))
+    assert "kidney-fear" not in step.state.unlocked
+    step = engine.respond(p, trusting, ["Q", "OQ"],
+                          "What have you heard about what the tablets can do?", random.Random(0))
+    assert "kidney-fear" in step.state.unlocked and step.plan.fact_id == "kidney-fear"
+
+
+def test_questions_are_answered_on_their_topic_with_a_stance() -> None:
+    p = persona("farida")
+    step = engine.respond(p, at_turn(p, 3), ["Q", "OQ"], "How are you sleeping?",
+                          random.Random(0))
+    assert (step.plan.act, step.plan.topic) == ("answer", "sleep")
+    line = engine.say_offline(p, step, set(), random.Random(0))
+    sleep = p.answer("sleep")
+    assert sleep is not None and line in [p.fill(t) for t in sleep.lines(step.plan.stance
+                                                                           or "guarded")]
+
+
+def test_farida_risk_follow_ups_unlock_one_by_one_after_ideation() -> None:
+    p = persona("farida")
+    s = at_turn(p, 8).model_copy(update={"rapport": 0.7, "resistance": 0.1})
+    asked = engine.respond(p, s, ["Q", "OQ"], "Do you have access to pills at home?",
+                           random.Random(0))
+    assert "means-tablets" not in asked.state.unlocked  # ideation not disclosed yet
+    step = engine.respond(p, s, ["Q", "CQ"], "Do you ever think about ending your life?",
+                          random.Random(0))
+    assert step.plan.fact_id == "passive-si"
+    s = engine.after(step)
+    for text, fact in [("Have you made any plans?", "no-plan-intent"),
+                       ("Do you have access to pills at home?", "means-tablets"),
+                       ("What keeps you going?", "protective"),
+                       ("Can we make a safety plan together?", "safety-plan")]:
+        step = engine.respond(p, s, ["Q", "OQ"], text, random.Random(0))
+        assert step.plan.fact_id == fact, text
+        s = engine.after(step)
+    assert set(s.disclosed) >= {"passive-si", "no-plan-intent", "means-tablets", "protective",
+                                "safety-plan"}
+
+
+def test_cbt_answers_come_from_the_cognitive_model_and_the_rating_moves() -> None:
+    p = persona("sofia")
+    s = at_turn(p, 6).model_copy(update={"rapport": 0.6})
+    ask = "How much do you believe that thought, from 0 to 100?"
+    step = engine.respond(p, s, ["Q", "OQ"], ask, random.Random(0))
+    assert (step.plan.act, step.plan.topic) == ("cbt", "belief_rating")
+    assert "90" in engine.say_offline(p, step, set(), random.Random(0))
+    s = engine.after(step)
+    step = engine.respond(p, s, ["Q", "OQ"], "Has anything happened that goes against it?",
+                          random.Random(0))
+    assert step.plan.topic == "evidence_against"
+    cm = p.cognitive_model
+    assert cm is not None and cm.cbt is not None
+    assert engine.say_offline(p, step, set(), random.Random(0)) in cm.cbt.evidence_against
+    s = engine.after(step)
+    step = engine.respond(p, s, ["Q", "OQ"], ask, random.Random(1))
+    assert "75" in engine.say_offline(p, step, set(), random.Random(0))
