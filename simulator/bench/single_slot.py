@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,10 @@ class SingleSlotBench(BaseModel):
     targets: SingleSlotTargets = SingleSlotTargets()
     met: dict[str, bool]
     machine: dict[str, Any]
+    measured: str = ""
+    """When (UTC), and the machine's load average over the run's last minute: on a shared
+    machine the engine's share of the wait grows with the load."""
+    load_average_1min: float | None = None
     sent_at: list[float] = Field(default=[], exclude=True)
     """``perf_counter`` when each measured turn was sent (to match the server's records)."""
 
@@ -170,7 +176,9 @@ async def _measure(practice: Any, persona_id: str, turns: int, latency_ms: float
         preempted_grades=gate.preemptions, server_max_running=0, targets=targets,
         met={"ratio_p95": bool(ratios) and pct(ratios, 95) <= targets.ratio_p95,
              "lost_turns": lost == targets.lost_turns},
-        machine=machine_info(), sent_at=sent_at)
+        machine=machine_info(), sent_at=sent_at,
+        measured=datetime.now(UTC).isoformat(timespec="seconds"),
+        load_average_1min=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None)
 
 
 def format_text(r: SingleSlotBench) -> str:
@@ -185,4 +193,6 @@ def format_text(r: SingleSlotBench) -> str:
             f"  lost turns: {r.lost_turns}; errors: {len(r.errors)}\n"
             f"  grades ok: {r.grades_ok}/{r.turns} after {r.grade_requests} grade requests "
             f"({r.preempted_grades} preempted by a reply); server ran at most "
-            f"{r.server_max_running} request(s) at once")
+            f"{r.server_max_running} request(s) at once\n"
+            f"  measured {r.measured}, load average {r.load_average_1min} on "
+            f"{r.machine.get('cpus')} cores")

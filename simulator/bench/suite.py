@@ -142,7 +142,10 @@ def single_slot_rows(ss: dict[str, Any]) -> list[str]:
         f"| single-slot server | lost turns / grades ok | {ss['lost_turns']} / "
         f"{ss['grades_ok']} of {ss['turns']} | 0 / all |",
         f"| single-slot server | grade requests preempted by a reply | "
-        f"{ss['preempted_grades']} of {ss['grade_requests']} | |"]
+        f"{ss['preempted_grades']} of {ss['grade_requests']} | |",
+        f"| single-slot server | measured at, load average (1 min) | "
+        f"{str(ss.get('measured', '?'))[:16].replace('T', ' ')}, {ss.get('load_average_1min')} "
+        f"| |"]
 
 
 def performance_doc(results: dict[str, Any], source: str) -> str:

@@ -113,7 +113,7 @@ def reply_token_cap(max_words: int, ceiling: int) -> int:
     that keeps to the instruction is never cut, and one that does not stops within a few
     sentences instead of filling the window.
     """
-    return max(16, min(ceiling, math.ceil(max_words * WORDS_TO_TOKENS * 1.5) + 16))
+    return max(16, min(ceiling, math.ceil(max_words * WORDS_TO_TOKENS * 1.25) + 16))
 
 
 def words_for_verbosity(verbosity: float) -> int:

@@ -355,10 +355,14 @@ def unavailable(exc: BaseException, spec: str, role: str = "client",
              f"{role} model to offline.")
     if kind == "auth":
         again = f"Your turn is saved. Fix the key or switch the {role} model to offline."
+    elif kind == "wrong_model":
+        again = (f"Your turn is saved. Fix the model name or switch the {role} model to "
+                 "offline.")
     said = what or _WHAT.get(kind, _WHAT["error"])
     msg = f"The {role} model {shown} {said}{code}{tries}. {again}"
     log.warning("%s model %s unavailable: %s (%s)", role, shown, kind, type(exc).__name__)
-    return ModelUnavailable(msg, spec=spec, kind=kind, recoverable=kind != "auth")
+    return ModelUnavailable(msg, spec=spec, kind=kind,
+                            recoverable=kind not in ("auth", "wrong_model"))
 
 
 def empty_reply(spec: str, role: str = "client") -> ModelUnavailable:

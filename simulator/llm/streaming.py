@@ -91,6 +91,8 @@ def kind_of(exc: BaseException) -> str:
         return "context_overflow"
     if "No generation chunks were returned" in str(exc):
         return "empty"
+    if getattr(exc, "status_code", None) == 404 and "model" in str(exc).lower():
+        return "wrong_model"  # OpenAI, vLLM: "The model `x` does not exist"
     return classify(exc)
 
 
@@ -210,4 +212,7 @@ def failure(exc: BaseException, kind: str, spec: str, role: str, attempts: int,
                 "tokens, history shortened): set context_window to the server's real size")
     elif kind == "empty":
         what = "sent nothing: an empty reply, or a stream the server closed at once"
+    elif kind == "wrong_model":
+        what = ("is not known to the server (HTTP 404): check the model name "
+                "(`counselsim doctor` lists what it serves)")
     return unavailable(exc, spec, role, attempts, kind=kind, what=what)
