@@ -47,6 +47,12 @@ def test_the_checks_catch_each_quoted_failure(kind: str, alternative: str) -> No
     assert problems(kind, "", alternative)
 
 
+def test_the_checks_catch_the_trainees_own_confrontation_reflected_back() -> None:
+    assert problems("confront_to_reflect", "", "It sounds like that's not a good enough reason "
+                    "to ignore your liver.", turn="That's not a good enough reason to ignore "
+                    "your liver.")
+
+
 def test_the_checks_pass_good_alternatives() -> None:
     assert problems("advice_to_elicit", "I like a beer after work.",
                     "It sounds like you like a beer after work. What ideas do you have about "

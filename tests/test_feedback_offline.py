@@ -201,3 +201,11 @@ def test_a_simple_reflection_with_nothing_to_reflect_deepens_the_trainees_own(
     out = coach_turn(turn, miti, said, "So you drink to unwind after work.")
     assert out.alternative == ("It sounds like you drink to unwind after work, and you're "
                                "still working out what that means for you.")
+
+
+def test_a_confrontation_is_never_reflected_back_as_the_alternative(miti: Rubric) -> None:
+    turn = CodedTurn(labels=CounselorLabels(behaviour="therapist_input"),
+                     codes={"behaviour": "CONFRONT", "question_type": "NQ"}, rubric_id=miti.id)
+    said = [Utterance(speaker="client", text="Easy to say sitting there.")]
+    out = coach_turn(turn, miti, said, "That's not a good enough reason to ignore your liver.")
+    assert out.alternative == "Help me understand how you see it."

@@ -112,3 +112,36 @@ def test_login_throttle_blocks_after_repeated_failures() -> None:
     assert t.blocked("amy") and not t.blocked("ben")
     t.succeeded("amy")
     assert not t.blocked("amy")
+
+
+def test_coach_panel_warns_when_a_session_ends_without_the_risk_items(tmp_path: Path) -> None:
+    """Issue 18: "Still to assess" while the session runs; a prominent warning once it ends."""
+    import asyncio
+
+    from simulator.service.practice import Practice
+    from simulator.settings import ROOT, Settings
+    from simulator.web.context import WebContext
+    from simulator.web.practice_ui import render_coach
+
+    settings = Settings(db=tmp_path / "db.sqlite", personas=ROOT / "personas",
+                        rubrics=ROOT / "rubrics")
+    practice = Practice.from_settings(settings)
+    try:
+        practice.store.add_user("ana", "trainee")
+        ctx = WebContext(practice=practice)
+        sid = practice.start("ana", "farida-passive-si-risk")
+
+        async def say(text: str) -> None:
+            async for _ in practice.turn(sid, "ana", text):
+                pass
+
+        asyncio.run(say("Do thoughts of suicide ever come?"))
+        running = render_coach(ctx, sid)
+        assert "Still to assess:" in running and "Plan, intent, previous attempts" in running
+        assert "Ask directly about suicidal thoughts" not in running.split("Still to assess:")[1]
+        assert "cs-risk-warning" not in running
+        practice.end(sid, "ana")
+        ended = render_coach(ctx, sid)
+        assert 'class="cs-risk-warning" role="alert"' in ended and "Risk not assessed" in ended
+    finally:
+        practice.store.close()

@@ -90,12 +90,16 @@ class Generated(BaseModel):
     problems: list[str]
 
 
-def problems(kind: str, client: str, alternative: str | None, names: Iterable[str] = ()
-             ) -> list[str]:
+def problems(kind: str, client: str, alternative: str | None, names: Iterable[str] = (),
+             turn: str = "") -> list[str]:
     """Every failure issue 18 quoted, checked in one generated alternative."""
     if alternative is None or not alternative.strip():
         return ["no alternative"]
     out = []
+    said = " ".join(re.findall(r"[a-z']+", turn.lower()))
+    if kind in ("advice_to_elicit", "confront_to_reflect") and said and \
+            said in " ".join(re.findall(r"[a-z']+", alternative.lower())):
+        out.append("repeats the trainee's own advice or confrontation")
     allowed = set(names) | KNOWN_NAMES
     for m in _CAPITAL_AFTER_FRAME.finditer(alternative):
         if m.group(2) not in allowed:
@@ -179,7 +183,7 @@ def build_set(personas: Iterable[Persona], rubric: Rubric) -> list[Generated]:
         rows.append(Generated(kind=kind, persona=pid, client=line, turn=turn,
                               alternative=out.alternative, rationale=out.rationale,
                               grounded=grounded(line, out.alternative),
-                              problems=problems(kind, line, out.alternative, names)))
+                              problems=problems(kind, line, out.alternative, names, turn)))
     return rows
 
 

@@ -89,7 +89,7 @@ _FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|i'll|we|we're|we've|my|me|myself|
                            re.IGNORECASE)
 _FIRST_SUBJECT = re.compile(r"\b(i|i'm|i've|i'd|i'll|we|we're|we've)\b", re.IGNORECASE)
 _TAG = re.compile(r"[,\s]+(you know|right|i guess|i mean|or something|or whatever|innit|eh|"
-                  r"if i'?m honest|to be honest|honestly|really)$",
+                  r"if i'?m honest|to be honest|honestly|really|actually)$",
                   re.IGNORECASE)
 _TAG_QUESTION = re.compile(
     r",\s*(do|does|don't|are|aren't|is|isn't|was|wasn't|have|haven't|has|hasn't|can|can't|will|"
@@ -371,7 +371,7 @@ def client_talk(text: str) -> str:
     words it is added to."""
     chosen = _choose(text)
     said = chosen[0] if chosen else ""
-    if said and not _FIRST_PERSON.search(said):
+    if said and not _FIRST_PERSON.search(said) and _about_someone_else(said):
         return "other"
     if _HEAVY.search(said):
         return "heavy"
@@ -380,6 +380,18 @@ def client_talk(text: str) -> str:
     if _CHANGE.search(said):
         return "change"
     return "neutral"
+
+
+def _about_someone_else(said: str) -> bool:
+    """The clause's subject is another person ("Ewa counts the cans", "she's a worrier"), not
+    the client's situation ("it's a relief to say it")."""
+    words = said.split()
+    first = _norm(words[0]) if words else ""
+    return first in _THIRD_PARTY or first in _FAMILY or _subject_kind(words, set()) == "name"
+
+
+_THIRD_PARTY = {"he", "she", "they", "he's", "she's", "they're", "his", "her", "their",
+                "everyone", "everybody", "people", "nobody", "someone", "somebody"}
 
 
 def parse_closed_question(text: str) -> ClosedQuestion | None:
@@ -488,6 +500,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
         "reflection": client_clause(client_last) if client_last else None,
         "sides": list(client_sides(client_last) or []) if client_last else [],
         "talk": client_talk(client_last) if client_last else "neutral",
+        "mine": bool(client_last and (chosen := _choose(client_last)) and
+                     _FIRST_PERSON.search(chosen[0])),
         "question": question.model_dump() | {"rest": question.rest} if question else None,
         "wh_question": wh_question,
         "own_clause": own_clause[:1].lower() + own_clause[1:] if own_clause else None,
