@@ -96,6 +96,14 @@ async def speak(persona: Persona, step: Step, history: History, used: set[str],
         yield piece
 
 
+def longest_reply_words(step: Step) -> int:
+    """The most words a reply to ``step`` may have before the check refuses it as far too long
+    (``realize_llm.TOO_LONG`` times the planned length)."""
+    from simulator.client.realize_llm import TOO_LONG
+
+    return int(TOO_LONG * step.plan.max_words)
+
+
 async def checked_reply(persona: Persona, step: Step, history: History, said: str,
                         used: set[str], rng: random.Random, model: BaseChatModel,
                         **call: Any) -> str:
@@ -123,5 +131,5 @@ async def reply(persona: Persona, step: Step, history: History, used: set[str],
     return await checked_reply(persona, step, history, text, used, rng, model)
 
 
-__all__ = ["History", "Plan", "Step", "after", "checked_reply", "opening", "reply", "respond",
-           "say_offline", "speak"]
+__all__ = ["History", "Plan", "Step", "after", "checked_reply", "longest_reply_words", "opening",
+           "reply", "respond", "say_offline", "speak"]

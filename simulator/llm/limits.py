@@ -146,6 +146,22 @@ def context_overflow(text: str) -> tuple[bool, int | None]:
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?=\s|$)")
 
 
+def trim_to_words(text: str, max_words: int) -> str:
+    """The leading whole sentences of ``text`` that fit in ``max_words`` words (the first
+    sentence cut at ``max_words`` when even it is longer): a capped reply is shortened rather
+    than sent back to the model, which would cost the trainee a second wait."""
+    if len(text.split()) <= max_words:
+        return text
+    kept, count, start = "", 0, 0
+    for end in _SENTENCE_END.finditer(text):
+        sentence = text[start:end.end()]
+        words = len(sentence.split())
+        if count + words > max_words:
+            break
+        kept, count, start = text[:end.end()], count + words, end.end()
+    return kept.strip() or " ".join(text.split()[:max_words])
+
+
 def trim_to_sentence(text: str) -> str:
     """A reply cut off by ``max_tokens``, back to its last whole sentence (as it is when there
     is none: a fragment is better than nothing)."""

@@ -59,7 +59,7 @@ from simulator.errors import InvalidInput, NotFoundOrNoAccess, StorageError
 from simulator.grader.grade import GradeOptions, TurnGrade
 from simulator.llm.availability import Availability
 from simulator.llm.gate import EndpointGate, gate_for
-from simulator.llm.limits import endpoint_key, limits_for, trim_to_sentence
+from simulator.llm.limits import endpoint_key, limits_for, trim_to_sentence, trim_to_words
 from simulator.llm.providers import (
     ModelInfo,
     ModelUnavailable,
@@ -388,8 +388,8 @@ class Practice:
                 parts.append(token)
                 yield TurnEvent(kind="token", text=token)
             reply = "".join(parts).strip()
-            if info.get("capped"):  # cut at max_tokens: keep the whole sentences
-                reply = trim_to_sentence(reply)
+            if info.get("capped"):  # cut at max_tokens: keep the whole sentences that fit
+                reply = trim_to_words(trim_to_sentence(reply), engine.longest_reply_words(step))
             if client is not None:
                 if not reply:
                     raise empty_reply(self.settings.client_model)
