@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from engine_fixtures import shipped_personas
@@ -53,18 +54,23 @@ def test_done_when_figures_hold_on_a_risk_and_a_cbt_persona(pid: str, code: Code
     assert result.early_closings == 0 and result.leaks == 0
 
 
-def test_cli_prints_json_last() -> None:
+def test_cli_prints_json_last(tmp_path: Path) -> None:
     import json
 
     from typer.testing import CliRunner
 
     from simulator.cli.main import app
 
+    probes = tmp_path / "probes.yaml"  # a small set: the CLI's wiring, not the figures
+    probes.write_text("common:\n  - {say: 'How are you sleeping these days?', topic: sleep}\n"
+                      "closing:\n  - {say: 'We will stop there for today.', act: closing}\n",
+                      encoding="utf-8")
     tomasz = "tomasz-alcohol-precontemplation"
-    out = CliRunner().invoke(app, ["bench", "client", "--persona", tomasz])
+    out = CliRunner().invoke(app, ["bench", "client", "--persona", tomasz, "--probes",
+                                   str(probes)])
     assert out.exit_code == 0, out.output
     data = json.loads(out.output.strip().splitlines()[-1])
-    assert data["bench"] == "client" and data["probes"] >= 20
+    assert data["bench"] == "client" and data["probes"] == 2
     assert {"on_topic_rate", "non_sequitur_rate", "early_closings", "leaks"} <= set(data)
     bad = CliRunner().invoke(app, ["bench", "client", "--persona", "nobody"])
     assert bad.exit_code == 1
