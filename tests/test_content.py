@@ -451,3 +451,12 @@ def test_miti_rubric_cites_the_manual_for_every_code_and_formula():
 ])
 def test_question_type_cues(miti: Rubric, text: str, expected: str | None) -> None:
     assert _first_cue(miti, "question_type", text) == expected
+
+
+def test_a_fact_that_starts_a_sentence_starts_with_a_capital() -> None:
+    from simulator.content.library import load_library
+
+    farida = load_library().persona("farida-passive-si-risk")
+    assert farida.facts["father"] == "my father"
+    assert farida.fill("{father} wanders at night. So {father} needs me.") == (
+        "My father wanders at night. So my father needs me.")

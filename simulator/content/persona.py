@@ -386,10 +386,21 @@ class Persona(Document):
         return next((a for a in self.answers if a.topic == topic), None)
 
     def fill(self, text: str) -> str:
-        """Fill {placeholders} from ``facts`` and name/age/occupation; unknown ones stay as is."""
+        """Fill {placeholders} from ``facts`` and name/age/occupation; unknown ones stay as is.
+
+        A value that starts a sentence starts with a capital ("{father} wanders" with father
+        "my father" reads "My father wanders")."""
         values = {"name": self.identity.name, "age": str(self.identity.age),
                   "occupation": self.identity.occupation, **self.facts}
-        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+        def value(m: re.Match[str]) -> str:
+            found = values.get(m.group(1), m.group(0))
+            before = text[:m.start()].rstrip()
+            if found and (not before or before[-1] in ".!?\"“"):
+                return found[0].upper() + found[1:]
+            return found
+
+        return _PLACEHOLDER.sub(value, text)
 
     def lines_for(self, act: str) -> list[str]:
         return list(getattr(self.lines, act))
