@@ -254,7 +254,8 @@ def test_risk_not_assessed_is_a_warning_and_risk_questions_are_never_criticised(
     t = store.add_turn(sid, "counselor", "Do thoughts of suicidal feelings ever come?")
     store.add_codes(t.id, "test-miti", code("CQ"), coder="offline",
                     labels={"behaviour": "question", "utterances": [
-                        {"text": t.text, "behaviour": "Q", "risk": ["ideation"]}]})
+                        {"text": t.text, "start": 0, "end": len(t.text), "behaviour": "Q",
+                         "risk": ["ideation"]}]})
     store.add_grade(t.id, "test-miti", values=code("CQ"), rationale="closed",
                     alternative="What else can you tell me about that?", model="fake")
     store.add_turn(sid, "client", "Some nights I think they'd all be better off without me.",
@@ -295,8 +296,9 @@ def test_utterance_codes_are_shown_when_the_coder_gives_them(store: Store) -> No
     t = store.add_turn(sid, "counselor", "You're worried about the van. What happened?")
     store.add_codes(t.id, "test-miti", code("OQ"), coder="offline", labels={
         "behaviour": "question", "utterances": [
-            {"text": "You're worried about the van.", "behaviour": "SR", "risk": []},
-            {"text": "What happened?", "behaviour": "Q", "risk": []}]})
+            {"text": "You're worried about the van.", "start": 0, "end": 29, "behaviour": "SR",
+             "risk": []},
+            {"text": "What happened?", "start": 30, "end": 44, "behaviour": "Q", "risk": []}]})
     store.add_turn(sid, "client", "She wouldn't get in.", act="elaborate")
     report = build_report(store, sid, feedback_dir=FEEDBACK)
     line = next(x for x in report.transcript if x.speaker == "counselor")

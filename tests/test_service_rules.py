@@ -4,6 +4,7 @@ ran with (service/reviews.py), and the trainee's self-rating (Practice.rate_self
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,8 +70,9 @@ def test_a_correction_is_checked_against_the_rubric_the_session_ran_with(
     # An educator renames the complex-reflection code after the session was held.
     path = practice.settings.rubrics / "miti-4.2.1.yaml"
     text = path.read_text(encoding="utf-8")
-    assert "      - id: CR\n" in text
-    path.write_text(text.replace("      - id: CR\n", "      - id: CRX\n"), encoding="utf-8")
+    renamed, n = re.subn(r"(?m)^(\s+- id: )CR\b", r"\1CRX", text)
+    assert n == 1
+    path.write_text(renamed, encoding="utf-8")
     practice.reload_library()
     with pytest.raises(InvalidInput, match="one of its codes"):
         reviews.correct_turn(practice.store, sue, sid, turn_id, "behaviour", "CRX")

@@ -117,6 +117,7 @@ def test_login_throttle_blocks_after_repeated_failures() -> None:
 def test_coach_panel_warns_when_a_session_ends_without_the_risk_items(tmp_path: Path) -> None:
     """Issue 18: "Still to assess" while the session runs; a prominent warning once it ends."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from simulator.service.practice import Practice
     from simulator.settings import ROOT, Settings
@@ -135,7 +136,9 @@ def test_coach_panel_warns_when_a_session_ends_without_the_risk_items(tmp_path: 
             async for _ in practice.turn(sid, "ana", text):
                 pass
 
-        asyncio.run(say("Do thoughts of suicide ever come?"))
+        # in a thread of its own: the browser tests' Playwright keeps a loop running in this one
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, say("Do thoughts of suicide ever come?")).result()
         running = render_coach(ctx, sid)
         assert "Still to assess:" in running and "Plan, intent, previous attempts" in running
         assert "Ask directly about suicidal thoughts" not in running.split("Still to assess:")[1]
