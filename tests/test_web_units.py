@@ -11,7 +11,6 @@ import pytest
 from simulator.content.library import load_library
 from simulator.content.loader import ContentErrors
 from simulator.web import render
-from simulator.web.auth_routes import Throttle
 from simulator.web.content_edit import EditError, check_text, safe_path, save_new_version
 from simulator.web.live_library import LiveLibrary
 
@@ -104,11 +103,3 @@ def test_everything_rendered_is_escaped() -> None:
     assert "<script>" not in html and "k&lt;b&gt;" in html
 
 
-def test_login_throttle_blocks_after_repeated_failures() -> None:
-    t = Throttle(max_failures=3, window_s=60)
-    for _ in range(3):
-        assert not t.blocked("amy")
-        t.failed("amy")
-    assert t.blocked("amy") and not t.blocked("ben")
-    t.succeeded("amy")
-    assert not t.blocked("amy")
