@@ -236,11 +236,12 @@ class SignIns:
         return Who(name=user.name, uid=user.uid, must_change=user.must_change_password,
                    token_sha256=sha)
 
-    def forget(self, *, sha: str | None = None, uid: str | None = None) -> None:
+    def forget(self, *, sha: str | None = None, uid: str | None = None,
+               name: str | None = None) -> None:
         """Drop cached answers (after a sign-out or a revocation in this process)."""
         with self._lock:
             for key, (who, _) in list(self._cache.items()):
-                if key == sha or (uid is not None and who is not None and who.uid == uid):
+                if key == sha or (who is not None and (who.uid == uid or who.name == name)):
                     del self._cache[key]
 
     async def sign_out(self, token: str | None) -> None:

@@ -54,24 +54,29 @@ def build(ctx: WebContext) -> dict[str, Any]:
         delete = gr.Button("Delete account", variant="stop", elem_id="ad-delete")
     result = gr.HTML(elem_id="ad-result")
 
-    def table() -> tuple[pd.DataFrame, Any]:
+    def table(keep: str | None = None) -> tuple[pd.DataFrame, Any]:
         listed = ctx.store.list_users()
         rows = [[u.name, u.role, u.cohort or "", status_of(u), u.created[:16].replace("T", " ")]
                 for u in listed]
+        names = [u.name for u in listed]
         return (pd.DataFrame(rows, columns=COLUMNS),
-                gr.Dropdown(choices=[u.name for u in listed], value=None))
+                gr.Dropdown(choices=names, value=keep if keep in names else None))
 
     def load(request: gr.Request) -> tuple[Any, ...]:
         require(ctx.store, request, (ADMIN,))
         return table()
 
-    def act(request: gr.Request, call: Any) -> tuple[Any, ...]:
+    def act(request: gr.Request, call: Any, keep: str | None = None) -> tuple[Any, ...]:
+        """Run a service call as the signed-in admin; the chosen account stays chosen."""
         admin = require(ctx.store, request, (ADMIN,))
         try:
             message = call(admin.name)
         except (InvalidInput, NotFoundOrNoAccess) as exc:
-            return (*table(), render.problem(str(exc)))
-        return (*table(), f'<div class="cs-ok">{message}</div>')
+            return (*table(keep), render.problem(str(exc)))
+        finally:
+            if keep and ctx.sign_ins is not None:  # ended sign-ins end now, not in seconds
+                ctx.sign_ins.forget(name=keep)
+        return (*table(keep), f'<div class="cs-ok">{message}</div>')
 
     def one_time(user_name: str, password: str, what: str) -> str:
         return (f"{what} <b>{render.e(user_name)}</b>. One-time password (shown once, hand it "
@@ -96,19 +101,19 @@ def build(ctx: WebContext) -> dict[str, Any]:
             target = chosen(value)
             return one_time(target, accounts.reset_password(ctx.store, target, by=by),
                             "Password reset for")
-        return act(request, call)
+        return act(request, call, value)
 
     def disable_fn(value: str | None, request: gr.Request) -> tuple[Any, ...]:
         def call(by: str) -> str:
             user = accounts.set_disabled(ctx.store, chosen(value), True, by=by)
             return f"<b>{render.e(user.name)}</b> is disabled; their sign-ins have ended."
-        return act(request, call)
+        return act(request, call, value)
 
     def enable_fn(value: str | None, request: gr.Request) -> tuple[Any, ...]:
         def call(by: str) -> str:
             user = accounts.set_disabled(ctx.store, chosen(value), False, by=by)
             return f"<b>{render.e(user.name)}</b> can sign in again."
-        return act(request, call)
+        return act(request, call, value)
 
     def delete_fn(value: str | None, keep: str, typed: str,
                   request: gr.Request) -> tuple[Any, ...]:
@@ -121,7 +126,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
             what = (f"{n} session(s) kept as <code>{render.e(pseudonym)}</code>" if pseudonym
                     else f"{n} session(s) deleted")
             return f"Deleted <b>{render.e(target)}</b>; {what}."
-        return act(request, call)
+        return act(request, call, value)
 
     private: dict[str, Any] = {"api_visibility": "private"}
     outs = [users, who, result]

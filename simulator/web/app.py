@@ -118,5 +118,6 @@ def build_app(settings: Settings, practice: Practice | None = None) -> tuple[Fas
     )
     app.state.counselsim = ctx
     app.state.sign_ins = sign_ins
+    ctx.sign_ins = sign_ins
     app.state.blocks = demo
     return app, ctx
