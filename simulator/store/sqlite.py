@@ -959,6 +959,8 @@ class Store:
                      include_abandoned: bool = True, limit: int = 100) -> list[SearchHit]:
         """Full-text search over turn text (words are matched literally; FTS operators are
         quoted away). Best matches first. ``cohort`` limits to trainees of that cohort."""
+        # control characters (a NUL) cannot be in turn text and break the FTS syntax: dropped
+        q = "".join(ch for ch in q if ch in "\t\n" or not (ord(ch) < 32 or ord(ch) == 127))
         query = self.db.quote_fts(q.strip())
         if not query:
             return []

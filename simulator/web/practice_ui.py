@@ -186,7 +186,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
         history = chat_messages(turns)
         pending = {"role": "user", "content": (message or "").strip()}
         reply = {"role": "assistant", "content": "…"}
-        seen = len(shown) if isinstance(shown, list) else None  # API callers may omit it
+        # a browser always shows the client's opening line; an empty chat is an API caller
+        # that did not say what it saw (Gradio turns None into []): then nothing is checked
+        seen = len(shown) if shown else None
         # the same words sent from the same view (Enter then Send, a double click) are one send
         key = send_key(session_id, seen, message or "") if seen is not None else None
         text_out = ""
