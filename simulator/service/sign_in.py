@@ -147,16 +147,20 @@ class SignIns:
         except sqlite3.Error as exc:
             log.warning("sign-in lookup failed: %s", exc)
             return Outcome(message=storage_message(exc), status=503)
-        if account is None and self.throttle.address_wait(address) > 0:
-            # over budget: the unknown name waits what a check costs, without computing one
-            await asyncio.sleep(self.hash_s)
+        if account is None:
+            # The answer is known; the equal-cost hash only hides which names exist. It is
+            # counted at once, and skipped (the same time waited instead) when the address is
+            # over its budget or a real check is waiting: the pool is for real names.
             self.throttle.failed(name, address)
+            if self.throttle.address_wait(address) > 0 or self._waiting > 0:
+                await asyncio.sleep(self.hash_s)
+            else:
+                await self._hashing(verify_password, _DUMMY_HASH, password)
             return Outcome(message=WRONG, status=400)
-        stored = account["password_hash"] if account else _DUMMY_HASH
-        ok = await self._hashing(verify_password, stored, password)
+        ok = await self._hashing(verify_password, account["password_hash"], password)
         if ok is None:
             return Outcome(message=BUSY, status=503, retry_after_s=60)
-        if not ok or account is None:
+        if not ok:
             self.throttle.failed(name, address)
             return Outcome(message=WRONG, status=400)
         self.throttle.succeeded(name)
