@@ -24,6 +24,7 @@ def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     dummy = cheap.hash("dummy")
+    monkeypatch.setattr(sign_in, "TARPIT_S", 0.01)
     for module in (accounts, sign_in):
         monkeypatch.setattr(module, "_hasher", cheap)
         monkeypatch.setattr(module, "_DUMMY_HASH", dummy)

@@ -183,7 +183,8 @@ async def _concurrent(url: str, ep: Endpoints, open_fn: tuple[int, int], persona
         refusals = [o for o in outcomes if isinstance(o, Exception)]
         if refusals:
             result.refusal_message = str(refusals[0])[:200]
-        shown = [{"role": "assistant", "content": "…"}] * len(store.execute(
+        shown = [{"role": "assistant", "content": [{"type": "text", "text": "…"}]}] * len(
+            store.execute(
             "SELECT 1 FROM turns WHERE session_id = ? AND abandoned_branch IS NULL",
             (sid,)).fetchall())
         twice = f"So the evenings are the hardest part. ({secrets.token_hex(3)})"

@@ -55,6 +55,10 @@ log = logging.getLogger("counselsim.sign_in")
 
 WRONG = "Incorrect user name or password."
 BUSY = "The server is busy signing people in. Try again in a minute."
+TARPIT_S = 3.0
+"""A failed attempt from an address over its budget is answered after this long (a timer, no
+work): a flooding client's rate drops to a third of a request per second per connection, while
+a right password from that address is answered at once."""
 CACHE_S = 5.0
 """How long a resolved sign-in is trusted without asking the database (revocations reach the web
 app within this; every handler also re-reads the account, so a disabled one stops at once)."""
@@ -152,7 +156,9 @@ class SignIns:
             # counted at once, and skipped (the same time waited instead) when the address is
             # over its budget or a real check is waiting: the pool is for real names.
             self.throttle.failed(name, address)
-            if self.throttle.address_wait(address) > 0 or self._waiting > 0:
+            if self.throttle.address_wait(address) > 0:
+                await asyncio.sleep(TARPIT_S)
+            elif self._waiting > 0:
                 await asyncio.sleep(self.hash_s)
             else:
                 await self._hashing(verify_password, _DUMMY_HASH, password)
@@ -162,6 +168,8 @@ class SignIns:
             return Outcome(message=BUSY, status=503, retry_after_s=60)
         if not ok:
             self.throttle.failed(name, address)
+            if self.throttle.address_wait(address) > 0:  # same wait as an unknown name
+                await asyncio.sleep(TARPIT_S)
             return Outcome(message=WRONG, status=400)
         self.throttle.succeeded(name)
         if account["disabled"]:
