@@ -26,8 +26,10 @@ them at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -102,6 +104,16 @@ def storage_message(exc: Exception) -> str:
             "administrator.")
 
 
+HASH_NICE = 10
+
+
+def _lower_priority() -> None:
+    """Hashing threads run at a lower CPU priority (Linux: per thread), so a burst of sign-ins
+    yields the cores to trainees' turns instead of competing with them as equals."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+
+
 class SignIns:
     """The web app's sign-in service (one per app; safe to call from the event loop)."""
 
@@ -114,7 +126,8 @@ class SignIns:
         self.throttle = throttle or LoginThrottle()
         self.hash_queue = hash_queue
         self._pool = ThreadPoolExecutor(max_workers=max(1, hash_workers),
-                                        thread_name_prefix="counselsim-hash")
+                                        thread_name_prefix="counselsim-hash",
+                                        initializer=_lower_priority)
         self._waiting = 0
         self._cache: OrderedDict[str, tuple[Who | None, float]] = OrderedDict()
         self._lock = threading.Lock()
