@@ -413,3 +413,14 @@ metrics:
         load_model_text(Rubric, text, "r.yaml")
     keys = {e.key: e.line for e in info.value.errors}
     assert keys == {"groups[0].id": 14, "groups[0].codes[1]": 14, "metrics[0].formula": 16}
+
+
+def test_yaml_tags_on_lists_and_maps_are_refused_too() -> None:
+    import pytest as _pytest
+
+    from simulator.content.loader import ContentErrors, load_yaml_text
+
+    for text in ("tags: !!python/object/apply:os.system [echo hi]\n", "a: !foo {x: 1}\n"):
+        with _pytest.raises(ContentErrors, match="YAML tags"):
+            load_yaml_text(text, "p.yaml")
+    assert load_yaml_text("a: [1, 2]\nb: {c: d}\n", "p.yaml")["b"]["c"] == "d"
