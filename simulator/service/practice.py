@@ -345,9 +345,6 @@ class Practice:
             existing = self.store.turn_with_key(session_id, key)
             if existing is not None:
                 return existing, False
-        turns = self.store.current_turns(session_id)
-        if turns and turns[-1].speaker == "counselor":
-            raise TurnRejected("Your last turn has no reply yet: ask the client again first.")
         return self.store.add_turn(session_id, "counselor", text, after=seen, key=key), True
 
     async def reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
