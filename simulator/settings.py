@@ -128,6 +128,19 @@ class Settings(BaseSettings):
     models: dict[str, ModelSettings] = {}
     """Per-model settings, keyed by model string (``[models."openai-compatible:m@url"]``)."""
 
+    sign_in_hours: float = Field(12.0, gt=0)
+    """A web sign-in ends this long after it began, however active."""
+    sign_in_idle_minutes: float = Field(120.0, gt=0)
+    """A web sign-in unused for this long ends."""
+    login_hash_workers: int = Field(1, ge=1, le=8)
+    """Threads that check passwords (argon2), apart from the ones turns run on."""
+    login_queue: int = Field(16, ge=1)
+    """Password checks allowed to wait for those threads; more are answered "busy" at once."""
+    secure_cookies: bool | None = None
+    """Mark the sign-in cookie Secure: None decides per request (HTTPS, or a proxy saying so)."""
+    max_request_kb: int = Field(1024, ge=16)
+    """Bodies larger than this are refused (413) before anything reads them."""
+
     def model_settings(self, spec: str) -> ModelSettings:
         """The per-model settings of ``spec`` (empty when none are configured)."""
         return self.models.get(spec.strip(), ModelSettings())

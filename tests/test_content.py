@@ -460,3 +460,14 @@ def test_a_fact_that_starts_a_sentence_starts_with_a_capital() -> None:
     assert farida.facts["father"] == "my father"
     assert farida.fill("{father} wanders at night. So {father} needs me.") == (
         "My father wanders at night. So my father needs me.")
+
+
+def test_yaml_tags_on_lists_and_maps_are_refused_too() -> None:
+    import pytest as _pytest
+
+    from simulator.content.loader import ContentErrors, load_yaml_text
+
+    for text in ("tags: !!python/object/apply:os.system [echo hi]\n", "a: !foo {x: 1}\n"):
+        with _pytest.raises(ContentErrors, match="YAML tags"):
+            load_yaml_text(text, "p.yaml")
+    assert load_yaml_text("a: [1, 2]\nb: {c: d}\n", "p.yaml")["b"]["c"] == "d"

@@ -207,3 +207,11 @@ def test_fill_session_fixture_is_consistent(store: Store) -> None:
     turns = store.current_turns(sid)
     assert len(turns) == 24 and turns[-1].state == {"rapport": 0.7, "resistance": 0.25}
     assert len(store.effective_codes(sid)) == 12
+
+
+def test_search_with_a_nul_or_control_characters_is_not_an_error(tmp_path) -> None:
+    from simulator.store import open_store
+
+    store = open_store(tmp_path / "nul.db")
+    assert store.search_turns("wine\x00\x07 drink") == []
+    assert store.search_turns("\x00") == []

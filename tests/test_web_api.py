@@ -15,6 +15,7 @@ import pytest
 from gradio_client import Client
 from web_harness import PERSONA_ID
 
+from simulator.service.sign_in import token_hash
 from simulator.web.app import PUBLIC_ENDPOINTS
 
 REFUSED = "Not found, or you do not have access to it."
@@ -77,12 +78,53 @@ def test_supervisor_of_another_cohort_is_refused_the_transcript(web: Any) -> Non
 
 
 def test_nothing_is_served_without_signing_in(web: Any) -> None:
-    for path in ("/config", "/gradio_api/info", "/gradio_api/openapi.json"):
+    for path in ("/config", "/gradio_api/info"):
         r = httpx.get(web.url + path, timeout=10)
         assert r.status_code == 401, path
+    for path in ("/gradio_api/openapi.json", "/gradio_api/upload"):  # not served at all
+        assert httpx.get(web.url + path, timeout=10).status_code == 404, path
+    assert httpx.get(web.url + "/", timeout=10).status_code == 303  # to the sign-in page
     with pytest.raises(Exception):  # noqa: B017 - gradio_client raises a plain exception
         Client(web.url + "/", verbose=False)
     r = httpx.post(web.url + "/login", data={"username": "api_amy", "password": "wrong-pass"},
                    timeout=10)
     assert r.status_code == 400
     assert "access-token" not in "".join(r.headers.get_list("set-cookie"))
+
+
+def test_sign_in_cookie_logout_origin_and_size_limits(web: Any) -> None:
+    name, password = web.user("api_cookie", "trainee", "spring")
+    form = {"username": name, "password": password}
+    with httpx.Client(base_url=web.url, timeout=30) as c:
+        foreign = c.post("/login", data=form, headers={"Origin": "https://evil.example"})
+        assert foreign.status_code == 403 and "counselsim_session" not in foreign.headers.get(
+            "set-cookie", "")
+        r = c.post("/login", data=form, headers={"Origin": web.url, "Accept": "text/html"})
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert "secure" not in cookie  # plain http on 127.0.0.1; https gets Secure
+        assert c.get("/config").status_code == 200
+        token = c.cookies["counselsim_session"]
+        stored = web.ctx.store.get_sign_in(token_hash(token))
+        assert stored is not None and stored.name == name
+        assert c.get("/logout").status_code == 200  # a GET only shows the button
+        assert c.get("/config").status_code == 200
+        assert c.post("/logout").status_code == 200
+        assert web.ctx.store.get_sign_in(token_hash(token)) is None
+        c.cookies.set("counselsim_session", token)  # a copied cookie is dead after sign-out
+        assert c.get("/config").status_code == 401
+        big = c.post("/login", content=b"x" * (2 * 1024 * 1024),
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert big.status_code == 413
+    https = httpx.post(web.url + "/login", data=form,
+                       headers={"X-Forwarded-Proto": "https"}, timeout=30)
+    assert https.status_code == 200 and "secure" in https.headers["set-cookie"].lower()
+
+
+def test_a_wrong_password_says_so_and_the_page_escapes_the_name(web: Any) -> None:
+    web.user("api_wrong", "trainee", "spring")
+    r = httpx.post(web.url + "/login", timeout=30, headers={"Accept": "text/html"},
+                   data={"username": "<b>api_wrong</b>", "password": "not-the-password"})
+    assert r.status_code == 400 and "Incorrect user name or password." in r.text
+    assert "<b>api_wrong" not in r.text and "&lt;b&gt;api_wrong" in r.text

@@ -11,7 +11,6 @@ import pytest
 from simulator.content.library import load_library
 from simulator.content.loader import ContentErrors
 from simulator.web import render
-from simulator.web.auth_routes import Throttle
 from simulator.web.content_edit import EditError, check_text, safe_path, save_new_version
 from simulator.web.live_library import LiveLibrary
 
@@ -102,16 +101,6 @@ def test_everything_rendered_is_escaped() -> None:
 
     html = render.content_errors([ContentError("p.yaml", 3, 1, "k<b>", evil)])
     assert "<script>" not in html and "k&lt;b&gt;" in html
-
-
-def test_login_throttle_blocks_after_repeated_failures() -> None:
-    t = Throttle(max_failures=3, window_s=60)
-    for _ in range(3):
-        assert not t.blocked("amy")
-        t.failed("amy")
-    assert t.blocked("amy") and not t.blocked("ben")
-    t.succeeded("amy")
-    assert not t.blocked("amy")
 
 
 def test_coach_panel_warns_when_a_session_ends_without_the_risk_items(tmp_path: Path) -> None:

@@ -89,12 +89,17 @@ def start_web(folder: Path) -> WebServer:
     return WebServer(url=url, ctx=ctx, folder=folder, server=server, thread=thread)
 
 
-def login(page: Any, url: str, name: str, password: str) -> None:
-    """Sign in through Gradio's login form and wait until the app shows the user's name."""
+def sign_in_form(page: Any, url: str, name: str, password: str) -> None:
+    """Fill and send CounselSim's sign-in page (``/`` redirects there when signed out)."""
     page.goto(url + "/")
-    page.get_by_label("username").fill(name)
-    page.get_by_label("password").fill(password)
-    page.get_by_role("button", name="Login").click()
+    page.locator("#username").fill(name)
+    page.locator("#password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def login(page: Any, url: str, name: str, password: str) -> None:
+    """Sign in and wait until the app shows the user's name."""
+    sign_in_form(page, url, name, password)
     page.locator("#cs-header").get_by_text(f"Signed in as {name}").wait_for(timeout=60_000)
 
 

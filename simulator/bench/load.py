@@ -327,7 +327,7 @@ async def trainee(i: int, url: str, ep: Endpoints, persona_id: str, turns: int,
             text = f"{TRAINEE_TURNS[(i + t) % len(TRAINEE_TURNS)]} {turn_tag(i, t)}"
             t0 = time.perf_counter()
             try:
-                data, first = await run_event(client, ep, session_hash, ep.send, [None, text],
+                data, first = await run_event(client, ep, session_hash, ep.send, [None, text, None],
                                               on_sent=lambda text=text: tally.sent.append(text))
             except (EventFailed, httpx.HTTPError) as exc:
                 tally.error(f"turn: {type(exc).__name__}: {exc}")

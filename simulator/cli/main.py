@@ -169,6 +169,27 @@ def bench_load(
     emit_json(result.model_dump(mode="json"))
 
 
+@bench_app.command("abuse")
+def bench_abuse(
+    connections: Annotated[int, typer.Option(help="Attacking connections (max 200).")] = 40,
+    flood_s: Annotated[float, typer.Option(help="Seconds of login flood.")] = 60.0,
+    quiet_s: Annotated[float, typer.Option(help="Seconds of turns before the flood.")] = 15.0,
+    lock_s: Annotated[float, typer.Option(help="Seconds another process locks the db.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
+) -> None:
+    """Login flood, concurrent sends and a locked database against a live app; JSON last."""
+    from simulator.bench.abuse import format_text, run_abuse_bench
+
+    try:
+        result = run_abuse_bench(connections=connections, flood_s=flood_s, quiet_s=quiet_s,
+                                 lock_s=lock_s)
+    except (ValueError, RuntimeError) as e:
+        raise fail(str(e)) from None
+    if not as_json:
+        typer.echo(format_text(result))
+    emit_json(result.model_dump(mode="json"))
+
+
 @bench_app.command("all")
 def bench_all(
     out: Annotated[Path, typer.Option(help="Where to write the JSON file.")] = Path("bench.json"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -34,9 +34,20 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    with private_open(out) as fh:
+        fh.write(text)
     typer.echo(f"wrote {out}", err=True)
+
+
+def private_open(out: Path) -> TextIO:
+    """Open ``out`` for writing, readable by its owner only (reports and exports hold
+    transcripts)."""
+    import os
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.chmod(out, 0o600)
+    return open(fd, "w", encoding="utf-8", newline="")
 
 
 def report(
@@ -115,8 +126,7 @@ def export(
     if out is None:
         n = write_export(store, fmt, sys.stdout, f, pseudonymize=pseudonymize)  # type: ignore[arg-type]
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", encoding="utf-8", newline="") as fh:
+        with private_open(out) as fh:
             n = write_export(store, fmt, fh, f, pseudonymize=pseudonymize)  # type: ignore[arg-type]
     typer.echo(f"exported {n} turns", err=True)
 
@@ -143,6 +153,23 @@ def progress(
     _write(render_progress(p, fmt, feedback_dir=settings_for().feedback), out)  # type: ignore[arg-type]
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _read_password(password_stdin: bool, *, what: str) -> str:
+    """The password from stdin's first line, or typed twice at a terminal (never echoed).
+    Without a terminal and without --password-stdin there is no one to ask: refused."""
+    from simulator.errors import InvalidInput
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not stdin_is_terminal():
+        raise InvalidInput(f"no terminal to ask for {what}: pipe it with --password-stdin, "
+                           "or use --one-time for a generated one")
+    return str(typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=True))
+
+
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
@@ -150,20 +177,100 @@ def users_add(
     cohort: Annotated[str | None, typer.Option(help="Cohort (trainees).")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin",
                                                  help="Read the password from stdin.")] = False,
+    one_time: Annotated[bool, typer.Option(
+        "--one-time", help="Generate a one-time password, printed once; it must be changed at "
+                           "first sign-in.")] = False,
+    must_change: Annotated[bool | None, typer.Option(
+        "--must-change/--no-must-change",
+        help="Force a password change at first sign-in (default: only for --one-time).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object last.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Add a user; with --password-stdin the first line of stdin is the password, else a one-time
-    password is generated and printed once, for you to hand over."""
+    """Add a user. The password is asked for on the terminal (typed twice, not shown), read from
+    stdin with --password-stdin, or generated with --one-time; without a terminal one of the two
+    options is required."""
     from simulator.service.users import add_user
 
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    user, generated = add_user(_store(db), name, role, cohort=cohort, password=password, by="cli")
+    password = None if one_time else _read_password(password_stdin, what="the new password")
+    user, generated = add_user(_store(db), name, role, cohort=cohort, password=password,
+                               must_change=must_change, by="cli")
     typer.echo(f"added {user.role} {user.name}" + (f" ({user.cohort})" if user.cohort else ""))
     if generated:
         typer.echo(f"one-time password (shown once, hand it over privately): {generated}")
     if as_json:
         emit_json(user.model_dump(mode="json"))
+
+
+@users_app.command("reset")
+def users_reset(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    db: DbOption = None,
+) -> None:
+    """Give NAME a new one-time password (printed once); their sign-ins end and they choose a
+    new password at their next sign-in."""
+    from simulator.service.users import reset_password
+
+    password = reset_password(_store(db), name, by="cli")
+    typer.echo(f"one-time password for {name} (shown once, hand it over privately): {password}")
+
+
+@users_app.command("disable")
+def users_disable(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    db: DbOption = None,
+) -> None:
+    """Stop NAME signing in (their sign-ins end; their sessions stay). ``enable`` undoes it."""
+    from simulator.service.users import set_disabled
+
+    set_disabled(_store(db), name, True, by="cli")
+    typer.echo(f"disabled {name}")
+
+
+@users_app.command("enable")
+def users_enable(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    db: DbOption = None,
+) -> None:
+    """Let a disabled account sign in again."""
+    from simulator.service.users import set_disabled
+
+    set_disabled(_store(db), name, False, by="cli")
+    typer.echo(f"enabled {name}")
+
+
+@users_app.command("delete")
+def users_delete(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    sessions: Annotated[str, typer.Option(
+        help="keep: the practice sessions stay for the program's records under a pseudonym no "
+             "longer linked to the name; delete: they are removed with their codes, grades and "
+             "reviews.")],
+    db: DbOption = None,
+) -> None:
+    """Delete NAME's account (the name can then be given to someone else, who sees none of it)."""
+    from simulator.errors import InvalidInput
+    from simulator.service.users import delete_user
+
+    if sessions not in ("keep", "delete"):
+        raise InvalidInput("--sessions must be keep or delete")
+    pseudonym, n = delete_user(_store(db), name, keep_sessions=sessions == "keep", by="cli")
+    kept = f"{n} session(s) kept as {pseudonym}" if pseudonym else f"{n} session(s) deleted"
+    typer.echo(f"deleted {name}; {kept}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin",
+                                                 help="Read the password from stdin.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Set NAME's password (asked on the terminal, or --password-stdin); their sign-ins end."""
+    from simulator.service.users import set_password
+
+    set_password(_store(db), name, _read_password(password_stdin, what="the new password"),
+                 by="cli")
+    typer.echo(f"password of {name} changed")
 
 
 @users_app.command("list")

@@ -73,6 +73,9 @@ def _count_nodes(node: Any, budget: list[int], depth: int = 0) -> None:
         raise ValueError("document nested too deeply (or an alias refers to itself)")
     if isinstance(node, TaggedScalar):
         raise ValueError(f"YAML tags such as {node.tag.value!r} are not allowed in content files")
+    tag = getattr(getattr(node, "tag", None), "value", None)  # tagged lists and maps too
+    if tag:
+        raise ValueError(f"YAML tags such as {tag!r} are not allowed in content files")
     if isinstance(node, dict):
         for key, value in node.items():
             _count_nodes(key, budget, depth + 1)

@@ -5,7 +5,9 @@ hashes, models, mode), the turn (position, speaker, text, branch, client act, di
 rapport/resistance), and for counselor turns the machine codes, supervisor corrections and
 effective codes. In CSV the effective value of each turn item is also a column ``code.<item>``
 (the union over the exported rubrics) so a spreadsheet can count them without parsing JSON.
-``pseudonymize`` replaces trainee names with stable hashes (``t-<10 hex>``).
+``pseudonymize`` replaces trainee names with stable keyed hashes (``t-<12 hex>``, HMAC-SHA256 under
+a random secret kept in this install's database): the same person has the same pseudonym in every
+export from this install, but the class list alone cannot reverse it.
 
 CSV cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR) get a
 leading apostrophe (OWASP's CSV-injection advice); JSON Lines keeps every text exactly.
@@ -14,7 +16,6 @@ leading apostrophe (OWASP's CSV-injection advice); JSON Lines keeps every text e
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any, Literal, TextIO
@@ -31,8 +32,8 @@ FIELDS = ["session_id", "trainee", "cohort", "persona_id", "persona_version", "p
           "grade_alternative"]
 
 
-def pseudonym(name: str) -> str:
-    return "t-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+def pseudonym(store: Store, name: str) -> str:
+    return "t-" + store.keyed_hash("pseudonym", name)[:12]
 
 
 def export_rows(store: Store, filters: SessionFilter | None = None, *,
@@ -47,7 +48,7 @@ def export_rows(store: Store, filters: SessionFilter | None = None, *,
             state = t.state or {}
             yield {
                 "session_id": s.session_id,
-                "trainee": pseudonym(s.trainee) if pseudonymize else s.trainee,
+                "trainee": pseudonym(store, s.trainee) if pseudonymize else s.trainee,
                 "cohort": s.cohort, "persona_id": s.persona_id,
                 "persona_version": s.persona_version, "persona_sha": s.persona_sha,
                 "rubric_id": s.rubric_id, "rubric_version": s.rubric_version,

@@ -71,7 +71,7 @@ from simulator.llm.providers import (
 from simulator.service.access import session_for
 from simulator.service.regrade import session_rubric
 from simulator.settings import Settings
-from simulator.store import Session, Store, StoreError, Turn, User, open_store
+from simulator.store import Conflict, Session, Store, StoreError, Turn, User, open_store
 from simulator.vocab import Mode
 
 MAX_TURN_CHARS = 4000
@@ -83,6 +83,16 @@ log = logging.getLogger("counselsim.session")
 
 class TurnRejected(InvalidInput):
     """The trainee's text cannot be used as a turn (empty, too long ...). Nothing was stored."""
+
+
+class TurnBusy(TurnRejected):
+    """A reply is already being made in this session (another tab, a double click): one turn at a
+    time, so the conversation cannot interleave. Nothing was stored."""
+
+
+BUSY = "Your previous turn is still being answered: wait for the reply, then send."
+MOVED = ("The conversation changed in another window; it is shown here as it stands now. "
+         "Send your turn again if you still want to.")
 
 
 class TurnNotSaved(TurnRejected, StorageError):
@@ -103,7 +113,8 @@ def storage_problem(exc: sqlite3.Error) -> str:
 class TurnEvent(BaseModel):
     """What a turn reports as it goes; the UI and the CLI render these."""
 
-    kind: Literal["stored", "token", "client", "grade", "error"]
+    kind: Literal["stored", "token", "client", "grade", "error", "duplicate"]
+    """``duplicate``: the same send (same idempotency key) was already taken; nothing new."""
     text: str = ""
     data: dict[str, Any] = {}
 
@@ -114,6 +125,9 @@ def clean_turn_text(text: str) -> str:
     Control characters (other than newline and tab) are dropped; right-to-left text and emoji are
     kept as typed.
     """
+    if len(text) > 4 * MAX_TURN_CHARS:  # refused before any work on it
+        raise TurnRejected(f"Your turn is {len(text.strip()):,} characters; the limit is "
+                           f"{MAX_TURN_CHARS:,}. Say it in fewer words, as you would in session.")
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     text = re.sub(r"[ \t]+\n", "\n", text).strip()
     if not text:
@@ -146,6 +160,8 @@ class Practice:
     availability: Availability | None = None
     """Live status of the configured models (None: always use the models given)."""
     _grading: set[asyncio.Task[None]] = field(default_factory=set)
+    _inflight: dict[str, str] = field(default_factory=dict)
+    """Sessions with a turn or reply being made now -> the idempotency key of that send."""
 
     @classmethod
     def from_settings(cls, settings: Settings, *, coder: Coder | None = None,
@@ -260,9 +276,15 @@ class Practice:
             self.store.set_self_rating(session.session_id, rating)
         return rating
 
+    def busy(self, session_id: str) -> bool:
+        """True while a turn or reply is being made in this session (by this process)."""
+        return session_id in self._inflight
+
     def rewind(self, session_id: str, trainee: str, turn_idx: int) -> None:
         """Try again from the trainee turn at ``turn_idx``; the abandoned branch is kept."""
         self._own_active(session_id, trainee)
+        if self.busy(session_id):
+            raise TurnBusy("Wait for the client's reply before you try a turn again.")
         turns = self.store.current_turns(session_id)
         if not any(t.idx == turn_idx and t.speaker == "counselor" for t in turns):
             raise TurnRejected(f"there is no trainee turn {turn_idx} to try again")
@@ -284,6 +306,8 @@ class Practice:
 
     def _end(self, session_id: str, trainee: str) -> Session:
         self._own_active(session_id, trainee)
+        if self.busy(session_id):
+            raise TurnBusy("Wait for the client's reply before you end the session.")
         return self.store.end_session(session_id)
 
     # -- models in use -------------------------------------------------------------------------
@@ -332,23 +356,67 @@ class Practice:
     def history(turns: list[Turn]) -> list[Utterance]:
         return [Utterance(speaker=t.speaker, text=t.text) for t in turns]
 
-    async def turn(self, session_id: str, trainee: str, text: str) -> AsyncIterator[TurnEvent]:
-        """Take the trainee's turn and yield events: stored, tokens, client, (grade), or error."""
+    async def turn(self, session_id: str, trainee: str, text: str, *, key: str | None = None,
+                   seen: int | None = None) -> AsyncIterator[TurnEvent]:
+        """Take the trainee's turn and yield events: stored, tokens, client, (grade), or error.
+
+        One turn at a time per session: while a reply is being made, another send is refused
+        (``TurnBusy``) unless it carries the same ``key`` (a double click, Enter then Send), which
+        yields ``duplicate`` and stores nothing; a key already stored also gives ``duplicate``.
+        ``seen``: how many turns the sender's window showed; if the conversation has moved on
+        (another tab's turn, a rewind), ``TurnRejected`` and nothing is stored.
+        """
         self._own_active(session_id, trainee)
         text = clean_turn_text(text)
+        held = self._inflight.get(session_id)
+        if held is not None:
+            if key is not None and held == key:
+                yield TurnEvent(kind="duplicate")
+                return
+            raise TurnBusy(BUSY)
+        self._inflight[session_id] = key or ""  # no await since the check: atomic on the loop
         try:
-            # committed (an fsync) in a worker thread: the web app's other trainees keep streaming
-            turn = await asyncio.to_thread(self.store.add_turn, session_id, "counselor", text)
-        except sqlite3.Error as exc:
-            log.warning("trainee turn not saved: %s", exc)
-            raise TurnNotSaved(f"Your turn was not saved: {storage_problem(exc)}. Send it again "
-                               "in a moment.") from exc
-        yield TurnEvent(kind="stored", data={"turn_id": turn.id, "idx": turn.idx})
-        async for event in self.reply(session_id, trainee):
-            yield event
+            try:
+                # committed (an fsync) in a worker thread: other trainees keep streaming
+                turn, fresh = await asyncio.to_thread(self._store_counselor, session_id, text,
+                                                      key, seen)
+            except Conflict:
+                raise TurnRejected(MOVED) from None
+            except sqlite3.Error as exc:
+                log.warning("trainee turn not saved: %s", exc)
+                raise TurnNotSaved(f"Your turn was not saved: {storage_problem(exc)}. Send it "
+                                   "again in a moment.") from exc
+            if not fresh:
+                yield TurnEvent(kind="duplicate", data={"turn_id": turn.id, "idx": turn.idx})
+                return
+            yield TurnEvent(kind="stored", data={"turn_id": turn.id, "idx": turn.idx})
+            async for event in self._reply(session_id, trainee):
+                yield event
+        finally:
+            self._inflight.pop(session_id, None)
+
+    def _store_counselor(self, session_id: str, text: str, key: str | None,
+                         seen: int | None) -> tuple[Turn, bool]:
+        if key is not None:
+            existing = self.store.turn_with_key(session_id, key)
+            if existing is not None:
+                return existing, False
+        return self.store.add_turn(session_id, "counselor", text, after=seen, key=key), True
 
     async def reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
-        """The client's reply to the last unanswered trainee turn (also the retry after errors)."""
+        """The client's reply to the last unanswered trainee turn (also the retry after errors);
+        ``TurnBusy`` while another turn or reply of this session is being made."""
+        self._own_active(session_id, trainee)
+        if session_id in self._inflight:
+            raise TurnBusy(BUSY)
+        self._inflight[session_id] = ""
+        try:
+            async for event in self._reply(session_id, trainee):
+                yield event
+        finally:
+            self._inflight.pop(session_id, None)
+
+    async def _reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
         session = self._own_active(session_id, trainee)
         persona = self.library.persona(session.persona_id)
         turns = self.store.current_turns(session_id)
@@ -420,7 +488,10 @@ class Practice:
             await saving
             client_turn = await asyncio.to_thread(
                 self.store.add_turn, session_id, "client", reply, act=plan.act,
-                fact_id=plan.fact_id, state=state.model_dump())
+                fact_id=plan.fact_id, state=state.model_dump(), after=len(turns))
+        except Conflict:
+            yield TurnEvent(kind="error", text=MOVED, data={"turn_id": last.id, "retry": False})
+            return
         except sqlite3.Error as exc:
             log.warning("client reply not saved: %s", exc)
             yield TurnEvent(kind="error", data={"turn_id": last.id, "retry": True},

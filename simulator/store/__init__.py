@@ -7,6 +7,7 @@ the SQLite backend lives in ``sqlite.py`` and its schema steps in ``migrations.p
 from simulator.store.sqlite import (
     ROLES,
     CodeRecord,
+    Conflict,
     ContentKind,
     EffectiveTurn,
     Event,
@@ -15,6 +16,7 @@ from simulator.store.sqlite import (
     SearchHit,
     Session,
     SessionFilter,
+    SignIn,
     Store,
     StoredItemScore,
     StoredSessionGrade,
@@ -27,7 +29,7 @@ from simulator.store.sqlite import (
     record_library_content,
 )
 
-__all__ = ["ROLES", "CodeRecord", "ContentKind", "EffectiveTurn", "Event", "Grade", "Review",
-           "SearchHit", "Session", "SessionFilter", "Store", "StoreError", "StoredItemScore",
-           "StoredSessionGrade", "Turn", "UnknownRecord", "User", "Value", "open_store",
-           "record_library_content"]
+__all__ = ["ROLES", "CodeRecord", "Conflict", "ContentKind", "EffectiveTurn", "Event", "Grade",
+           "Review", "SearchHit", "Session", "SessionFilter", "SignIn", "Store", "StoreError",
+           "StoredItemScore", "StoredSessionGrade", "Turn", "UnknownRecord", "User", "Value",
+           "open_store", "record_library_content"]

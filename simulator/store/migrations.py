@@ -98,6 +98,31 @@ def m002_turns_fts(db: Database) -> None:
     db["turns"].enable_fts(["text"], create_triggers=True, replace=True)  # type: ignore[union-attr]
 
 
+@migrations()
+def m003_accounts_and_sign_ins(db: Database) -> None:
+    """Accounts get a stable random ``uid`` (a re-created name is a new person), a forced
+    password change flag and a disabled flag; sign-ins are stored hashed with their expiry, so
+    they survive a restart and can be revoked; a turn's idempotency key makes a repeated send
+    store once."""
+    import secrets
+
+    db.execute("ALTER TABLE users ADD COLUMN uid TEXT")
+    db.execute("ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
+    for row in list(db.query("SELECT name FROM users")):
+        db.execute("UPDATE users SET uid = ? WHERE name = ?", (secrets.token_hex(8), row["name"]))
+    db.execute("CREATE UNIQUE INDEX idx_users_uid ON users(uid)")
+    db["sign_ins"].create(  # type: ignore[union-attr]
+        {"token_sha256": str, "uid": str, "created": str, "last_seen": str, "expires": str},
+        pk="token_sha256", not_null={"uid", "created", "last_seen", "expires"},
+    )
+    db["sign_ins"].create_index(["uid"])  # type: ignore[union-attr]
+    db["install_secrets"].create({"name": str, "value": str}, pk="name")  # type: ignore[union-attr]
+    db.execute("ALTER TABLE turns ADD COLUMN idempotency_key TEXT")
+    db.execute("CREATE UNIQUE INDEX idx_turns_key ON turns(session_id, idempotency_key) "
+               "WHERE idempotency_key IS NOT NULL")
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 """The schema version a fully migrated database has (also stored as ``PRAGMA user_version``)."""
 

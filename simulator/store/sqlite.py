@@ -39,7 +39,11 @@ All methods return pydantic models (JSON-ready with ``model_dump(mode="json")``)
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import json
+import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -72,12 +76,32 @@ class StoreError(InvalidInput):
     """Invalid input to the store; the message says what."""
 
 
+class Conflict(StoreError):
+    """The write assumed a state another writer has changed meanwhile (another tab's turn, a
+    rewind): nothing was written."""
+
+
 class UnknownRecord(StoreError, NotFoundOrNoAccess):
     """No such user, session, turn or grade. Still a ``StoreError`` for older call sites; a
     ``NotFoundOrNoAccess`` so the web app and the CLI refuse it like a forbidden one."""
 
     def __init__(self, message: str) -> None:
         StoreError.__init__(self, message)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (if missing) readable by its owner only, and make an existing database and
+    its WAL/shared-memory files so: they hold password hashes and transcripts. SQLite creates the
+    WAL with the database file's mode, so 0600 here keeps it 0600 too."""
+    if str(path) == ":memory:":
+        return
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if f.exists() and f.stat().st_mode & 0o077:
+            # someone else's file: leave it, SQLite will say if it is unusable
+            with contextlib.suppress(PermissionError):
+                os.chmod(f, 0o600)
 
 
 def now() -> str:
@@ -94,6 +118,21 @@ class User(BaseModel):
     cohort: str | None = None
     created: str
     has_password: bool = False
+    uid: str = ""
+    """Stable random id: a name deleted and added again is a different person (new uid)."""
+    must_change_password: bool = False
+    disabled: bool = False
+
+
+class SignIn(BaseModel):
+    """A stored sign-in (the token itself is never stored, only its sha256)."""
+
+    token_sha256: str
+    uid: str
+    name: str
+    created: str
+    last_seen: str
+    expires: str
 
 
 class ContentVersion(BaseModel):
@@ -258,6 +297,14 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _user(row: dict[str, Any]) -> User:
+    return User(name=row["name"], role=row["role"], cohort=row["cohort"],
+                created=row["created"], has_password=bool(row["password_hash"]),
+                uid=row.get("uid") or "",
+                must_change_password=bool(row.get("must_change_password")),
+                disabled=bool(row.get("disabled")))
+
+
 def _turn(row: dict[str, Any]) -> Turn:
     return Turn(id=row["id"], session_id=row["session_id"], idx=row["idx"], speaker=row["speaker"],
                 text=row["text"], created=row["created"], act=row["act"], fact_id=row["fact_id"],
@@ -306,6 +353,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         db = self.db
         db.execute("PRAGMA journal_mode=WAL")
         self.schema_version = self._migrate(db)
@@ -379,7 +427,7 @@ class Store:
     # -- users and cohorts
 
     def add_user(self, name: str, role: Role, *, cohort: str | None = None,
-                 password_hash: str | None = None) -> User:
+                 password_hash: str | None = None, must_change_password: bool = False) -> User:
         """Create a user (and its cohort row if new); StoreError if the name is taken."""
         if not name.strip():
             raise StoreError("user name must not be empty")
@@ -392,16 +440,17 @@ class Store:
             if cohort:
                 db.execute("INSERT OR IGNORE INTO cohorts (name, description, created) "
                            "VALUES (?, '', ?)", (cohort, created))
-            db.execute("INSERT INTO users (name, role, cohort, password_hash, created) "
-                       "VALUES (?, ?, ?, ?, ?)", (name, role, cohort, password_hash, created))
+            db.execute("INSERT INTO users (name, role, cohort, password_hash, created, uid, "
+                       "must_change_password) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (name, role, cohort, password_hash, created, uuid.uuid4().hex[:16],
+                        int(must_change_password)))
         return self.get_user(name)
 
     def get_user(self, name: str) -> User:
         row = self._row("SELECT * FROM users WHERE name = ?", (name,))
         if row is None:
             raise UnknownRecord(f"unknown user {name!r}")
-        return User(name=row["name"], role=row["role"], cohort=row["cohort"],
-                    created=row["created"], has_password=bool(row["password_hash"]))
+        return _user(row)
 
     def list_users(self, *, role: Role | None = None, cohort: str | None = None) -> list[User]:
         where, params = _where({"role = ?": role, "cohort = ?": cohort})
@@ -415,12 +464,92 @@ class Store:
             raise UnknownRecord(f"unknown user {name!r}")
         return row["password_hash"]
 
-    def set_password_hash(self, name: str, password_hash: str) -> None:
+    def set_password_hash(self, name: str, password_hash: str, *,
+                          must_change: bool | None = None) -> None:
+        """Replace the hash; ``must_change`` (when given) sets the forced-change flag."""
         with self._write() as db:
-            cur = db.execute("UPDATE users SET password_hash = ? WHERE name = ?",
-                             (password_hash, name))
+            cur = db.execute("UPDATE users SET password_hash = ?, must_change_password = "
+                             "coalesce(?, must_change_password) WHERE name = ?",
+                             (password_hash, None if must_change is None else int(must_change),
+                              name))
             if cur.rowcount == 0:
                 raise UnknownRecord(f"unknown user {name!r}")
+
+    def set_disabled(self, name: str, disabled: bool) -> None:
+        with self._write() as db:
+            cur = db.execute("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))
+            if cur.rowcount == 0:
+                raise UnknownRecord(f"unknown user {name!r}")
+
+    def delete_user(self, name: str, *, sessions_to: str | None) -> int:
+        """Remove the account and its sign-ins. Its practice sessions are handed to the
+        pseudonym ``sessions_to`` (kept for the program's records, no longer the person's), or
+        deleted with everything derived from them when ``sessions_to`` is None. Returns how many
+        sessions were kept or deleted."""
+        with self._write() as db:
+            row = self._row("SELECT uid FROM users WHERE name = ?", (name,))
+            if row is None:
+                raise UnknownRecord(f"unknown user {name!r}")
+            ids = [r["session_id"] for r in
+                   self._rows("SELECT session_id FROM sessions WHERE trainee = ?", (name,))]
+            if sessions_to is not None:
+                db.execute("UPDATE sessions SET trainee = ? WHERE trainee = ?",
+                           (sessions_to, name))
+            elif ids:
+                marks = ",".join("?" * len(ids))
+                turns = f"SELECT id FROM turns WHERE session_id IN ({marks})"
+                for table in ("codes", "grades"):
+                    db.execute(f"DELETE FROM {table} WHERE turn_id IN ({turns})", ids)
+                for table in ("reviews", "session_grades", "events", "turns", "sessions"):
+                    db.execute(f"DELETE FROM {table} WHERE session_id IN ({marks})", ids)
+            db.execute("DELETE FROM sign_ins WHERE uid = ?", (row["uid"],))
+            db.execute("DELETE FROM users WHERE name = ?", (name,))
+        return len(ids)
+
+    def install_secret(self, name: str) -> bytes:
+        """A random secret made once per database (e.g. the key of export pseudonyms)."""
+        row = self._row("SELECT value FROM install_secrets WHERE name = ?", (name,))
+        if row is None:
+            with self._write() as db:
+                db.execute("INSERT OR IGNORE INTO install_secrets (name, value) VALUES (?, ?)",
+                           (name, secrets.token_hex(32)))
+            row = self._row("SELECT value FROM install_secrets WHERE name = ?", (name,))
+        assert row is not None
+        return bytes.fromhex(row["value"])
+
+    def keyed_hash(self, name: str, value: str) -> str:
+        """HMAC-SHA256 of ``value`` under this install's secret ``name`` (hex)."""
+        return hmac.new(self.install_secret(name), value.encode("utf-8"), "sha256").hexdigest()
+
+    # -- sign-ins (the web app's sessions; tokens stored as sha256 only)
+
+    def add_sign_in(self, token_sha256: str, uid: str, expires: str) -> None:
+        stamp = now()
+        with self._write() as db:
+            db.execute("INSERT INTO sign_ins (token_sha256, uid, created, last_seen, expires) "
+                       "VALUES (?,?,?,?,?)", (token_sha256, uid, stamp, stamp, expires))
+
+    def get_sign_in(self, token_sha256: str) -> SignIn | None:
+        """The sign-in with its user's current name (None if unknown or its account is gone)."""
+        row = self._row("SELECT s.*, u.name FROM sign_ins s JOIN users u ON u.uid = s.uid "
+                        "WHERE s.token_sha256 = ?", (token_sha256,))
+        return SignIn.model_validate(row) if row else None
+
+    def touch_sign_in(self, token_sha256: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE sign_ins SET last_seen = ? WHERE token_sha256 = ?",
+                       (now(), token_sha256))
+
+    def delete_sign_ins(self, *, token_sha256: str | None = None, uid: str | None = None,
+                        before: str | None = None, keep: str | None = None) -> int:
+        """Revoke one sign-in, every sign-in of an account (but ``keep``), or the expired."""
+        where, params = _where({"token_sha256 = ?": token_sha256, "uid = ?": uid,
+                                "expires < ?": before, "token_sha256 != ?": keep})
+        if token_sha256 is None and uid is None and before is None:
+            raise StoreError("say which sign-ins to delete")
+        with self._write() as db:
+            cur = db.execute(f"DELETE FROM sign_ins {where}", params)
+        return int(cur.rowcount or 0)
 
     def count_users(self) -> int:
         row = self._row("SELECT count(*) AS n FROM users")
@@ -540,9 +669,13 @@ class Store:
     # -- turns
 
     def add_turn(self, session_id: str, speaker: Speaker, text: str, *, act: str | None = None,
-                 fact_id: str | None = None, state: dict[str, Any] | None = None) -> Turn:
+                 fact_id: str | None = None, state: dict[str, Any] | None = None,
+                 after: int | None = None, key: str | None = None) -> Turn:
         """Append a turn to the current branch and COMMIT it before returning.
 
+        ``after``: the number of current turns the caller saw; if another writer added or
+        rewound turns meanwhile, ``Conflict`` and nothing is written. ``key``: an idempotency
+        key; a second add with the same key returns the first turn instead of a copy.
         StoreError if the session is unknown or ended, or the speaker is not counselor/client.
         """
         if speaker not in ("counselor", "client"):
@@ -554,12 +687,25 @@ class Store:
             row = self._row("SELECT coalesce(max(idx) + 1, 0) AS n FROM turns WHERE "
                             "session_id = ? AND abandoned_branch IS NULL", (session_id,))
             idx = int(row["n"]) if row else 0
+            if key is not None:
+                same = self._row("SELECT id FROM turns WHERE session_id = ? AND "
+                                 "idempotency_key = ?", (session_id, key))
+                if same:
+                    return self.get_turn(int(same["id"]))
+            if after is not None and after != idx:
+                raise Conflict(f"session {session_id!r} has {idx} turns, not {after}")
             cur = db.execute(
                 "INSERT INTO turns (session_id, idx, speaker, text, created, act, fact_id, "
-                "state_json) VALUES (?,?,?,?,?,?,?,?)",
-                (session_id, idx, speaker, text, now(), act, fact_id, _dumps(state)))
+                "state_json, idempotency_key) VALUES (?,?,?,?,?,?,?,?,?)",
+                (session_id, idx, speaker, text, now(), act, fact_id, _dumps(state), key))
             turn_id = cur.lastrowid
         return self.get_turn(int(turn_id or 0))
+
+    def turn_with_key(self, session_id: str, key: str) -> Turn | None:
+        """The turn a send with this idempotency key stored, if any."""
+        row = self._row("SELECT * FROM turns WHERE session_id = ? AND idempotency_key = ?",
+                        (session_id, key))
+        return _turn(row) if row else None
 
     def get_turn(self, turn_id: int) -> Turn:
         row = self._row("SELECT * FROM turns WHERE id = ?", (turn_id,))
@@ -813,6 +959,8 @@ class Store:
                      include_abandoned: bool = True, limit: int = 100) -> list[SearchHit]:
         """Full-text search over turn text (words are matched literally; FTS operators are
         quoted away). Best matches first. ``cohort`` limits to trainees of that cohort."""
+        # control characters (a NUL) cannot be in turn text and break the FTS syntax: dropped
+        q = "".join(ch for ch in q if ch in "\t\n" or not (ord(ch) < 32 or ord(ch) == 127))
         query = self.db.quote_fts(q.strip())
         if not query:
             return []
@@ -868,7 +1016,8 @@ def record_library_content(store: Store, library: Library, kind: ContentKind,
 
 
 __all__ = [
-    "SCHEMA_VERSION", "CodeRecord", "ContentVersion", "EffectiveTurn", "Event", "Grade",
-    "Review", "SearchHit", "Session", "SessionFilter", "Store", "StoreError", "StoredItemScore",
+    "SCHEMA_VERSION", "CodeRecord", "Conflict", "ContentVersion", "EffectiveTurn", "Event",
+    "Grade", "Review", "SignIn", "SearchHit", "Session", "SessionFilter", "Store", "StoreError",
+    "StoredItemScore",
     "StoredSessionGrade", "UnknownRecord", "Turn", "User", "open_store", "record_library_content",
 ]

@@ -60,10 +60,15 @@ def username_of(request: gr.Request | None) -> str:
 def current_user(store: Any, request: gr.Request | None) -> UserLike:
     """The signed-in user, read fresh from the database (a removed account loses access at once)."""
     try:
-        user: UserLike = store.get_user(username_of(request))
-        return user
+        user = store.get_user(username_of(request))
     except UnknownRecord:
         raise Denied("Your account no longer exists.") from None
+    if getattr(user, "disabled", False):
+        raise Denied("Your account is disabled. Ask your administrator.")
+    if getattr(user, "must_change_password", False):
+        raise Denied("Choose a new password first: reload the page.")
+    found: UserLike = user
+    return found
 
 
 def require(store: Any, request: gr.Request | None, roles: Iterable[str]) -> UserLike:

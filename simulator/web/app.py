@@ -17,10 +17,11 @@ import gradio as gr
 from fastapi import FastAPI
 
 from simulator.service.practice import Practice
+from simulator.service.sign_in import SignIns
 from simulator.settings import Settings
 from simulator.web import admin_ui, author_ui, practice_ui, progress_ui, render, review_ui
 from simulator.web.access import ADMIN, EDUCATOR, SUPERVISOR, TRAINEE, current_user
-from simulator.web.auth_routes import add_routes, make_auth
+from simulator.web.auth_routes import add_routes, make_auth_dependency
 from simulator.web.context import WebContext
 from simulator.web.theme import CSS, theme
 
@@ -108,18 +109,24 @@ def make_context(settings: Settings, practice: Practice | None = None) -> WebCon
 
 
 def build_app(settings: Settings, practice: Practice | None = None) -> tuple[FastAPI, WebContext]:
-    """The FastAPI app with the Gradio UI mounted at ``/`` behind the store-backed login."""
+    """The FastAPI app with the Gradio UI mounted at ``/`` behind CounselSim's own sign-in
+    (``auth_routes``: stored, expiring sign-ins; throttled password checks in their own pool)."""
     ctx = make_context(settings, practice)
     demo = build_blocks(ctx)
     demo.queue(default_concurrency_limit=64, max_size=512)
     app = FastAPI(title="CounselSim", docs_url=None, redoc_url=None, openapi_url=None)
-    add_routes(app)
+    sign_ins = SignIns(ctx.store, hours=settings.sign_in_hours,
+                       idle_minutes=settings.sign_in_idle_minutes,
+                       hash_workers=settings.login_hash_workers, hash_queue=settings.login_queue)
+    add_routes(app, sign_ins, secure_cookies=settings.secure_cookies,
+               max_request_kb=settings.max_request_kb)
     app = gr.mount_gradio_app(
-        app, demo, path="/", auth=make_auth(ctx.store),
-        auth_message="Sign in with the account your training program gave you.",
+        app, demo, path="/", auth_dependency=make_auth_dependency(sign_ins),
         footer_links=[], run_history=False, enable_monitoring=False, mcp_server=False,
         pwa=False, ssr_mode=False, theme=theme(), css=CSS, show_error=True,
     )
     app.state.counselsim = ctx
+    app.state.sign_ins = sign_ins
+    ctx.sign_ins = sign_ins
     app.state.blocks = demo
     return app, ctx

@@ -26,6 +26,9 @@ class WebContext:
     models: list[Any] = field(default_factory=list)
     """``providers.ModelInfo`` for the client and the grader (what the header shows)."""
     _live: LiveLibrary | None = None
+    sign_ins: Any = None
+    """``service.sign_in.SignIns`` of this app (set by ``build_app``): the Users tab tells it
+    when an account's sign-ins were ended, so its short cache forgets them at once."""
 
     def __post_init__(self) -> None:
         s = self.practice.settings

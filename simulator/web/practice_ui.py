@@ -204,7 +204,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                            print_exception=False)
         return open_view(session_id)
 
-    async def send_fn(session_id: str | None, message: str,
+    async def send_fn(session_id: str | None, message: str, shown: list[Any] | None,
                       request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
         user = user_of(request)
         session_id = check_own_session(ctx.practice, session_id, user)
@@ -212,13 +212,22 @@ def build(ctx: WebContext) -> dict[str, Any]:
         history = chat_messages(turns)
         pending = {"role": "user", "content": (message or "").strip()}
         reply = {"role": "assistant", "content": "…"}
-        yield [*history, pending, reply], "", gr.skip(), gr.Button(visible=False)
+        # a browser always shows the client's opening line; an empty chat is an API caller
+        # that did not say what it saw (Gradio turns None into []): then nothing is checked
+        seen = len(shown) if shown else None
+        # the same words sent from the same view (Enter then Send, a double click) are one send
+        key = send_key(session_id, seen, message or "") if seen is not None else None
         text_out = ""
         failed = False
         sent_at = 0.0
         try:
-            async for ev in ctx.practice.turn(session_id, user.name, message or ""):
-                if ev.kind == "token":
+            async for ev in ctx.practice.turn(session_id, user.name, message or "", key=key,
+                                              seen=seen):
+                if ev.kind == "duplicate":
+                    return
+                if ev.kind == "stored":  # committed: only now is the box cleared
+                    yield [*history, pending, reply], "", gr.skip(), gr.Button(visible=False)
+                elif ev.kind == "token":
                     text_out += ev.text
                     if time.monotonic() - sent_at < STREAM_EVERY_S:
                         continue
@@ -228,8 +237,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
                 elif ev.kind == "error":
                     failed = True
                     gr.Warning(ev.text)
-        except TurnRejected as exc:
-            yield history, message, gr.skip(), gr.skip()
+        except TurnRejected as exc:  # nothing stored: the words stay in the box
+            yield chat_messages(ctx.store.current_turns(session_id)), message, gr.skip(), gr.skip()
             raise gr.Error(str(exc), print_exception=False) from None
         turns = ctx.store.current_turns(session_id)
         yield (chat_messages(turns), "", coach_html(session_id),
@@ -335,7 +344,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                  show_progress="hidden",
                  api_description="Reopen one of your own unfinished sessions by its id.")
     for trigger in (send.click, text.submit):
-        trigger(send_fn, [sid, text], [chat, text, coach, retry], **private)
+        trigger(send_fn, [sid, text, chat], [chat, text, coach, retry], **private)
     retry.click(retry_fn, [sid], [chat, coach, retry], **private)
     rewind.click(rewind_fn, [sid], [chat, text, coach, retry], **private)
     timer.tick(tick, [sid], [coach], show_progress="hidden", **private)
@@ -348,6 +357,13 @@ def build(ctx: WebContext) -> dict[str, Any]:
                                  resume_pick, resume_box, chat, text, rubric_pick], **private)
     return {"load": (on_load, None, [cards, persona, resume_pick, resume_box, rubric_pick]),
             "check_session": check_session}
+
+
+def send_key(session_id: str, seen: int, message: str) -> str:
+    """The idempotency key of a send: which session, after how many turns, which words."""
+    import hashlib
+
+    return hashlib.sha256(f"{session_id}\0{seen}\0{message.strip()}".encode()).hexdigest()[:32]
 
 
 def _awaiting_reply(turns: list[Any]) -> bool:

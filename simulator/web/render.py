@@ -36,7 +36,8 @@ def header(user_name: str, role: str, models: Sequence[Any]) -> str:
                      f"{what}</span>")
     user = (f'<span class="cs-user">Signed in as <b>{e(user_name)}</b> ({e(role)})</span>'
             if user_name else "")
-    signout = '<a class="cs-signout" href="/logout">Sign out</a>' if user_name else ""
+    signout = ('<a class="cs-signout" href="/password">Change password</a> '
+               '<a class="cs-signout" href="/logout">Sign out</a>') if user_name else ""
     return (f'<div class="cs-bar"><div class="cs-brand" title="counseling skills practice">'
             f'CounselSim</div>'
             f'<div class="cs-models">{" &nbsp;&nbsp; ".join(parts)}</div>{user}{signout}</div>')
