@@ -96,3 +96,59 @@ def test_start_screen_selects_on_click_shows_rubric_and_keeps_a_draft(sized: Pag
     page.locator("#resume").click()
     expect(page.locator("#say textarea")).to_have_value(draft, timeout=10_000)
     shot(page, f"roles-{w}-trainee-3-draft-kept")
+
+
+def uncovered(page: Page, selector: str) -> bool:
+    """True when a click at the element's centre would reach it (nothing lies on top of it)."""
+    return bool(page.evaluate(
+        """(sel) => { const el = document.querySelector(sel); if (!el) return false;
+             const r = el.getBoundingClientRect();
+             const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+             return !!hit && (hit === el || el.contains(hit)); }""", selector))
+
+
+@pytest.mark.parametrize("sized", SIZES, indirect=True)
+def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: Any) -> None:
+    page, w = sized, width_of(sized)
+    user = signed_in(page, lib_web, f"ezra{w}")
+    page.locator(f"#persona-cards .cs-card[data-persona='{MAI}']").click()
+    page.locator("#start").click()
+    bot = page.locator("#chat [data-testid='bot']")
+    expect(bot).to_have_count(1, timeout=30_000)
+    opening = bot.first.inner_text()
+    page.locator("#say textarea").fill("What has it been like at home since March?")
+    page.locator("#send").click()
+    expect(bot).to_have_count(2, timeout=30_000)
+    notice = page.locator("#say-notice .cs-notice")
+    # an empty turn: a notice under the box; the conversation and the box are untouched
+    page.locator("#say textarea").fill("   ")
+    page.locator("#send").click()
+    expect(notice).to_contain_text("Your turn is empty", timeout=10_000)
+    expect(bot).to_have_count(2)
+    expect(bot.first).to_contain_text(opening)
+    expect(page.locator("#chat .error, #say .error")).to_have_count(0)
+    shot(page, f"roles-{w}-trainee-4-empty-turn-notice")
+    # an over-long turn: the same, and the text stays typed so it can be shortened
+    long_turn = "You said it has been hard. " * 160
+    page.locator("#say textarea").fill(long_turn)
+    page.locator("#send").click()
+    expect(notice).to_contain_text("the limit is 4,000", timeout=10_000)
+    expect(bot).to_have_count(2)
+    expect(page.locator("#say textarea")).to_have_value(long_turn)
+    expect(page.locator("#chat .error, #say .error")).to_have_count(0)
+    shot(page, f"roles-{w}-trainee-5-long-turn-notice")
+    # a turn that goes through clears the notice
+    page.locator("#say textarea").fill("It sounds like the evenings are the hardest.")
+    page.locator("#send").click()
+    expect(bot).to_have_count(3, timeout=30_000)
+    expect(notice).to_have_count(0)
+    # trying a turn again says so under the box; header and Sign out stay reachable
+    page.locator("#rewind").click()
+    expect(notice).to_contain_text("back in the box", timeout=10_000)
+    expect(bot).to_have_count(2)
+    page.evaluate("window.scrollTo(0, 0)")
+    assert uncovered(page, "#cs-header a.cs-signout")
+    shot(page, f"roles-{w}-trainee-6-rewind-notice")
+    stored = [t.text for t in lib_web.ctx.store.current_turns(
+        lib_web.ctx.store.list_sessions(trainee=user)[0].session_id) if t.speaker == "counselor"]
+    assert stored == ["What has it been like at home since March?"]  # refusals stored nothing

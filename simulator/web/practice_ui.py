@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from simulator.content.persona import PersonaCard
-from simulator.service.practice import TurnRejected
+from simulator.service.practice import TurnRejected, clean_turn_text
 from simulator.web import render
 from simulator.web.access import PRACTISE, Denied, check_own_session, check_session, require
 from simulator.web.context import WebContext
@@ -110,6 +110,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                                       elem_id="say")
                     send = gr.Button("Send", variant="primary", scale=1, min_width=90,
                                      elem_id="send")
+                notice = gr.HTML(elem_id="say-notice")
                 with gr.Row():
                     rewind = gr.Button("↶ Try that turn again", size="sm", elem_id="rewind")
                     retry = gr.Button("Ask the client again", size="sm", visible=False,
@@ -213,10 +214,10 @@ def build(ctx: WebContext) -> dict[str, Any]:
         return (session_id, gr.Column(visible=False), gr.Column(visible=True),
                 gr.Column(visible=False), brief_html, chat_messages(turns),
                 coach_html(session_id), gr.Timer(active=session.mode == "coach"), "",
-                gr.Button(visible=_awaiting_reply(turns)))
+                gr.Button(visible=_awaiting_reply(turns)), "")
 
     view_outputs = [sid, choose_view, session_view, report_view, brief, chat, coach, timer, text,
-                    retry]
+                    retry, notice]
 
     def start_fn(persona_id: str | None, rubric_id: str | None, mode_value: str,
                  request: gr.Request) -> tuple[Any, ...]:
@@ -244,43 +245,54 @@ def build(ctx: WebContext) -> dict[str, Any]:
 
     async def send_fn(session_id: str | None, message: str,
                       request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
-        user = user_of(request)
-        session_id = check_own_session(ctx.practice, session_id, user)
+        """Send a turn and stream the reply. A refusal (empty, too long, not saved, no access)
+        is a notice under the box: the conversation stays as it was, the text stays typed."""
+        try:
+            user = user_of(request)
+            session_id = check_own_session(ctx.practice, session_id, user)
+            said = clean_turn_text(message or "")
+        except (gr.Error, TurnRejected) as exc:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), render.notice(_words(exc))
+            return
         turns = ctx.store.current_turns(session_id)
         history = chat_messages(turns)
-        pending = {"role": "user", "content": (message or "").strip()}
+        pending = {"role": "user", "content": said}
         reply = {"role": "assistant", "content": "…"}
-        yield [*history, pending, reply], "", gr.skip(), gr.Button(visible=False)
+        yield [*history, pending, reply], "", gr.skip(), gr.Button(visible=False), ""
         text_out = ""
-        failed = False
+        problems: list[str] = []
         sent_at = 0.0
         try:
-            async for ev in ctx.practice.turn(session_id, user.name, message or ""):
+            async for ev in ctx.practice.turn(session_id, user.name, said):
                 if ev.kind == "token":
                     text_out += ev.text
                     if time.monotonic() - sent_at < STREAM_EVERY_S:
                         continue
                     sent_at = time.monotonic()
                     reply = {"role": "assistant", "content": text_out}
-                    yield [*history, pending, reply], "", gr.skip(), gr.skip()
+                    yield [*history, pending, reply], gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 elif ev.kind == "error":
-                    failed = True
-                    gr.Warning(ev.text)
-        except TurnRejected as exc:
-            yield history, message, gr.skip(), gr.skip()
-            raise gr.Error(str(exc), print_exception=False) from None
+                    problems.append(ev.text)
+        except TurnRejected as exc:  # nothing was stored: the text goes back in the box
+            yield history, message, gr.skip(), gr.skip(), render.notice(_words(exc))
+            return
         turns = ctx.store.current_turns(session_id)
         yield (chat_messages(turns), "", coach_html(session_id),
-               gr.Button(visible=failed or _awaiting_reply(turns)))
+               gr.Button(visible=bool(problems) or _awaiting_reply(turns)),
+               render.notice(" ".join(problems)) if problems else "")
 
     async def retry_fn(session_id: str | None,
                        request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
-        user = user_of(request)
-        session_id = check_own_session(ctx.practice, session_id, user)
+        try:
+            user = user_of(request)
+            session_id = check_own_session(ctx.practice, session_id, user)
+        except gr.Error as exc:
+            yield gr.skip(), gr.skip(), gr.skip(), render.notice(_words(exc))
+            return
         turns = ctx.store.current_turns(session_id)
         history = chat_messages(turns)
         text_out = ""
-        failed = False
+        problems: list[str] = []
         sent_at = 0.0
         try:
             async for ev in ctx.practice.reply(session_id, user.name):
@@ -290,32 +302,35 @@ def build(ctx: WebContext) -> dict[str, Any]:
                         continue
                     sent_at = time.monotonic()
                     yield ([*history, {"role": "assistant", "content": text_out}],
-                           gr.skip(), gr.skip())
+                           gr.skip(), gr.skip(), "")
                 elif ev.kind == "error":
-                    failed = True
-                    gr.Warning(ev.text)
+                    problems.append(ev.text)
         except TurnRejected as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            yield gr.skip(), gr.skip(), gr.skip(), render.notice(_words(exc))
+            return
         turns = ctx.store.current_turns(session_id)
         yield (chat_messages(turns), coach_html(session_id),
-               gr.Button(visible=failed or _awaiting_reply(turns)))
+               gr.Button(visible=bool(problems) or _awaiting_reply(turns)),
+               render.notice(" ".join(problems)) if problems else "")
 
     def rewind_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
-        user = user_of(request)
-        session_id = check_own_session(ctx.practice, session_id, user)
-        turns = ctx.store.current_turns(session_id)
-        mine = [t for t in turns if t.speaker == "counselor"]
-        if not mine:
-            raise gr.Error("There is no turn of yours to try again yet.", print_exception=False)
-        last = mine[-1]
+        """Take the last turn back into the box; said in a notice under it, not over the page."""
         try:
+            user = user_of(request)
+            session_id = check_own_session(ctx.practice, session_id, user)
+            turns = ctx.store.current_turns(session_id)
+            mine = [t for t in turns if t.speaker == "counselor"]
+            if not mine:
+                raise TurnRejected("There is no turn of yours to try again yet.")
+            last = mine[-1]
             ctx.practice.rewind(session_id, user.name, last.idx)
-        except TurnRejected as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        gr.Info("Your last turn is back in the box: change it and send again. "
-                "Your supervisor can still see the first try.")
+        except (gr.Error, TurnRejected) as exc:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), render.notice(_words(exc))
         turns = ctx.store.current_turns(session_id)
-        return chat_messages(turns), last.text, coach_html(session_id), gr.Button(visible=False)
+        said = render.notice("Your last turn is back in the box: change it and send again. "
+                             "Your supervisor can still see the first try.", kind="info")
+        return (chat_messages(turns), last.text, coach_html(session_id),
+                gr.Button(visible=False), said)
 
     def tick(session_id: str | None, request: gr.Request) -> Any:
         if not session_id:
@@ -371,9 +386,12 @@ def build(ctx: WebContext) -> dict[str, Any]:
                  show_progress="hidden",
                  api_description="Reopen one of your own unfinished sessions by its id.")
     for trigger in (send.click, text.submit):
-        trigger(send_fn, [sid, text], [chat, text, coach, retry], **private)
-    retry.click(retry_fn, [sid], [chat, coach, retry], **private)
-    rewind.click(rewind_fn, [sid], [chat, text, coach, retry], **private)
+        trigger(send_fn, [sid, text], [chat, text, coach, retry, notice],
+                show_progress="hidden", **private)
+    retry.click(retry_fn, [sid], [chat, coach, retry, notice], show_progress="hidden",
+                **private)
+    rewind.click(rewind_fn, [sid], [chat, text, coach, retry, notice], show_progress="hidden",
+                 **private)
     timer.tick(tick, [sid], [coach], show_progress="hidden", **private)
     end.click(end_fn, [sid], [session_view, report_view, timer, rate_box, report_box, *sliders],
               **private)
@@ -402,6 +420,11 @@ def rubric_choices(ctx: WebContext, persona_id: str | None) -> tuple[list[tuple[
     preferred = [getattr(persona, "default_rubric", None), ctx.settings.rubric]
     default = next((r for r in preferred if r in ids), ids[0] if ids else None)
     return [(lib.rubrics[r].title, r) for r in ids], default
+
+
+def _words(exc: BaseException) -> str:
+    """The message of a refusal (``gr.Error`` keeps it in ``message``)."""
+    return str(getattr(exc, "message", None) or exc)
 
 
 def _awaiting_reply(turns: list[Any]) -> bool:

@@ -98,6 +98,18 @@ def problem(message: str) -> str:
     return f'<div class="cs-errors">{e(message)}</div>'
 
 
+def notice(message: str, kind: str = "error") -> str:
+    """A message under the text box: it never covers the conversation or the header.
+
+    Errors are announced at once to screen readers (``role=alert``), information politely.
+    """
+    if not message:
+        return ""
+    role = "alert" if kind == "error" else "status"
+    cls = "cs-notice cs-notice-error" if kind == "error" else "cs-notice cs-notice-info"
+    return f'<div class="{cls}" role="{role}">{e(message)}</div>'
+
+
 def report_frame(html_document: str, title: str = "Feedback report") -> str:
     """A whole report document in a sandboxed iframe: no scripts, no same-origin access."""
     return (f'<iframe class="cs-report-frame" title="{e(title)}" sandbox="" '

@@ -99,6 +99,9 @@ footer { display: none !important; }
 .cs-errors li { margin: 2px 0; }
 .cs-ok { background: #f0fdf4; border: 1px solid #bbf7d0; border-radius: 8px; padding: 8px 12px;
   color: #14532d; font-size: .9rem; }
+.cs-notice { border-radius: 8px; padding: 6px 12px; font-size: .9rem; margin-top: 2px; }
+.cs-notice-error { background: #fef2f2; border: 1px solid #fecaca; color: #7f1d1d; }
+.cs-notice-info { background: #f0fdfa; border: 1px solid #99f6e4; color: #134e4a; }
 .cs-report-frame { width: 100%; height: 560px; border: 1px solid #d7dee5; border-radius: 10px;
   background: #fff; }
 .cs-transcript { display: flex; flex-direction: column; gap: 6px; font-size: .9rem; }
