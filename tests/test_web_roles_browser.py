@@ -152,3 +152,72 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     stored = [t.text for t in lib_web.ctx.store.current_turns(
         lib_web.ctx.store.list_sessions(trainee=user)[0].session_id) if t.speaker == "counselor"]
     assert stored == ["What has it been like at home since March?"]  # refusals stored nothing
+
+
+def ended_session(web: Any, user: str, persona: str, said: list[str],
+                  rating: list[int]) -> str:
+    """A session held and ended through the service, rated by its trainee (as the web does)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    practice = web.ctx.practice
+    sid = str(practice.start(user, persona, mode="coach"))
+
+    async def hold() -> None:
+        for text in said:
+            async for _ in practice.turn(sid, user, text):
+                pass
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's loop
+        pool.submit(asyncio.run, hold()).result()
+    practice.end(sid, user)
+    practice.rate_self(sid, web.ctx.store.get_user(user), rating)
+    return sid
+
+
+def fits(page: Page, selector: str) -> bool:
+    """Nothing in the element is cut off or pushed past its box (no word broken across lines is
+    checked separately, per header cell)."""
+    return bool(page.evaluate(
+        """(sel) => [...document.querySelectorAll(sel)].every(
+             el => el.scrollWidth <= el.clientWidth + 1)""", selector))
+
+
+@pytest.mark.parametrize("sized", SIZES, indirect=True)
+def test_my_progress_gap_matches_the_report_and_reads_at_each_width(sized: Page,
+                                                                    lib_web: Any) -> None:
+    import re
+
+    page, w = sized, width_of(sized)
+    user, password = lib_web.user(f"paz{w}", "trainee", cohort="spring")
+    said = ["What brings you here today?", "So the evenings are the hardest part for you.",
+            "You want to sleep again, and you are not sure yet what would help."]
+    sids = [ended_session(lib_web, user, MAI, said[:n], [3, 4, 3, 2]) for n in (2, 3)]
+    login(page, lib_web.url, user, password)
+    page.get_by_role("tab", name="My progress").click()
+    gaps = page.locator("#pg-gaps table")
+    expect(gaps).to_be_visible(timeout=90_000)
+    expect(page.locator("#pg-table")).to_contain_text("Mai, 68", timeout=30_000)
+    # every gap is "you minus the grader" exactly as the session's report prints the two
+    report, _ = lib_web.ctx.report(sids[-1])
+    rows = re.findall(r'<tr><td>([^<]+)</td><td class="num">([^<]+)</td>\s*'
+                      r'<td class="num">([^<]+)</td>', report)
+    assert rows, "the report has a self-rating table"
+    for title, mine, grader in rows:
+        cell = gaps.locator("tr", has_text=title.strip()).locator("td").last
+        expect(cell).to_contain_text(f"{float(mine) - float(grader):+.1f}")
+        expect(cell).to_contain_text(f"{mine} vs {grader}")
+    # the sessions table: nothing cut off, no header broken inside a word, titles not ids
+    assert fits(page, "#pg-table .cs-brief")
+    assert fits(page, "#pg-table th")
+    assert fits(page, "#pg-gaps th")
+    expect(page.locator("#pg-table")).not_to_contain_text(MAI)
+    expect(page.locator("#pg-pick input")).to_have_value(re.compile(r"^Mai, 68"))
+    # the chart is drawn near its own size (readable labels), and Sign out is within reach
+    scale = page.evaluate("""() => { const svg = document.querySelector('#pg-metrics svg');
+        return svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; }""")
+    assert scale >= 0.8, scale
+    page.evaluate("window.scrollTo(0, 0)")
+    expect(page.locator("#cs-header a.cs-signout")).to_be_in_viewport()
+    assert uncovered(page, "#cs-header a.cs-signout")
+    page.screenshot(path=str(shot(page, f"roles-{w}-trainee-7-progress")), full_page=True)

@@ -115,6 +115,14 @@ footer { display: none !important; }
   table-layout: fixed; }
 .cs-kappa td, .cs-kappa th { border-bottom: 1px solid #e2e8f0; padding: 3px 6px;
   text-align: left; border-left: none; border-right: none; }
+.cs-kappa table.cs-gaps { table-layout: auto; }
+.cs-kappa th { overflow-wrap: break-word; vertical-align: bottom; }
+.cs-gaps th, .cs-gaps td { vertical-align: top; }
+.cs-kappa .num { text-align: right; white-space: nowrap; }
+.cs-kappa table.cs-sessions { table-layout: auto; }
+.cs-sessions .cs-nowrap { white-space: nowrap; }
+.cs-sessions .cs-wide { min-width: 40%; }
+.cs-brief svg { width: 100%; height: auto; }
 @media (max-width: 1100px) {
   #cs-header .cs-bar { flex-wrap: wrap; white-space: normal; row-gap: 4px; }
   #cs-header .cs-models { order: 3; flex-basis: 100%; margin-left: 0; }
