@@ -6,6 +6,7 @@ screen has as many cards as a class sees. Screenshots go to test-artifacts/web-r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -186,8 +187,6 @@ def fits(page: Page, selector: str) -> bool:
 @pytest.mark.parametrize("sized", SIZES, indirect=True)
 def test_my_progress_gap_matches_the_report_and_reads_at_each_width(sized: Page,
                                                                     lib_web: Any) -> None:
-    import re
-
     page, w = sized, width_of(sized)
     user, password = lib_web.user(f"paz{w}", "trainee", cohort="spring")
     said = ["What brings you here today?", "So the evenings are the hardest part for you.",
@@ -221,3 +220,25 @@ def test_my_progress_gap_matches_the_report_and_reads_at_each_width(sized: Page,
     expect(page.locator("#cs-header a.cs-signout")).to_be_in_viewport()
     assert uncovered(page, "#cs-header a.cs-signout")
     page.screenshot(path=str(shot(page, f"roles-{w}-trainee-7-progress")), full_page=True)
+
+
+def test_report_suggested_alternatives_quote_the_trainee_once(page: Page, lib_web: Any) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    user, password = lib_web.user("alba", "trainee", cohort="spring")
+    advice = "You should cut down, it is bad for your liver."
+    ended_session(lib_web, user, "tomasz-alcohol-precontemplation",
+                  ["Why don't you just stop drinking?", advice], [3, 3, 3, 3])
+    login(page, lib_web.url, user, password)
+    page.get_by_role("tab", name="My progress").click()
+    expect(page.locator("#pg-pick input")).to_have_value(re.compile(r"^Tomasz"),
+                                                         timeout=90_000)
+    page.locator("#pg-open").click()
+    section = page.frame_locator("#pg-report iframe").locator(
+        "section", has=page.frame_locator("#pg-report iframe").get_by_role(
+            "heading", name="Suggested alternatives"))
+    expect(section).to_contain_text(advice, timeout=30_000)
+    assert section.inner_text().count(advice) == 1
+    row = section.locator("tr", has_text=advice)
+    expect(row.locator(".note")).to_contain_text("Persuade")  # the reason stays, unquoted
+    section.scroll_into_view_if_needed()
+    shot(page, "roles-1280-trainee-8-report-alternatives")

@@ -314,7 +314,8 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
                 alternatives.append(Alternative(idx=e.turn.idx, turn=number.get(e.turn.id, 0),
                                                 text=e.turn.text,
                                                 alternative=e.grade.alternative,
-                                                rationale=e.grade.rationale))
+                                                rationale=strip_said(e.grade.rationale,
+                                                                     e.turn.text)))
 
     titles = {i.id: i.title for i in rubric.turn_items}
     titles.update({s.id: s.title for s in rubric.session_items})
@@ -488,6 +489,16 @@ def md_escape(text: Any) -> str:
     s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _MD_SPECIAL.sub(r"\\\1", s)
     return " ".join(s.split())
+
+
+def strip_said(rationale: str, said: str) -> str:
+    """A rationale without its leading quote of the turn, where the turn is shown beside it
+    (the report's "You said" column, the coach card), so the sentence is not printed twice."""
+    for opener, closer in (("\u201c", "\u201d"), ('"', '"')):
+        head = f"{opener}{said.strip()}{closer}"
+        if rationale.startswith(head):
+            return rationale[len(head):].lstrip(" \u2014-:").strip()
+    return rationale
 
 
 def _fmt(value: Any, digits: int = 1) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from simulator.content.persona import PersonaCard
+from simulator.reports.render import strip_said
 from simulator.service.practice import TurnRejected, clean_turn_text
 from simulator.web import render
 from simulator.web.access import PRACTISE, Denied, check_own_session, check_session, require
@@ -480,7 +481,7 @@ def render_coach(ctx: WebContext, session_id: str) -> str:
             body = '<div class="cs-muted">Grading this turn…</div>'
             cls_turn = "cs-coach-turn cs-pending"
         else:
-            rationale = _strip_quote(grade.rationale, et.turn.text) or next(
+            rationale = strip_said(grade.rationale, et.turn.text) or next(
                 (coaching[str(v)] for v in et.values.values() if coaching.get(str(v))), "")
             alt = (f'<div class="cs-alt"><b>Try:</b> {e(grade.alternative)}</div>'
                    if grade.alternative else "")
@@ -492,12 +493,3 @@ def render_coach(ctx: WebContext, session_id: str) -> str:
                    f'<div class="cs-said">Turn {n}: “{e(said)}”</div>'
                    f'<div>{"".join(codes)}</div>{body}</div>')
     return f'<div class="cs-coach">{"".join(reversed(out))}</div>'
-
-
-def _strip_quote(rationale: str, said: str) -> str:
-    """Drop a leading quote of the turn from a rationale (the card already shows the turn)."""
-    for opener, closer in (("\u201c", "\u201d"), ('"', '"')):
-        head = f"{opener}{said}{closer}"
-        if rationale.startswith(head):
-            return rationale[len(head):].lstrip(" \u2014-:").strip()
-    return rationale
