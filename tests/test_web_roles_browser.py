@@ -242,3 +242,66 @@ def test_report_suggested_alternatives_quote_the_trainee_once(page: Page, lib_we
     expect(row.locator(".note")).to_contain_text("Persuade")  # the reason stays, unquoted
     section.scroll_into_view_if_needed()
     shot(page, "roles-1280-trainee-8-report-alternatives")
+
+
+@pytest.mark.parametrize("sized", SIZES, indirect=True)
+def test_supervisor_reviews_with_titles_one_numbering_and_the_machines_score(
+        sized: Page, lib_web: Any) -> None:
+    from simulator.service import reviews
+
+    page, w = sized, width_of(sized)
+    cohort = f"north{w}"
+    trainee, _ = lib_web.user(f"vera{w}", "trainee", cohort=cohort)
+    said = ["What brings you here today?", "So the evenings are the hardest part for you.",
+            "What would you like from our time together?"]
+    sid = ended_session(lib_web, trainee, MAI, said, [3, 3, 3, 3])
+    sup = signed_in(page, lib_web, f"sam{w}", "supervisor", cohort=cohort)
+    expect(page.locator("#rv-table")).to_contain_text(trainee, timeout=30_000)
+    # the client filter offers titles, not ids
+    page.locator("#rv-persona input").click()
+    expect(page.get_by_role("option", name=re.compile(r"^Mai, 68"))).to_be_visible()
+    expect(page.get_by_role("option", name=MAI)).to_have_count(0)
+    page.keyboard.press("Escape")
+    # a search hit is a link to its turn
+    page.locator("#rv-query textarea").fill("evenings")
+    page.locator("#rv-go").click()
+    hit = page.locator("#rv-hits .cs-hit", has_text=trainee)
+    expect(hit).to_be_visible(timeout=30_000)
+    expect(hit).to_contain_text("Mai, 68")
+    hit.click()
+    transcript = page.locator("#rv-transcript")
+    expect(transcript).to_contain_text(said[1], timeout=30_000)
+    expect(page.locator("#rv-turn input")).to_have_value(re.compile(r"^Turn 2: So the evenings"),
+                                                         timeout=30_000)
+    turn2 = lib_web.ctx.store.effective_codes(sid)[1].turn
+    expect(page.locator(f"#rv-turn-{turn2.id}")).to_be_in_viewport(timeout=10_000)
+    # one numbering: the transcript says "Turn N" as the correction list and the report do
+    labels = transcript.locator(".cs-trainee .cs-who").all_inner_texts()
+    assert labels == ["Trainee · Turn 1", "Trainee · Turn 2", "Trainee · Turn 3"], labels
+    expect(transcript).not_to_contain_text("#")
+    shot(page, f"roles-{w}-supervisor-1-hit-opened")
+    # the score box starts at the machine's value, within the item's scale, and says so
+    user = lib_web.ctx.store.get_user(sup)
+    first = reviews.session_item_scores(lib_web.ctx.store, user, sid)[0]
+    box = page.locator("#rv-svalue input")
+    assert first.score is not None
+    shown = f"{first.score:.1f}".rstrip("0").rstrip(".")  # one decimal, as the report
+    expect(box).to_have_value(shown)
+    expect(box).to_have_attribute("max", str(first.max))
+    expect(page.locator("#rv-svalue")).to_contain_text(f"machine's value {shown}")
+    box.fill("4")
+    page.locator("#rv-ssave").click()
+    expect(page.locator("#rv-saved")).to_contain_text("Saved", timeout=30_000)
+    expect(page.locator("#rv-svalue")).to_contain_text("corrected to 4", timeout=30_000)
+    expect(box).to_have_value("4")
+    page.locator("#rv-svalue").scroll_into_view_if_needed()
+    shot(page, f"roles-{w}-supervisor-2-score-corrected")
+    # agreement says how many turns it rests on, and that few is few
+    page.get_by_text("Agreement between supervisors and the machine").click()
+    page.locator("#rv-agree-go").click()
+    agree = page.locator("#rv-agree")
+    expect(agree).to_contain_text("3 trainee turns in 1 reviewed session.", timeout=30_000)
+    expect(agree).to_contain_text("Small sample")
+    expect(agree).to_contain_text("(n=3)")
+    agree.scroll_into_view_if_needed()
+    shot(page, f"roles-{w}-supervisor-3-agreement")

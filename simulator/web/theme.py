@@ -115,6 +115,10 @@ footer { display: none !important; }
   table-layout: fixed; }
 .cs-kappa td, .cs-kappa th { border-bottom: 1px solid #e2e8f0; padding: 3px 6px;
   text-align: left; border-left: none; border-right: none; }
+.cs-hits { list-style: none; padding-left: 0; margin: 4px 0; }
+.cs-hit { cursor: pointer; padding: 4px 8px; border-radius: 6px; }
+.cs-hit:hover, .cs-hit:focus-visible { background: #e6fffa; outline: 2px solid #0f766e; }
+.cs-tturn.cs-focus { box-shadow: 0 0 0 3px #f59e0b; }
 .cs-kappa table.cs-gaps { table-layout: auto; }
 .cs-kappa th { overflow-wrap: break-word; vertical-align: bottom; }
 .cs-gaps th, .cs-gaps td { vertical-align: top; }
