@@ -305,3 +305,67 @@ def test_supervisor_reviews_with_titles_one_numbering_and_the_machines_score(
     expect(agree).to_contain_text("(n=3)")
     agree.scroll_into_view_if_needed()
     shot(page, f"roles-{w}-supervisor-3-agreement")
+
+
+@pytest.mark.parametrize("sized", SIZES, indirect=True)
+def test_educator_no_empty_versions_plain_yaml_errors_and_permissions_kept(
+        sized: Page, lib_web: Any) -> None:
+    import stat
+
+    page, w = sized, width_of(sized)
+    path = lib_web.ctx.settings.personas / "harjit-diabetes-adherence.yaml"
+    path.chmod(0o640)
+    signed_in(page, lib_web, f"edna{w}", "educator", cohort=None)
+    page.locator("#author-file input").click()
+    page.get_by_role("option", name="harjit-diabetes-adherence.yaml").click()
+    editor = page.locator("#author-editor .cm-content")
+    expect(editor).to_contain_text("id: harjit-diabetes-adherence", timeout=30_000)
+    status = page.locator("#author-status")
+    expect(status).to_contain_text("Valid", timeout=30_000)
+    before = path.read_text(encoding="utf-8")
+    archived = sorted((path.parent / ".versions").glob("harjit-diabetes-adherence.*"))
+    # saving what is already saved makes no new version
+    page.locator("#author-save").click()
+    saved = page.locator("#author-save-status")
+    expect(saved).to_contain_text("Nothing changed", timeout=30_000)
+    assert path.read_text(encoding="utf-8") == before
+    assert sorted((path.parent / ".versions").glob("harjit-diabetes-adherence.*")) == archived
+    # a key indented too far is reported at its own line, in plain words
+    line_no = next(n for n, row in enumerate(before.splitlines(), start=1)
+                   if row.startswith("  setting:"))
+    # at the very start of the (wrapped) line: the cursor lands before its indentation
+    page.locator("#author-editor .cm-line", has_text="setting:").first.click(
+        position={"x": 1, "y": 4})
+    page.keyboard.type("  ")
+    expect(status).to_contain_text(f"line {line_no},", timeout=30_000)
+    expect(status).to_contain_text("'setting' is indented 4 spaces")
+    expect(status).not_to_contain_text("required key is missing")
+    shot(page, f"roles-{w}-educator-1-over-indented")
+    page.keyboard.press("Backspace")  # the editor deletes one indentation unit (2 spaces)
+    expect(status).to_contain_text("Valid", timeout=30_000)
+    # a parser error in words an author can act on: a ':' inside a value
+    page.locator("#author-editor .cm-line", has_text="title:").first.click()
+    page.keyboard.press("End")
+    page.keyboard.type(": draft")
+    expect(status).to_contain_text("a ':' inside a value: put the whole value in quotes",
+                                   timeout=30_000)
+    expect(status).not_to_contain_text("mapping values")
+    for _ in range(len(": draft")):
+        page.keyboard.press("Backspace")
+    expect(status).to_contain_text("Valid", timeout=30_000)
+    # a real change saves as a new version and keeps the file's permissions
+    target = "4" if w >= 1000 else "5"
+    line = page.locator("#author-editor .cm-line", has_text="difficulty:")
+    line.click()
+    page.keyboard.press("End")
+    page.keyboard.press("Backspace")
+    page.keyboard.type(target)
+    expect(status).to_contain_text("Valid", timeout=30_000)
+    page.locator("#author-save").click()
+    expect(saved).to_contain_text("Saved", timeout=30_000)
+    after = path.read_text(encoding="utf-8")
+    assert f"difficulty: {target}" in after
+    assert [r for r in after.splitlines() if "setting:" in r] == \
+        [r for r in before.splitlines() if "setting:" in r]  # only what was meant changed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    shot(page, f"roles-{w}-educator-2-saved")
