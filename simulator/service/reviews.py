@@ -10,8 +10,8 @@ correction; the report shows both.
 from __future__ import annotations
 
 from simulator.errors import InvalidInput, NotFoundOrNoAccess
-from simulator.service.access import REVIEW, UserLike, require_role, session_for
 from simulator.grader.scores import SessionItemScore, session_scores
+from simulator.service.access import REVIEW, UserLike, require_role, session_for
 from simulator.service.regrade import session_rubric
 from simulator.store import Review, Store
 

@@ -138,6 +138,14 @@ def in_plain_words(err: ContentError, text: str) -> ContentError:
     """
     message = err.message
     line = err.line
+    deeper = _deeper_than_key_above(text, line) if err.message.startswith("not valid") else None
+    if deeper is not None:
+        name, spaces, expected = deeper
+        return ContentError(err.path, line, spaces + 1, err.key,
+                            f"'{name}' is indented {spaces} spaces, more than the key above it "
+                            f"({expected}), so YAML reads it as part of that key's value: "
+                            + (f"indent it by {expected}" if expected else
+                               "start it at the beginning of the line"))
     for parser_words, plain in PLAIN:
         if parser_words in message:
             message = f"not valid YAML: {plain}"
@@ -154,6 +162,23 @@ def in_plain_words(err: ContentError, text: str) -> ContentError:
                                 f"beside it ({expected}), so YAML reads it as part of the "
                                 f"value above: indent it by {expected}")
     return ContentError(err.path, line, err.column, err.key, message)
+
+
+def _deeper_than_key_above(text: str, line: int) -> tuple[str, int, int] | None:
+    """(key, its indentation, the indentation of the key above) when line ``line`` is a key
+    indented deeper than the nearest key above it that already has a value on its line."""
+    rows = text.splitlines()
+    if not 1 <= line <= len(rows):
+        return None
+    here = _KEY_LINE.match(rows[line - 1])
+    above_at = _previous_content_line(text, line)
+    above = _KEY_LINE.match(rows[above_at - 1]) if above_at < line else None
+    if here is None or above is None:
+        return None
+    has_value = rows[above_at - 1][above.end():].strip() not in ("", "|", ">", "|-", ">-")
+    if has_value and len(here.group(1)) > len(above.group(1)):
+        return here.group(2), len(here.group(1)), len(above.group(1))
+    return None
 
 
 def _previous_content_line(text: str, line: int) -> int:
