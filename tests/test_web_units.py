@@ -137,3 +137,33 @@ def test_coach_panel_warns_when_a_session_ends_without_the_risk_items(tmp_path: 
         assert 'class="cs-risk-warning" role="alert"' in ended and "Risk not assessed" in ended
     finally:
         practice.store.close()
+
+
+def test_saving_unchanged_text_is_refused_and_permissions_are_kept(
+        content: tuple[Path, Path]) -> None:
+    personas, rubrics = content
+    lib = load_library([personas], [rubrics])
+    path = personas / "dana-alcohol.yaml"
+    path.chmod(0o640)
+    with pytest.raises(EditError, match="Nothing changed"):
+        save_new_version(personas, "persona", path.read_text() + "\n\n", lib)
+    assert not (personas / ".versions").exists()
+    text = path.read_text().replace("difficulty: 2", "difficulty: 3")
+    save_new_version(personas, "persona", text, lib)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_yaml_errors_are_in_plain_words_at_the_line_to_change(
+        content: tuple[Path, Path]) -> None:
+    personas, rubrics = content
+    lib = load_library([personas], [rubrics])
+    rows = PERSONA.read_text().splitlines()
+    at = next(n for n, row in enumerate(rows) if row.startswith("  setting:"))
+    over = [*rows[:at], "  " + rows[at], *rows[at + 1:]]  # indented under the block above
+    [err] = check_text("persona", "\n".join(over), "p.yaml", lib).errors
+    assert err.line == at + 1
+    assert "'setting' is indented 4 spaces" in err.message
+    colon = [row.replace("language:", "language", 1) for row in rows]
+    [err] = check_text("persona", "\n".join(colon), "p.yaml", lib).errors
+    assert rows[err.line - 1].startswith("language:")
+    assert "<" not in err.message and "no ':' after its key" in err.message

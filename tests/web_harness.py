@@ -54,16 +54,19 @@ class WebServer:
         self.thread.join(timeout=10)
 
 
-def start_web(folder: Path) -> WebServer:
+def start_web(folder: Path, personas_from: Path = CONTENT / "personas",
+              rubric_files: tuple[str, ...] = ("miti-4.2.1.yaml",)) -> WebServer:
+    """The app on a free port; content copied from ``personas_from`` and ``rubrics/``."""
     import uvicorn
 
     from simulator.settings import Settings
     from simulator.web.app import build_app
 
     personas, rubrics = folder / "personas", folder / "rubrics"
-    shutil.copytree(CONTENT / "personas", personas)
+    shutil.copytree(personas_from, personas)
     rubrics.mkdir()
-    shutil.copy(ROOT / "rubrics" / "miti-4.2.1.yaml", rubrics)
+    for name in rubric_files:
+        shutil.copy(ROOT / "rubrics" / name, rubrics)
     port = free_port()
     settings = Settings(db=folder / "counselsim.db", personas=personas, rubrics=rubrics,
                         feedback=ROOT / "feedback", client_model="offline",

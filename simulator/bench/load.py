@@ -317,8 +317,8 @@ async def trainee(i: int, url: str, ep: Endpoints, persona_id: str, turns: int,
                                       lambda fn=fn, values=values: run_event(
                                           client, ep, session_hash, fn, values))
             stage = "start"
-            await run_event(client, ep, session_hash, ep.start,
-                            [persona_id, "coach", None])  # rubric: the persona's default
+            # (client, rubric: None = the persona's default, mode), as the start screen sends them
+            await run_event(client, ep, session_hash, ep.start, [persona_id, None, "coach"])
         except (EventFailed, httpx.HTTPError) as exc:
             tally.error(f"{stage}: {type(exc).__name__}: {exc}")
             return

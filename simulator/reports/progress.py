@@ -165,8 +165,11 @@ def summaries_and_gaps(store: Store, ended: list[Session]
         for it in sc.session_items:
             mine = rating.get(it.id)
             if isinstance(mine, int | float) and it.score is not None:
-                gaps.append({"session": n, "item": it.title,
-                             "gap": round(float(mine) - float(it.score), 2)})
+                # the grader's score as the report prints it (one decimal), so the gap is the
+                # difference the trainee sees there: 3 against 2.5 is +0.5, never +0.6
+                grader = float(f"{float(it.score):.1f}")
+                gaps.append({"session": n, "item": it.title, "self": float(mine),
+                             "grader": grader, "gap": round(float(mine) - grader, 2)})
     return summary, gaps
 
 

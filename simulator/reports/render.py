@@ -599,6 +599,16 @@ def md_escape(text: Any) -> str:
     return " ".join(s.split())
 
 
+def strip_said(rationale: str, said: str) -> str:
+    """A rationale without its leading quote of the turn, where the turn is shown beside it
+    (the report's "You said" column, the coach card), so the sentence is not printed twice."""
+    for opener, closer in (("\u201c", "\u201d"), ('"', '"')):
+        head = f"{opener}{said.strip()}{closer}"
+        if rationale.startswith(head):
+            return rationale[len(head):].lstrip(" \u2014-:").strip()
+    return rationale
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "–"

@@ -10,6 +10,7 @@ correction; the report shows both.
 from __future__ import annotations
 
 from simulator.errors import InvalidInput, NotFoundOrNoAccess
+from simulator.grader.scores import SessionItemScore, session_scores
 from simulator.service.access import REVIEW, UserLike, require_role, session_for
 from simulator.service.regrade import session_rubric
 from simulator.store import Review, Store
@@ -53,4 +54,12 @@ def score_session_item(store: Store, user: UserLike, session_id: str, item_id: s
                             value=float(value), comment=_comment(comment))
 
 
-__all__ = ["correct_turn", "score_session_item"]
+def session_item_scores(store: Store, user: UserLike, session_id: str) -> list[SessionItemScore]:
+    """The session-level scores as the report shows them, each with its scale and the machine's
+    value (grader or estimate): what a supervisor's correction starts from."""
+    require_role(user, REVIEW)
+    session = session_for(store, session_id, user)
+    return list(session_scores(store, session.session_id).session_items)
+
+
+__all__ = ["correct_turn", "score_session_item", "session_item_scores"]

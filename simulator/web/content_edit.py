@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,7 @@ def check_text(kind: str, text: str, shown: str, library: Library) -> Checked:
     try:
         model = load_model_text(model_cls, text, shown)
     except ContentErrors as exc:
-        return Checked(None, exc.errors)
+        return Checked(None, [in_plain_words(err, text) for err in exc.errors])
     errors: list[ContentError] = []
     if isinstance(model, Persona) and library.rubrics:
         codes = set().union(*(r.code_ids() for r in library.rubrics.values()))
@@ -104,6 +105,113 @@ def check_text(kind: str, text: str, shown: str, library: Library) -> Checked:
                         shown, line, col, f"hidden_facts[{i}].unlock.skills.codes[{j}]",
                         f"code {code!r} is not defined by any loaded rubric"))
     return Checked(model if not errors else None, errors)
+
+
+PLAIN = [
+    ("could not find expected ':'",
+     "this line has no ':' after its key (write 'key: value'), or it continues the line above "
+     "at the wrong indentation"),
+    ("mapping values are not allowed here",
+     "a ':' inside a value: put the whole value in quotes"),
+    ("expected <block end>, but found '<block mapping start>'",
+     "this key is indented more than the keys beside it: line it up with them"),
+    ("expected <block end>, but found '<scalar>'",
+     "unexpected text after the value: if the value has quotes or a ':' in it, put the whole "
+     "value in one pair of quotes"),
+    ("found unexpected end of stream", "a quote is opened and never closed"),
+    ("expected <block end>, but found '<block sequence start>'",
+     "this list item is indented differently from the items beside it: line them up"),
+    ("expected ',' or ']'", "a [list] is not closed with ']' (or an item in it needs quotes)"),
+    ("expected ',' or '}'", "a {mapping} is not closed with '}' (or a value in it needs quotes)"),
+]
+"""The YAML parser's words, and what they mean to a person editing the file."""
+
+_KEY_LINE = re.compile(r"^( *)([A-Za-z_][\w-]*)\s*:")
+
+
+def in_plain_words(err: ContentError, text: str) -> ContentError:
+    """The error as an author would put it, at the line they have to change.
+
+    Parser messages become plain sentences. A key indented too far under a block value (``>-``)
+    is read as part of that text, and the schema then misses it: that is reported at the
+    over-indented line itself, not as a missing key at its parent's line.
+    """
+    message = err.message
+    line = err.line
+    deeper = _deeper_than_key_above(text, line) if err.message.startswith("not valid") else None
+    if deeper is not None:
+        name, spaces, expected = deeper
+        return ContentError(err.path, line, spaces + 1, err.key,
+                            f"'{name}' is indented {spaces} spaces, more than the key above it "
+                            f"({expected}), so YAML reads it as part of that key's value: "
+                            + (f"indent it by {expected}" if expected else
+                               "start it at the beginning of the line"))
+    for parser_words, plain in PLAIN:
+        if parser_words in message:
+            message = f"not valid YAML: {plain}"
+            if parser_words == "could not find expected ':'" and err.column == 1:
+                line = _previous_content_line(text, line)
+            break
+    if err.message == "required key is missing" and err.key:
+        found = _over_indented(text, err.line, err.key.split(".")[-1])
+        if found is not None:
+            at, spaces, expected = found
+            name = err.key.split(".")[-1]
+            return ContentError(err.path, at, spaces + 1, err.key,
+                                f"'{name}' is indented {spaces} spaces, more than the keys "
+                                f"beside it ({expected}), so YAML reads it as part of the "
+                                f"value above: indent it by {expected}")
+    return ContentError(err.path, line, err.column, err.key, message)
+
+
+def _deeper_than_key_above(text: str, line: int) -> tuple[str, int, int] | None:
+    """(key, its indentation, the indentation of the key above) when line ``line`` is a key
+    indented deeper than the nearest key above it that already has a value on its line."""
+    rows = text.splitlines()
+    if not 1 <= line <= len(rows):
+        return None
+    here = _KEY_LINE.match(rows[line - 1])
+    above_at = _previous_content_line(text, line)
+    above = _KEY_LINE.match(rows[above_at - 1]) if above_at < line else None
+    if here is None or above is None:
+        return None
+    has_value = rows[above_at - 1][above.end():].strip() not in ("", "|", ">", "|-", ">-")
+    if has_value and len(here.group(1)) > len(above.group(1)):
+        return here.group(2), len(here.group(1)), len(above.group(1))
+    return None
+
+
+def _previous_content_line(text: str, line: int) -> int:
+    """The nearest line above ``line`` that is not blank or a comment (1-based)."""
+    rows = text.splitlines()
+    for n in range(min(line - 1, len(rows)), 0, -1):
+        stripped = rows[n - 1].strip()
+        if stripped and not stripped.startswith("#"):
+            return n
+    return line
+
+
+def _over_indented(text: str, parent_line: int, name: str) -> tuple[int, int, int] | None:
+    """(line, its indentation, the siblings' indentation) of key ``name`` written inside the
+    block that starts at ``parent_line`` but indented deeper than that block's own keys."""
+    rows = text.splitlines()
+    if not 1 <= parent_line <= len(rows):
+        return None
+    parent_indent = len(rows[parent_line - 1]) - len(rows[parent_line - 1].lstrip(" "))
+    sibling: int | None = None
+    for n in range(parent_line + 1, len(rows) + 1):
+        row = rows[n - 1]
+        if not row.strip() or row.lstrip().startswith("#"):
+            continue
+        indent = len(row) - len(row.lstrip(" "))
+        if indent <= parent_indent and (_KEY_LINE.match(row) or row.lstrip().startswith("- ")):
+            break  # the parent's block has ended
+        match = _KEY_LINE.match(row)
+        if match and sibling is None:
+            sibling = indent
+        if match and match.group(2) == name and sibling is not None and indent > sibling:
+            return n, indent, sibling
+    return None
 
 
 def _with_version(text: str, version: int) -> str:
@@ -133,9 +241,14 @@ def save_new_version(folder: Path, kind: str, text: str, library: Library) -> tu
         raise EditError("the id must be lowercase letters, digits, - and _")
     path = safe_path(folder, f"{content_id}.yaml")
     version = checked.model.version
+    mode: int | None = None
     if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
         try:
             old_text = path.read_text(encoding="utf-8")
+            if _same(old_text, text):
+                raise EditError(f"Nothing changed since the saved version of {path.name}: "
+                                "edit it before saving a new version")
             old: Any = load_model_text(Persona if kind == "persona" else Rubric, old_text,
                                        str(path))
             version = max(version, int(old.version) + 1)
@@ -153,8 +266,24 @@ def save_new_version(folder: Path, kind: str, text: str, library: Library) -> tu
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(new_text)
+    # mkstemp makes the file private (0600); the saved file keeps the old file's permissions,
+    # or a new one gets what the umask gives any new file, so the server can still read it
+    os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
     os.replace(tmp, path)
     return path, version
+
+
+def _same(old: str, new: str) -> bool:
+    """The editor holds the saved text (line endings and trailing blanks aside)."""
+    def norm(text: str) -> list[str]:
+        return [row.rstrip() for row in text.replace("\r\n", "\n").strip().splitlines()]
+    return norm(old) == norm(new)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _id_in_other_file(library: Library, kind: str, content_id: str, path: Path) -> str | None:

@@ -61,6 +61,11 @@ class WebContext:
         assert self._live is not None
         return self._live.get()
 
+    def persona_title(self, persona_id: str) -> str:
+        """What people call a client ("Mai, 68: ..."); the id only if the file is gone."""
+        persona = self.library().personas.get(persona_id)
+        return persona.title if persona is not None else persona_id
+
     def reload_library(self) -> Library:
         assert self._live is not None
         return self._live.force()

@@ -15,18 +15,52 @@ from typing import Any
 import gradio as gr
 
 from simulator.content.persona import PersonaCard
-from simulator.service.practice import TurnRejected
+from simulator.service.practice import TurnRejected, clean_turn_text
 from simulator.web import render
 from simulator.web.access import PRACTISE, Denied, check_own_session, check_session, require
 from simulator.web.context import WebContext
 
-MODES = [("Coach: feedback after each of my turns", "coach"),
-         ("Assessment: feedback only at the end", "assessment")]
+MODES = [("Coach: feedback after each turn", "coach"),
+         ("Assessment: feedback at the end", "assessment")]
 MAX_SELF_ITEMS = 6
 STREAM_EVERY_S = 0.08
 """Tokens arriving closer together are sent to the browser together: each update re-sends the
 chat through Gradio's postprocessing (milliseconds of CPU), so one update per token made a class of
 100 trainees CPU-bound on two cores (``counselsim bench load``). 80 ms still reads as streaming."""
+
+
+CARDS_JS = """
+const choose = (card) => { if (card) trigger('click', {persona: card.dataset.persona}); };
+element.addEventListener('click', (ev) => choose(ev.target.closest('.cs-card')));
+element.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Enter' && ev.key !== ' ') return;
+  const card = ev.target.closest('.cs-card');
+  if (card) { ev.preventDefault(); choose(card); }
+});
+if (!window.counselsimDrafts) {
+  // Unsent text survives a reload: kept per session in this tab's sessionStorage (not shared
+  // with other tabs or kept after the tab closes), given back when the session is reopened.
+  window.counselsimDrafts = true;
+  let open = null;
+  setInterval(() => {
+    const brief = document.querySelector('#session-brief [data-session]');
+    const box = document.querySelector('#say textarea');
+    if (!brief || !box || !box.offsetParent) { open = null; return; }
+    const key = 'counselsim-draft:' + brief.dataset.session;
+    if (open !== key) {
+      open = key;
+      const saved = sessionStorage.getItem(key);
+      if (saved && !box.value) {
+        box.value = saved;
+        box.dispatchEvent(new Event('input', {bubbles: true}));
+      }
+      return;
+    }
+    if (box.value) sessionStorage.setItem(key, box.value); else sessionStorage.removeItem(key);
+  }, 400);
+}
+"""
+"""Cards select on click or Enter/Space; the draft keeper runs once per page."""
 
 
 def chat_messages(turns: list[Any]) -> list[dict[str, str]]:
@@ -38,22 +72,28 @@ def chat_messages(turns: list[Any]) -> list[dict[str, str]]:
 def build(ctx: WebContext) -> dict[str, Any]:
     sid = gr.State(None)
 
-    # -- choose a client ------------------------------------------------------------------
+    # -- choose a client (an unfinished session first: it is the trainee's next step) -------
     with gr.Column(visible=True, elem_id="practice-choose") as choose_view:
-        gr.Markdown("### Choose a client to practise with\nYou see the referral only; "
-                    "the rest you will learn by listening.")
-        cards = gr.HTML(elem_id="persona-cards")
-        with gr.Row(equal_height=True):
-            persona = gr.Dropdown(choices=[], label="Client", scale=2, elem_id="persona-pick")
-            rubric_pick = gr.Dropdown(choices=[], label="Scored with", scale=2,
-                                      elem_id="rubric-pick")
-            mode = gr.Radio(MODES, value="coach", label="Mode", scale=3, elem_id="mode-pick")
-            start = gr.Button("Start session", variant="primary", scale=1, elem_id="start")
-        with (gr.Accordion("Unfinished sessions", open=False, elem_id="resume-box") as resume_box,
-              gr.Row(equal_height=True)):
-            resume_pick = gr.Dropdown(choices=[], label="Session", scale=4,
-                                      allow_custom_value=True, elem_id="resume-pick")
-            resume = gr.Button("Resume", scale=1, elem_id="resume")
+        with gr.Column(visible=False, elem_id="resume-box",
+                       elem_classes=["cs-resume"]) as resume_box:
+            resume_head = gr.HTML(elem_id="resume-head")
+            with gr.Row(equal_height=True):
+                resume_pick = gr.Dropdown(choices=[], label="Unfinished session", scale=4,
+                                          allow_custom_value=True, elem_id="resume-pick")
+                resume = gr.Button("Resume", variant="primary", scale=1, min_width=110,
+                                   elem_id="resume")
+        gr.Markdown("### Choose a client to practise with\nClick a card to choose it. You see "
+                    "the referral only; the rest you will learn by listening.")
+        with gr.Row(equal_height=True, elem_id="start-bar"):
+            persona = gr.Dropdown(choices=[], label="Client", scale=3, min_width=200,
+                                  elem_id="persona-pick")
+            rubric = gr.Dropdown(choices=[], label="Scored with", scale=3, min_width=200,
+                                 elem_id="rubric-pick")
+            mode = gr.Radio(MODES, value="coach", label="Mode", scale=4, min_width=260,
+                            elem_id="mode-pick")
+            start = gr.Button("Start session", variant="primary", scale=1, min_width=130,
+                              elem_id="start")
+        cards = gr.HTML(elem_id="persona-cards", js_on_load=CARDS_JS)
 
     # -- the conversation -----------------------------------------------------------------
     with gr.Column(visible=False, elem_id="practice-session") as session_view:
@@ -70,6 +110,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                                       elem_id="say")
                     send = gr.Button("Send", variant="primary", scale=1, min_width=90,
                                      elem_id="send")
+                notice = gr.HTML(elem_id="say-notice")
                 with gr.Row():
                     rewind = gr.Button("↶ Try that turn again", size="sm", elem_id="rewind")
                     retry = gr.Button("Ask the client again", size="sm", visible=False,
@@ -109,52 +150,50 @@ def build(ctx: WebContext) -> dict[str, Any]:
     def user_of(request: gr.Request) -> Any:
         return require(ctx.store, request, PRACTISE)
 
-    def rubrics_for(persona_id: str | None) -> Any:
-        """The rubrics this client offers (the persona's ``rubrics``; any loaded one if it names
-        none), its ``default_rubric`` selected."""
-        lib = ctx.library()
-        p = lib.personas.get(persona_id or "")
-        if p is None:
-            return gr.Dropdown(choices=[], value=None)
-        ids = [r for r in (p.rubrics or sorted(lib.rubrics)) if r in lib.rubrics]
-        default = p.rubric_choice(ctx.practice.settings.rubric)
-        return gr.Dropdown(choices=[(lib.rubrics[r].title, r) for r in ids],
-                           value=default if default in ids else (ids[0] if ids else None))
-
-    def first_persona() -> str | None:
-        lib = ctx.library()
-        ps = sorted(lib.personas.values(), key=lambda p: (p.difficulty, p.title))
-        return ps[0].id if ps else None
-
-    def cards_for(selected: str | None = None) -> tuple[str, Any]:
+    def cards_for(selected: str | None = None) -> tuple[str, Any, Any]:
+        """Cards with one selected, the client dropdown, and the rubrics that client offers."""
         lib = ctx.library()
         ps = [PersonaCard.of(p) for p in sorted(lib.personas.values(),
                                                 key=lambda p: (p.difficulty, p.title))]
         choices = [(c.title, c.id) for c in ps]
         value = selected if selected in lib.personas else (ps[0].id if ps else None)
-        return render.persona_cards(ps, value), gr.Dropdown(choices=choices, value=value)
+        rubrics, default = rubric_choices(ctx, value)
+        return (render.persona_cards(ps, value), gr.Dropdown(choices=choices, value=value),
+                gr.Dropdown(choices=rubrics, value=default))
 
-    def unfinished(user: Any) -> Any:
+    def unfinished(user: Any) -> tuple[Any, Any, str]:
+        """The resume picker, its box (shown only when there is something to resume), a head."""
         sessions = ctx.store.list_sessions(trainee=user.name, status="active", limit=20)
         lib = ctx.library()
         choices = []
         for s in sessions:
             title = lib.personas[s.persona_id].title if s.persona_id in lib.personas \
                 else s.persona_id
-            choices.append((f"{title} · {s.created[:16].replace('T', ' ')} UTC · "
-                            f"{s.n_turns} turns · {s.mode}", s.session_id))
+            choices.append((f"{title} · started {s.created[:16].replace('T', ' ')} UTC · "
+                            f"{s.n_turns // 2} of your turns · {s.mode}", s.session_id))
+        n = len(choices)
+        head = (f'<div class="cs-resume-head"><b>Continue where you left off</b> '
+                f'<span class="cs-muted">Unfinished sessions ({n}): pick one and press Resume, '
+                "or choose a new client below.</span></div>")
         return (gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
-                gr.Accordion(open=bool(choices), label=f"Unfinished sessions ({len(choices)})"))
+                gr.Column(visible=bool(choices)), head if choices else "")
 
     def on_load(request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
-        html, dd = cards_for()
-        rp, box = unfinished(user)
-        return html, dd, rp, box, rubrics_for(first_persona())
+        return (*cards_for(), *unfinished(user))
 
-    def pick(persona_id: str | None, request: gr.Request) -> tuple[str, Any]:
+    def pick(persona_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         user_of(request)
-        return cards_for(persona_id)[0], rubrics_for(persona_id)
+        html, _, rubrics = cards_for(persona_id)
+        return html, rubrics
+
+    def card_clicked(evt: gr.EventData, request: gr.Request) -> Any:
+        """A click (or Enter) on a card selects that client; the dropdown follows."""
+        user_of(request)
+        persona_id = getattr(evt, "persona", None)
+        if not isinstance(persona_id, str) or persona_id not in ctx.library().personas:
+            return gr.skip()
+        return gr.Dropdown(value=persona_id)
 
     def coach_html(session_id: str) -> str:
         session = ctx.store.get_session(session_id)
@@ -167,18 +206,21 @@ def build(ctx: WebContext) -> dict[str, Any]:
         session = ctx.store.get_session(session_id)
         lib = ctx.library()
         persona_obj = lib.personas.get(session.persona_id)
-        brief_html = (render.brief(PersonaCard.of(persona_obj), session.mode) if persona_obj
+        rubric_obj = lib.rubrics.get(session.rubric_id)
+        brief_html = (render.brief(PersonaCard.of(persona_obj), session.mode,
+                                   rubric=rubric_obj.title if rubric_obj else session.rubric_id,
+                                   session_id=session_id) if persona_obj
                       else render.problem("This client's persona file is no longer available."))
         turns = ctx.store.current_turns(session_id)
         return (session_id, gr.Column(visible=False), gr.Column(visible=True),
                 gr.Column(visible=False), brief_html, chat_messages(turns),
                 coach_html(session_id), gr.Timer(active=session.mode == "coach"), "",
-                gr.Button(visible=_awaiting_reply(turns)))
+                gr.Button(visible=_awaiting_reply(turns)), "")
 
     view_outputs = [sid, choose_view, session_view, report_view, brief, chat, coach, timer, text,
-                    retry]
+                    retry, notice]
 
-    def start_fn(persona_id: str | None, mode_value: str, rubric_id: str | None,
+    def start_fn(persona_id: str | None, rubric_id: str | None, mode_value: str,
                  request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
         lib = ctx.library()
@@ -186,11 +228,10 @@ def build(ctx: WebContext) -> dict[str, Any]:
             raise gr.Error("Choose a client first.", print_exception=False)
         if mode_value not in ("coach", "assessment"):
             raise Denied("Unknown mode.")
-        offered = lib.personas[persona_id].rubrics or list(lib.rubrics)
-        if rubric_id is not None and rubric_id not in offered:
-            raise gr.Error(f"This client is scored with one of: {', '.join(offered)}.",
-                           print_exception=False)
-        session_id = ctx.practice.start(user.name, persona_id, rubric_id or None,
+        offered, default = rubric_choices(ctx, persona_id)
+        if rubric_id not in {value for _, value in offered}:
+            rubric_id = default
+        session_id = ctx.practice.start(user.name, persona_id, rubric_id=rubric_id,
                                         mode="coach" if mode_value == "coach" else "assessment")
         return open_view(session_id)
 
@@ -206,11 +247,18 @@ def build(ctx: WebContext) -> dict[str, Any]:
 
     async def send_fn(session_id: str | None, message: str, shown: list[Any] | None,
                       request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
-        user = user_of(request)
-        session_id = check_own_session(ctx.practice, session_id, user)
+        """Send a turn and stream the reply. A refusal (empty, too long, not saved, no access)
+        is a notice under the box: the conversation stays as it was, the text stays typed."""
+        try:
+            user = user_of(request)
+            session_id = check_own_session(ctx.practice, session_id, user)
+            said = clean_turn_text(message or "")
+        except (gr.Error, TurnRejected) as exc:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), render.notice(_words(exc))
+            return
         turns = ctx.store.current_turns(session_id)
         history = chat_messages(turns)
-        pending = {"role": "user", "content": (message or "").strip()}
+        pending = {"role": "user", "content": said}
         reply = {"role": "assistant", "content": "…"}
         # a browser always shows the client's opening line; an empty chat is an API caller
         # that did not say what it saw (Gradio turns None into []): then nothing is checked
@@ -218,40 +266,43 @@ def build(ctx: WebContext) -> dict[str, Any]:
         # the same words sent from the same view (Enter then Send, a double click) are one send
         key = send_key(session_id, seen, message or "") if seen is not None else None
         text_out = ""
-        failed = False
+        problems: list[str] = []
         sent_at = 0.0
         try:
-            async for ev in ctx.practice.turn(session_id, user.name, message or "", key=key,
-                                              seen=seen):
+            async for ev in ctx.practice.turn(session_id, user.name, said, key=key, seen=seen):
                 if ev.kind == "duplicate":
                     return
                 if ev.kind == "stored":  # committed: only now is the box cleared
-                    yield [*history, pending, reply], "", gr.skip(), gr.Button(visible=False)
+                    yield [*history, pending, reply], "", gr.skip(), gr.Button(visible=False), ""
                 elif ev.kind == "token":
                     text_out += ev.text
                     if time.monotonic() - sent_at < STREAM_EVERY_S:
                         continue
                     sent_at = time.monotonic()
                     reply = {"role": "assistant", "content": text_out}
-                    yield [*history, pending, reply], "", gr.skip(), gr.skip()
+                    yield [*history, pending, reply], gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 elif ev.kind == "error":
-                    failed = True
-                    gr.Warning(ev.text)
-        except TurnRejected as exc:  # nothing stored: the words stay in the box
-            yield chat_messages(ctx.store.current_turns(session_id)), message, gr.skip(), gr.skip()
-            raise gr.Error(str(exc), print_exception=False) from None
+                    problems.append(ev.text)
+        except TurnRejected as exc:  # nothing was stored: the text goes back in the box
+            yield history, message, gr.skip(), gr.skip(), render.notice(_words(exc))
+            return
         turns = ctx.store.current_turns(session_id)
         yield (chat_messages(turns), "", coach_html(session_id),
-               gr.Button(visible=failed or _awaiting_reply(turns)))
+               gr.Button(visible=bool(problems) or _awaiting_reply(turns)),
+               render.notice(" ".join(problems)) if problems else "")
 
     async def retry_fn(session_id: str | None,
                        request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
-        user = user_of(request)
-        session_id = check_own_session(ctx.practice, session_id, user)
+        try:
+            user = user_of(request)
+            session_id = check_own_session(ctx.practice, session_id, user)
+        except gr.Error as exc:
+            yield gr.skip(), gr.skip(), gr.skip(), render.notice(_words(exc))
+            return
         turns = ctx.store.current_turns(session_id)
         history = chat_messages(turns)
         text_out = ""
-        failed = False
+        problems: list[str] = []
         sent_at = 0.0
         try:
             async for ev in ctx.practice.reply(session_id, user.name):
@@ -261,32 +312,35 @@ def build(ctx: WebContext) -> dict[str, Any]:
                         continue
                     sent_at = time.monotonic()
                     yield ([*history, {"role": "assistant", "content": text_out}],
-                           gr.skip(), gr.skip())
+                           gr.skip(), gr.skip(), "")
                 elif ev.kind == "error":
-                    failed = True
-                    gr.Warning(ev.text)
+                    problems.append(ev.text)
         except TurnRejected as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            yield gr.skip(), gr.skip(), gr.skip(), render.notice(_words(exc))
+            return
         turns = ctx.store.current_turns(session_id)
         yield (chat_messages(turns), coach_html(session_id),
-               gr.Button(visible=failed or _awaiting_reply(turns)))
+               gr.Button(visible=bool(problems) or _awaiting_reply(turns)),
+               render.notice(" ".join(problems)) if problems else "")
 
     def rewind_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
-        user = user_of(request)
-        session_id = check_own_session(ctx.practice, session_id, user)
-        turns = ctx.store.current_turns(session_id)
-        mine = [t for t in turns if t.speaker == "counselor"]
-        if not mine:
-            raise gr.Error("There is no turn of yours to try again yet.", print_exception=False)
-        last = mine[-1]
+        """Take the last turn back into the box; said in a notice under it, not over the page."""
         try:
+            user = user_of(request)
+            session_id = check_own_session(ctx.practice, session_id, user)
+            turns = ctx.store.current_turns(session_id)
+            mine = [t for t in turns if t.speaker == "counselor"]
+            if not mine:
+                raise TurnRejected("There is no turn of yours to try again yet.")
+            last = mine[-1]
             ctx.practice.rewind(session_id, user.name, last.idx)
-        except TurnRejected as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        gr.Info("Your last turn is back in the box: change it and send again. "
-                "Your supervisor can still see the first try.")
+        except (gr.Error, TurnRejected) as exc:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), render.notice(_words(exc))
         turns = ctx.store.current_turns(session_id)
-        return chat_messages(turns), last.text, coach_html(session_id), gr.Button(visible=False)
+        said = render.notice("Your last turn is back in the box: change it and send again. "
+                             "Your supervisor can still see the first try.", kind="info")
+        return (chat_messages(turns), last.text, coach_html(session_id),
+                gr.Button(visible=False), said)
 
     def tick(session_id: str | None, request: gr.Request) -> Any:
         if not session_id:
@@ -329,34 +383,59 @@ def build(ctx: WebContext) -> dict[str, Any]:
         ctx.practice.rate_self(session_id, user, [s0, s1, s2, s3, s4, s5], note)
         return show_report(session_id, request)
 
-    def again_fn(request: gr.Request) -> tuple[Any, ...]:
+    def again_fn(persona_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
-        html, dd = cards_for()
-        rp, box = unfinished(user)
         return (None, gr.Column(visible=True), gr.Column(visible=False), gr.Column(visible=False),
-                html, dd, rp, box, [], "", rubrics_for(first_persona()))
+                *cards_for(persona_id), *unfinished(user), [], "")
 
     private: dict[str, Any] = {"api_visibility": "private"}
-    persona.change(pick, [persona], [cards, rubric_pick], show_progress="hidden", **private)
-    start.click(start_fn, [persona, mode, rubric_pick], view_outputs, show_progress="hidden",
+    persona.change(pick, [persona], [cards, rubric], show_progress="hidden", **private)
+    cards.click(card_clicked, None, [persona], show_progress="hidden", **private)
+    start.click(start_fn, [persona, rubric, mode], view_outputs, show_progress="hidden",
                 **private)
     resume.click(resume_fn, [resume_pick], view_outputs, api_name="open_session",
                  show_progress="hidden",
                  api_description="Reopen one of your own unfinished sessions by its id.")
     for trigger in (send.click, text.submit):
-        trigger(send_fn, [sid, text, chat], [chat, text, coach, retry], **private)
-    retry.click(retry_fn, [sid], [chat, coach, retry], **private)
-    rewind.click(rewind_fn, [sid], [chat, text, coach, retry], **private)
+        trigger(send_fn, [sid, text], [chat, text, coach, retry, notice],
+                show_progress="hidden", **private)
+    retry.click(retry_fn, [sid], [chat, coach, retry, notice], show_progress="hidden",
+                **private)
+    rewind.click(rewind_fn, [sid], [chat, text, coach, retry, notice], show_progress="hidden",
+                 **private)
     timer.tick(tick, [sid], [coach], show_progress="hidden", **private)
     end.click(end_fn, [sid], [session_view, report_view, timer, rate_box, report_box, end_warning,
                               *sliders], **private)
     skip.click(show_report, [sid], [rate_box, report_box, report, download], **private)
     rate.click(rate_fn, [sid, self_note, *sliders], [rate_box, report_box, report, download],
                **private)
-    again.click(again_fn, None, [sid, choose_view, session_view, report_view, cards, persona,
-                                 resume_pick, resume_box, chat, text, rubric_pick], **private)
-    return {"load": (on_load, None, [cards, persona, resume_pick, resume_box, rubric_pick]),
+    choose_outputs = [cards, persona, rubric, resume_pick, resume_box, resume_head]
+    again.click(again_fn, [persona], [sid, choose_view, session_view, report_view,
+                                      *choose_outputs, chat, text], **private)
+    return {"load": (on_load, None, choose_outputs),
             "check_session": check_session}
+
+
+def rubric_choices(ctx: WebContext, persona_id: str | None) -> tuple[list[tuple[str, str]],
+                                                                     str | None]:
+    """The rubrics a session with this client may be scored with (title, id), and the default.
+
+    A persona that names its rubrics (``rubrics`` and ``default_rubric``) limits the choice to
+    those; otherwise every rubric in the library is offered, with the settings' default rubric
+    preselected.
+    """
+    lib = ctx.library()
+    persona = lib.personas.get(persona_id or "")
+    allowed = [r for r in (persona.rubrics if persona else []) if r in lib.rubrics]
+    ids = allowed or sorted(lib.rubrics, key=lambda r: lib.rubrics[r].title)
+    preferred = [persona.default_rubric if persona else None, ctx.settings.rubric]
+    default = next((r for r in preferred if r in ids), ids[0] if ids else None)
+    return [(lib.rubrics[r].title, r) for r in ids], default
+
+
+def _words(exc: BaseException) -> str:
+    """The message of a refusal (``gr.Error`` keeps it in ``message``)."""
+    return str(getattr(exc, "message", None) or exc)
 
 
 def send_key(session_id: str, seen: int, message: str) -> str:

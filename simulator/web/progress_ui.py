@@ -16,7 +16,13 @@ from simulator.web import render
 from simulator.web.access import PRACTISE, check_session, require
 from simulator.web.context import WebContext
 
-COLUMNS = ["Date (UTC)", "Client", "Mode", "Status", "Trainee turns", "Summary"]
+COLUMNS = ["Date (UTC)", "Client", "Mode", "Status", "Turns", "Summary"]
+COLUMN_CLASSES = ["cs-nowrap", "", "", "", "num", "cs-wide"]
+"""A plain table, not a data grid: it wraps inside words' boundaries at any width, and the
+summary (the widest column) takes the room that is left instead of being cut off."""
+MAX_GAP_SESSIONS = 6
+"""The self-rating table shows the latest sessions; older ones are in each session's report."""
+GAP_COLUMNS = ["session", "item", "self", "grader", "gap"]
 
 
 def progress_frames(ctx: WebContext, user_name: str) -> tuple[pd.DataFrame, pd.DataFrame,
@@ -32,28 +38,56 @@ def progress_frames(ctx: WebContext, user_name: str) -> tuple[pd.DataFrame, pd.D
         rows.append([s.created[:16].replace("T", " "), title, s.mode, s.status,
                      s.n_turns // 2, summary.get(s.session_id, "")])
     return (pd.DataFrame(rows, columns=COLUMNS),
-            pd.DataFrame(gaps, columns=["session", "item", "gap"]), ended)
+            pd.DataFrame(gaps, columns=GAP_COLUMNS), ended)
+
+
+def sessions_html(table_df: pd.DataFrame) -> str:
+    """The trainee's sessions, newest first (escaped)."""
+    e = render.e
+    if table_df.empty:
+        return ('<p class="cs-muted">No sessions yet: choose a client on the Practice tab.</p>')
+    head = "".join(f'<th class="{c}">{e(name)}</th>'
+                   for name, c in zip(COLUMNS, COLUMN_CLASSES, strict=True))
+    rows = "".join(
+        "<tr>" + "".join(f'<td class="{c}">{e(v)}</td>'
+                         for v, c in zip(row, COLUMN_CLASSES, strict=True)) + "</tr>"
+        for row in table_df.itertuples(index=False))
+    return (f'<div class="cs-brief cs-kappa"><b>My sessions</b><table class="cs-sessions">'
+            f"<tr>{head}</tr>{rows}</table></div>")
 
 
 def gaps_html(gap_df: pd.DataFrame) -> str:
-    """Self-rating minus the grader's score per item and session (positive: you rated higher)."""
+    """Self-rating minus the grader's score per item and session (positive: you rated higher).
+
+    Each cell also shows the two numbers, as the session's report prints them."""
     e = render.e
     if gap_df.empty:
         return ('<div class="cs-brief"><b>Your self-rating against the grader</b><p class='
                 '"cs-muted">Rate your session before reading its report to see how your own '
                 "sense of it compares with the grader's, session by session.</p></div>")
-    items = list(dict.fromkeys(gap_df["item"]))
-    head = "".join(f"<th>{e(i)}</th>" for i in items)
+    sessions = sorted(set(int(n) for n in gap_df["session"]))[-MAX_GAP_SESSIONS:]
+    cell = {(str(r.item), int(r.session)): r for r in gap_df.itertuples()}
+    # items down the side (their names are long), sessions across (their numbers are short)
+    head = "".join(f'<th class="num">Session {n}</th>' for n in sessions)
     rows = []
-    for n, group in gap_df.groupby("session", sort=True):
-        by_item = dict(zip(group["item"], group["gap"], strict=False))
+    for item in dict.fromkeys(gap_df["item"]):
         cells = "".join(
-            f"<td>{'' if i not in by_item else f'{by_item[i]:+.1f}'}</td>" for i in items)
-        rows.append(f"<tr><td>{int(n)}</td>{cells}</tr>")
+            "<td></td>" if (item, n) not in cell else
+            f'<td class="num"><b>{cell[item, n].gap:+.1f}</b><br><span class="cs-muted">'
+            f"{_num(cell[item, n].self)} vs {_num(cell[item, n].grader)}</span></td>"
+            for n in sessions)
+        rows.append(f"<tr><th>{e(item)}</th>{cells}</tr>")
     return ('<div class="cs-brief cs-kappa"><b>Your self-rating minus the grader\'s score</b>'
-            '<p class="cs-muted">Positive: you rated yourself higher than the grader did. '
-            "A gap that shrinks over sessions means your self-assessment is calibrating.</p>"
-            f"<table><tr><th>Session</th>{head}</tr>{''.join(rows)}</table></div>")
+            '<p class="cs-muted">Positive: you rated yourself higher than the grader did '
+            "(you vs the grader, as the report shows them). A gap that shrinks over sessions "
+            "means your self-assessment is calibrating.</p>"
+            f'<table class="cs-gaps"><tr><th>Item</th>{head}</tr>{"".join(rows)}</table>'
+            "</div>")
+
+
+def _num(value: float) -> str:
+    """1 decimal, without a trailing .0 (the report's way: 3 and 2.5)."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
 def progress_svg(ctx: WebContext, user_name: str) -> str:
@@ -76,12 +110,12 @@ def build(ctx: WebContext) -> dict[str, Any]:
         gr.Markdown("Your sessions and how your summary scores moved. Percent and ratio scores "
                     "are compared with the rubric's fair/good thresholds in each report.")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
+        # side by side on a laptop; stacked below about 1000 px, so the chart keeps its size
+        with gr.Column(scale=3, min_width=520):
             metrics = gr.HTML(elem_id="pg-metrics")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=400):
             gaps = gr.HTML(elem_id="pg-gaps")
-    table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=220, wrap=True,
-                         elem_id="pg-table", label="My sessions")
+    table = gr.HTML(elem_id="pg-table")
     with gr.Row(equal_height=True):
         pick = gr.Dropdown(choices=[], label="Open the report of an ended session",
                            allow_custom_value=True, scale=4, elem_id="pg-pick")
@@ -92,10 +126,10 @@ def build(ctx: WebContext) -> dict[str, Any]:
     def load(request: gr.Request) -> tuple[Any, ...]:
         user = require(ctx.store, request, PRACTISE)
         table_df, gap_df, ended = progress_frames(ctx, user.name)
-        choices = [(f"{s.persona_id} · {s.created[:16].replace('T', ' ')}", s.session_id)
-                   for s in ended]
-        return table_df, progress_svg(ctx, user.name), gaps_html(gap_df), gr.Dropdown(
-            choices=choices, value=choices[0][1] if choices else None)
+        choices = [(f"{ctx.persona_title(s.persona_id)} · {s.created[:16].replace('T', ' ')} UTC",
+                    s.session_id) for s in ended]
+        return (sessions_html(table_df), progress_svg(ctx, user.name), gaps_html(gap_df),
+                gr.Dropdown(choices=choices, value=choices[0][1] if choices else None))
 
     def open_report(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         """Public API ``/report``: a session's report, if you may see that session."""

@@ -44,14 +44,20 @@ def header(user_name: str, role: str, models: Sequence[Any]) -> str:
 
 
 def persona_cards(cards: Iterable[Any], selected: str | None = None) -> str:
-    """Cards show title, difficulty, tags and the trainee brief: nothing hidden about the client."""
+    """Cards show title, difficulty, tags and the trainee brief: nothing hidden about the client.
+
+    Each card is a button (click, Enter or Space selects it); the selected one says so.
+    """
     out = []
     for c in cards:
         tags = "".join(f'<span class="cs-tag">{e(t)}</span>' for t in c.tags)
-        cls = "cs-card cs-selected" if c.id == selected else "cs-card"
+        chosen = c.id == selected
+        cls = "cs-card cs-selected" if chosen else "cs-card"
         b = c.trainee_brief
+        mark = '<span class="cs-chosen">✓ Selected</span>' if chosen else ""
         out.append(
-            f'<div class="{cls}" data-persona="{e(c.id)}"><h3>{e(c.title)}</h3>'
+            f'<div class="{cls}" data-persona="{e(c.id)}" role="button" tabindex="0" '
+            f'aria-pressed="{"true" if chosen else "false"}"><h3>{e(c.title)}{mark}</h3>'
             f'<div class="cs-meta">{stars(c.difficulty)} &nbsp;difficulty {int(c.difficulty)}/5 '
             f'· v{int(c.version)}</div><div>{tags}</div>'
             f'<p><span class="cs-label">Referral.</span> {e(b.referral)}</p>'
@@ -62,12 +68,14 @@ def persona_cards(cards: Iterable[Any], selected: str | None = None) -> str:
     return f'<div class="cs-cards">{"".join(out)}</div>'
 
 
-def brief(card: Any, mode: str) -> str:
+def brief(card: Any, mode: str, *, rubric: str = "", session_id: str = "") -> str:
+    """The session's header: who the client is, the mode, and the rubric it is scored with."""
     b = card.trainee_brief
     mode_text = ("Coach mode: feedback on each of your turns appears on the right."
                  if mode == "coach" else "Assessment mode: feedback comes at the end.")
-    return (f'<div class="cs-brief"><b>{e(card.title)}</b> {stars(card.difficulty)} '
-            f'<span class="cs-muted">· {e(mode_text)}</span><br>'
+    scored = f" · Scored with {e(rubric)}" if rubric else ""
+    return (f'<div class="cs-brief" data-session="{e(session_id)}"><b>{e(card.title)}</b> '
+            f'{stars(card.difficulty)} <span class="cs-muted">· {e(mode_text)}{scored}</span><br>'
             f'<span class="cs-label">Referral.</span> {e(b.referral)} '
             f'<span class="cs-label">Goal.</span> {e(b.session_goal)}</div>')
 
@@ -89,6 +97,18 @@ def ok(message: str) -> str:
 
 def problem(message: str) -> str:
     return f'<div class="cs-errors">{e(message)}</div>'
+
+
+def notice(message: str, kind: str = "error") -> str:
+    """A message under the text box: it never covers the conversation or the header.
+
+    Errors are announced at once to screen readers (``role=alert``), information politely.
+    """
+    if not message:
+        return ""
+    role = "alert" if kind == "error" else "status"
+    cls = "cs-notice cs-notice-error" if kind == "error" else "cs-notice cs-notice-info"
+    return f'<div class="{cls}" role="{role}">{e(message)}</div>'
 
 
 def report_frame(html_document: str, title: str = "Feedback report") -> str:

@@ -15,6 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from simulator.reports.agreement import cohort_agreement
+from simulator.reports.render import strip_said
 from simulator.service import reviews
 from simulator.service.access import review_scope
 from simulator.service.regrade import session_rubric
@@ -40,7 +41,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
         f_go = gr.Button("Search", scale=0, min_width=90, elem_id="rv-go")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=220, wrap=True,
                          elem_id="rv-table", label="Sessions (click a row to open it)")
-    hits = gr.HTML(elem_id="rv-hits")
+    hits = gr.HTML(elem_id="rv-hits", js_on_load=HITS_JS)
+    focus = gr.State(None)  # the turn a search hit asked to open
     with gr.Row(equal_height=True):
         pick = gr.Dropdown(choices=[], label="Session", allow_custom_value=True, scale=4,
                            elem_id="rv-pick")
@@ -59,7 +61,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
             gr.Markdown("#### Correct a session score")
             with gr.Row():
                 s_item = gr.Dropdown(choices=[], label="Score", elem_id="rv-sitem")
-                s_value = gr.Number(label="Corrected score", precision=1, elem_id="rv-svalue")
+                s_value = gr.Number(label="Corrected score", precision=1, minimum=1, maximum=5,
+                                    elem_id="rv-svalue")
             s_save = gr.Button("Save score", elem_id="rv-ssave")
             status = gr.HTML(elem_id="rv-saved")
     with gr.Accordion("Report (rebuilt with corrections)", open=True):
@@ -97,8 +100,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
         return pd.DataFrame(rows, columns=COLUMNS)
 
     def choices_for(sessions: list[Any]) -> list[tuple[str, str]]:
-        return [(f"{s.trainee} · {s.persona_id} · {s.created[:16].replace('T', ' ')}",
-                 s.session_id) for s in sessions]
+        return [(f"{s.trainee} · {ctx.persona_title(s.persona_id)} · "
+                 f"{s.created[:16].replace('T', ' ')} UTC", s.session_id) for s in sessions]
 
     def on_load(request: gr.Request) -> tuple[Any, ...]:
         user = me(request)
@@ -106,9 +109,11 @@ def build(ctx: WebContext) -> dict[str, Any]:
         trainees = [u.name for u in ctx.store.list_users(role="trainee", cohort=cohort)] \
             if (cohort or user.role == ADMIN) else []
         sessions = sessions_of(user) if (cohort or user.role == ADMIN) else []
-        personas = sorted(ctx.library().personas)
+        lib = ctx.library()
+        personas = sorted(((p.title, p.id) for p in lib.personas.values()),
+                          key=lambda c: c[0].lower())
         return (gr.Dropdown(choices=[ANY, *trainees], value=ANY),
-                gr.Dropdown(choices=[ANY, *personas], value=ANY), frame(sessions),
+                gr.Dropdown(choices=[(ANY, ANY), *personas], value=ANY), frame(sessions),
                 gr.Dropdown(choices=choices_for(sessions), value=None))
 
     def filter_fn(trainee: str, persona: str, status_value: str, query: str,
@@ -120,7 +125,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
             found = ctx.store.search_turns(query.strip()[:200], cohort=scope(user), limit=50)
             ids = {h.turn.session_id for h in found}
             sessions = [s for s in sessions if s.session_id in ids]
-            hits_html = _hits(found)
+            hits_html = _hits(found, ctx)
         return frame(sessions), hits_html, gr.Dropdown(choices=choices_for(sessions))
 
     def select_row(df: pd.DataFrame, evt: gr.SelectData, request: gr.Request) -> Any:
@@ -131,7 +136,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
         except (IndexError, KeyError, TypeError, ValueError):
             return gr.skip()
 
-    def open_fn(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+    def open_fn(session_id: str | None, request: gr.Request,
+                focus_turn: str | None = None) -> tuple[Any, ...]:
         """Public API ``/transcript``: a session's transcript and report, if you may review it."""
         user = me(request)
         session_id = check_session(ctx.practice, session_id, user)
@@ -144,17 +150,61 @@ def build(ctx: WebContext) -> dict[str, Any]:
         sitems = [(it.title, it.id) for it in rubric.session_items] if rubric else []
         html_doc, path = ctx.report(session_id)
         first_item = items[0][1] if items else None
+        first_score = sitems[0][1] if sitems else None
+        turn_ids = {value for _, value in turns}
+        chosen = focus_turn if focus_turn in turn_ids else (turns[-1][1] if turns else None)
         return (transcript_html(ctx, session_id),
-                gr.Dropdown(choices=turns, value=turns[-1][1] if turns else None),
+                gr.Dropdown(choices=turns, value=chosen),
                 gr.Dropdown(choices=items, value=first_item),
                 value_choices(session_id, first_item),
-                gr.Dropdown(choices=sitems, value=sitems[0][1] if sitems else None),
+                gr.Dropdown(choices=sitems, value=first_score),
+                score_box(user, session_id, first_score),
                 render.report_frame(html_doc), gr.DownloadButton(value=str(path)), "")
 
-    def open_if(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+    def open_if(session_id: str | None, focus_turn: str | None,
+                request: gr.Request) -> tuple[Any, ...]:
         if not session_id:
-            return tuple(gr.skip() for _ in range(8))
-        return open_fn(session_id, request)
+            return tuple(gr.skip() for _ in range(9))
+        return open_fn(session_id, request, focus_turn)
+
+    def score_box(user: Any, session_id: str, item_id: str | None) -> Any:
+        """The score box starts at the value the report shows (the machine's, or an earlier
+        correction), within the item's own scale, and says what the machine gave."""
+        scores = shown(lambda: reviews.session_item_scores(ctx.store, user, session_id))
+        item = next((it for it in scores if it.id == item_id), None)
+        if item is None:
+            return gr.Number(value=None, info=None)
+        corrected = item.source == "supervisor"
+        machine = item.machine_score if corrected else item.score
+        source = {"grader": "the grader's", "supervisor": "before correction"}.get(
+            str(item.source), "an estimate from the turn codes")
+        said = ("no machine score yet" if machine is None else
+                f"machine's value {_one(machine)} ({source})")
+        if corrected and item.score is not None:
+            said += f"; corrected to {_one(item.score)}"
+        value = None if item.score is None else float(_one(item.score))
+        return gr.Number(value=value, minimum=item.min, maximum=item.max,
+                         info=f"Scale {item.min}-{item.max}; {said}.")
+
+    def score_item_changed(session_id: str | None, item_id: str | None,
+                           request: gr.Request) -> Any:
+        user = me(request)
+        if not session_id:
+            return gr.skip()
+        return score_box(user, check_session(ctx.practice, session_id, user), item_id)
+
+    def hit_clicked(evt: gr.EventData, current: str | None, request: gr.Request
+                    ) -> tuple[Any, ...]:
+        """A search hit opens its session at that turn (the same access check as Open)."""
+        user = me(request)
+        session_id = getattr(evt, "session", None)
+        turn_id = str(getattr(evt, "turn", "") or "")
+        if not isinstance(session_id, str):
+            return gr.skip(), gr.skip(), gr.skip()
+        session_id = check_session(ctx.practice, session_id, user)
+        same = session_id == current
+        return (gr.Dropdown(value=session_id), turn_id,
+                gr.Dropdown(value=turn_id) if same and turn_id else gr.skip())
 
     def value_choices(session_id: str, item_id: str | None) -> Any:
         session = ctx.store.get_session(session_id)
@@ -195,7 +245,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
         html_doc, path = ctx.report(sid)
         return (transcript_html(ctx, sid), render.report_frame(html_doc),
                 gr.DownloadButton(value=str(path)),
-                render.ok(f"Saved: {title} = {float(value or 0):g}."), "")
+                render.ok(f"Saved: {title} = {float(value or 0):g}. The machine's value is "
+                          "kept beside it."), "", score_box(user, sid, review.item_id))
 
     def title_of(session_id: str, item_id: str | None, *, turn: bool) -> str:
         rubric = session_rubric(ctx.store, session_id)
@@ -213,27 +264,58 @@ def build(ctx: WebContext) -> dict[str, Any]:
                     f_status.change):
         trigger(filter_fn, filters, [table, hits, pick], **private)
     table.select(select_row, [table], [pick], **private)
-    opened = [transcript, c_turn, c_item, c_value, s_item, report, download, status]
+    opened = [transcript, c_turn, c_item, c_value, s_item, s_value, report, download, status]
     open_btn.click(open_fn, [pick], opened, api_name="transcript", show_progress="hidden",
                    api_description="Transcript and report of a session you may review.")
-    pick.change(open_if, [pick], opened, **private)
+    pick.change(open_if, [pick, focus], opened, **private)
+    hits.click(hit_clicked, [pick], [pick, focus, c_turn], **private)
+    s_item.change(score_item_changed, [pick, s_item], [s_value], **private)
     c_item.change(item_changed, [pick, c_item], [c_value], **private)
     c_save.click(save_code, [pick, c_turn, c_item, c_value, c_comment],
                  [transcript, report, download, status, c_comment], **private)
     s_save.click(save_score, [pick, s_item, s_value, c_comment],
-                 [transcript, report, download, status, c_comment], **private)
+                 [transcript, report, download, status, c_comment, s_value], **private)
     agree_btn.click(agree_fn, None, [agreement], **private)
     return {"load": (on_load, None, [f_trainee, f_persona, table, pick])}
 
 
-def _hits(found: list[Any]) -> str:
+HITS_JS = """
+const open = (hit) => {
+  if (!hit) return;
+  trigger('click', {session: hit.dataset.session, turn: hit.dataset.turn});
+  let tries = 0;  // scroll to the turn once the transcript shows it
+  const look = setInterval(() => {
+    const el = document.getElementById('rv-turn-' + hit.dataset.turn);
+    if (el || ++tries > 40) {
+      clearInterval(look);
+      if (el) { el.scrollIntoView({block: 'center'}); el.classList.add('cs-focus'); }
+    }
+  }, 250);
+};
+element.addEventListener('click', (ev) => open(ev.target.closest('.cs-hit')));
+element.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' || ev.key === ' ') {
+    const hit = ev.target.closest('.cs-hit');
+    if (hit) { ev.preventDefault(); open(hit); }
+  }
+});
+"""
+"""A search hit opens its session at its turn: click, or Enter/Space on the focused hit."""
+
+
+def _hits(found: list[Any], ctx: WebContext) -> str:
     if not found:
         return '<p class="cs-muted">No turn matches.</p>'
     items = []
     for h in found[:20]:
         snip = escape(h.snippet).replace("[[", "<mark>").replace("]]", "</mark>")
-        items.append(f"<li><b>{escape(h.trainee)}</b> · {escape(h.persona_id)}: {snip}</li>")
-    return f'<ul class="cs-muted">{"".join(items)}</ul>'
+        items.append(
+            f'<li class="cs-hit" role="button" tabindex="0" '
+            f'data-session="{escape(h.turn.session_id)}" data-turn="{int(h.turn.id)}">'
+            f"<b>{escape(h.trainee)}</b> · {escape(ctx.persona_title(h.persona_id))}: {snip}"
+            "</li>")
+    return (f'<p class="cs-muted">{len(found)} turn{"s" if len(found) != 1 else ""} found: '
+            f'click one to open it.</p><ul class="cs-hits">{"".join(items)}</ul>')
 
 
 def transcript_html(ctx: WebContext, session_id: str) -> str:
@@ -251,11 +333,21 @@ def transcript_html(ctx: WebContext, session_id: str) -> str:
     for rv in ctx.store.reviews(session_id):
         if rv.comment:
             comments.setdefault(rv.turn_id, []).append(f"{rv.reviewer}: {rv.comment}")
-    out = [f'<div class="cs-muted">{e(session.trainee)} · {e(session.persona_id)} · '
-           f"{e(session.mode)} mode · {e(session.status)} · rubric {e(session.rubric_id)} · "
-           f"id {e(session.session_id)}</div>"]
+    # trainee turns numbered 1..n along the current branch, as the correction list and the
+    # report number them; an abandoned try carries the number of the turn it was a try at
+    number = {et.turn.id: n for n, et in enumerate(effective.values(), start=1)}
+    by_idx = {et.turn.idx: n for n, et in enumerate(effective.values(), start=1)}
+    rubric = ctx.library().rubrics.get(session.rubric_id)
+    scored = rubric.title if rubric else session.rubric_id
+    out = [f'<div class="cs-muted">{e(session.trainee)} · '
+           f"{e(ctx.persona_title(session.persona_id))} · {e(session.mode)} mode · "
+           f"{e(session.status)} · scored with {e(scored)} · id {e(session.session_id)}</div>"]
     for t in ctx.store.all_turns(session_id):
-        who = "Trainee" if t.speaker == "counselor" else "Client"
+        if t.speaker == "counselor":
+            n = number.get(t.id) or by_idx.get(t.idx)
+            who = f"Trainee · Turn {n}" if n else "Trainee"
+        else:
+            who = "Client"
         cls = "cs-tturn cs-trainee" if t.speaker == "counselor" else "cs-tturn cs-client"
         extra = ""
         if t.abandoned_branch is not None:
@@ -275,7 +367,8 @@ def transcript_html(ctx: WebContext, session_id: str) -> str:
                 chips.append(chip)
             meta = f'<div>{"".join(chips)}</div>'
             if et and et.grade and et.grade.rationale:
-                meta += f'<div class="cs-state">{e(et.grade.rationale)}</div>'
+                why = strip_said(et.grade.rationale, t.text)
+                meta += f'<div class="cs-state">{e(why)}</div>'
         else:
             state = t.state or {}
             parts = [f"act {t.act}" if t.act else ""]
@@ -288,12 +381,21 @@ def transcript_html(ctx: WebContext, session_id: str) -> str:
                 parts.append(f"stage {state['stage']}")
             meta = f'<div class="cs-state">{e(" · ".join(p for p in parts if p))}</div>'
         notes = "".join(f'<div class="cs-state">💬 {e(c)}</div>' for c in comments.get(t.id, []))
-        out.append(f'<div class="{cls}"><div class="cs-who">{who} · #{int(t.idx)}{e(extra)}</div>'
-                   f"<div>{e(t.text)}</div>{meta}{notes}</div>")
+        out.append(f'<div class="{cls}" id="rv-turn-{int(t.id)}"><div class="cs-who">{e(who)}'
+                   f"{e(extra)}</div><div>{e(t.text)}</div>{meta}{notes}</div>")
     general = comments.get(None, [])
     if general:
         out.append("".join(f'<div class="cs-state">💬 {e(c)}</div>' for c in general))
     return f'<div class="cs-transcript">{"".join(out)}</div>'
+
+
+def _one(value: float) -> str:
+    """A score as the report prints it: one decimal, no trailing .0."""
+    return f"{float(value):.1f}".rstrip("0").rstrip(".")
+
+
+SMALL_SAMPLE_TURNS = 30
+"""Below this many reviewed turns a kappa moves a lot with one correction: read it as a hint."""
 
 
 def _agreement_html(result: Any) -> str:
@@ -303,9 +405,17 @@ def _agreement_html(result: Any) -> str:
                 "turns of sessions a supervisor has reviewed.</p>")
     rows = "".join(
         f"<tr><td>{e(r.item_id)}</td><td>{e(r.code)}</td><td>{r.n}</td><td>{r.corrected}</td>"
-        f"<td>{'n/a' if r.kappa is None else f'{r.kappa:.2f}'} <span class=\"cs-muted\">"
-        f"(n={r.n}){' ' + e(r.note) if r.note else ''}</span></td></tr>" for r in result.rows)
-    return (f'<div class="cs-kappa"><p class="cs-muted">{result.turns} trainee turns in '
-            f"{result.sessions} reviewed sessions. An uncorrected turn counts as agreement.</p>"
+        f"<td>{'n/a' if r.kappa is None else f'{r.kappa:.2f} (n={r.n})'}"
+        f"{' <span class=cs-muted>' + e(r.note) + '</span>' if r.note else ''}</td></tr>"
+        for r in result.rows)
+    turns = f"{result.turns} trainee turn{'s' if result.turns != 1 else ''}"
+    sessions = f"{result.sessions} reviewed session{'s' if result.sessions != 1 else ''}"
+    small = ""
+    if result.turns < SMALL_SAMPLE_TURNS:
+        small = (f'<p class="cs-notice cs-notice-info">Small sample: {turns}. With fewer than '
+                 f"{SMALL_SAMPLE_TURNS} reviewed turns one correction moves κ a lot; read it "
+                 "as a first hint, not as the machine's accuracy.</p>")
+    return (f'<div class="cs-kappa"><p class="cs-muted">{turns} in {sessions}. An uncorrected '
+            f"turn counts as agreement.</p>{small}"
             "<table><tr><th>Item</th><th>Code</th><th>Turns</th><th>Corrected</th>"
-            f"<th>Cohen's κ</th></tr>{rows}</table></div>")
+            f"<th>Cohen's κ (n turns)</th></tr>{rows}</table></div>")

@@ -32,7 +32,7 @@ def theme() -> gr.themes.Base:
 
 CSS = """
 .gradio-container { max-width: 1280px !important; width: 100% !important;
-  margin: 0 auto !important; }
+  margin: 0 auto !important; overflow: clip !important; }
 footer { display: none !important; }
 #chat button[aria-label="Clear"], #author-preview button[aria-label="Clear"] {
   display: none !important; }
@@ -55,8 +55,23 @@ footer { display: none !important; }
   font-weight: 700; font-size: .78rem; margin-left: 6px; }
 .cs-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(280px, 1fr));
   gap: 12px; }
-.cs-card { background: #fff; border: 1px solid #d7dee5; border-radius: 10px; padding: 12px 14px; }
-.cs-card.cs-selected { border: 2px solid #0f766e; box-shadow: 0 0 0 3px rgba(15,118,110,.12); }
+.cs-card { background: #fff; border: 1px solid #d7dee5; border-radius: 10px; padding: 12px 14px;
+  cursor: pointer; }
+.cs-card:hover { border-color: #0f766e; }
+.cs-card:focus-visible { outline: 3px solid #0f766e; outline-offset: 2px; }
+.cs-card.cs-selected { border: 2px solid #0f766e; box-shadow: 0 0 0 3px rgba(15,118,110,.12);
+  background: #f0fdfa; }
+.cs-chosen { float: right; font-size: .74rem; font-weight: 600; color: #fff;
+  background: #0f766e; border-radius: 999px; padding: 1px 8px; }
+#start-bar { position: sticky; top: 0; z-index: 20; background: #f4f6f8;
+  padding: 6px 0; align-items: flex-end; }
+.cs-resume { background: #ecfeff; border: 1px solid #99f6e4; border-radius: 10px;
+  padding: 8px 12px; }
+.cs-resume-head b { font-size: 1.05rem; margin-right: 8px; }
+.toast-wrap { top: auto !important; bottom: 16px !important; }
+.cs-card p { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3;
+  overflow: hidden; }
+.cs-card.cs-selected p { display: block; }
 .cs-card h3 { margin: 0 0 4px 0; font-size: 1.02rem; }
 .cs-card .cs-meta { font-size: .8rem; color: #475569; margin-bottom: 6px; }
 .cs-card p { margin: 4px 0; font-size: .88rem; line-height: 1.35; }
@@ -87,6 +102,9 @@ footer { display: none !important; }
 .cs-errors li { margin: 2px 0; }
 .cs-ok { background: #f0fdf4; border: 1px solid #bbf7d0; border-radius: 8px; padding: 8px 12px;
   color: #14532d; font-size: .9rem; }
+.cs-notice { border-radius: 8px; padding: 6px 12px; font-size: .9rem; margin-top: 2px; }
+.cs-notice-error { background: #fef2f2; border: 1px solid #fecaca; color: #7f1d1d; }
+.cs-notice-info { background: #f0fdfa; border: 1px solid #99f6e4; color: #134e4a; }
 .cs-report-frame { width: 100%; height: 560px; border: 1px solid #d7dee5; border-radius: 10px;
   background: #fff; }
 .cs-transcript { display: flex; flex-direction: column; gap: 6px; font-size: .9rem; }
@@ -100,4 +118,21 @@ footer { display: none !important; }
   table-layout: fixed; }
 .cs-kappa td, .cs-kappa th { border-bottom: 1px solid #e2e8f0; padding: 3px 6px;
   text-align: left; border-left: none; border-right: none; }
+.cs-hits { list-style: none; padding-left: 0; margin: 4px 0; }
+.cs-hit { cursor: pointer; padding: 4px 8px; border-radius: 6px; }
+.cs-hit:hover, .cs-hit:focus-visible { background: #e6fffa; outline: 2px solid #0f766e; }
+.cs-tturn.cs-focus { box-shadow: 0 0 0 3px #f59e0b; }
+.cs-kappa table.cs-gaps { table-layout: auto; }
+.cs-kappa th { overflow-wrap: break-word; vertical-align: bottom; }
+.cs-gaps th, .cs-gaps td { vertical-align: top; }
+.cs-kappa .num { text-align: right; white-space: nowrap; }
+.cs-kappa table.cs-sessions { table-layout: auto; }
+.cs-sessions .cs-nowrap { white-space: nowrap; }
+.cs-sessions .cs-wide { min-width: 40%; }
+.cs-brief svg { width: 100%; height: auto; }
+@media (max-width: 1100px) {
+  #cs-header .cs-bar { flex-wrap: wrap; white-space: normal; row-gap: 4px; }
+  #cs-header .cs-models { order: 3; flex-basis: 100%; margin-left: 0; }
+  #cs-header .cs-user { margin-left: auto; }
+}
 """
