@@ -152,6 +152,23 @@ _RULES: tuple[_Rule, ...] = (
                        r"|my) (?:medication|pills|tablets|meds)|"
                        r"(?:bridge|railway|train tracks|rooftop|roof|ledge|cliff|car exhaust))\b"),
           True),
+    _Rule("means", _rx(r"\b(?:how many|how much|where do you keep|where are|enough|a "
+                       r"supply of|a stock of|a lot of|plenty of|spare|old|leftover|extra|any) "
+                       r"(?:\w+ ){0,2}(?:pills|tablets|medications?|meds|painkillers|paracetamol|"
+                       r"insulin|sleeping pills|prescriptions?|ammunition|bullets|rope)\b|"
+                       r"\b(?:pills|tablets|medications?|meds|painkillers|paracetamol|insulin|"
+                       r"drugs)\b[^.?!]{0,30}\b(?:at home|in the house|in your (?:\w+ )?(?:bag|"
+                       r"car|room|cupboard|drawer|flat|cabinet)|lying around|to hand|within reach"
+                       r"|around)\b|\b(?:anything|something|things|what) (?:\w+ ){0,3}(?:at home|"
+                       r"in the house|around (?:you|the house)|within reach|to hand|nearby) "
+                       r"(?:that )?(?:you|i) (?:could|might|would|'?d) (?:use|take)|\b(?:get|"
+                       r"getting|got|buy|buying|bought|collect|collecting|collected|keep|kept) "
+                       r"(?:\w+ ){0,2}(?:pills|tablets|painkillers|paracetamol|a gun|a rope|"
+                       r"ammunition)|\b(?:remove|removing|clear|clearing|lock|locking|put|"
+                       r"putting|give|giving|take|taking) (?:\w+ ){0,3}(?:out of|away from) "
+                       r"(?:the|your) (?:house|home|flat|room|reach)|\b(?:garage|hose|medicine "
+                       r"(?:cabinet|cupboard)|balcony|high "
+                       r"place|tall building|motorway)\b"), True),
     _Rule("means", _rx(r"\baccess to (?:a |any )?(?:gun|guns|firearms?|weapons?|pills|medication|"
                        r"means)\b|\b(?:have|keep|own) (?:a |any )?(?:gun|guns|firearms?)\b"),
           False),
