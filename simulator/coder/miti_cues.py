@@ -117,6 +117,25 @@ _FAMILIES: dict[str, str] = {
              r"isn'?t it (?:obvious|time you)|no wonder|your own fault|brought (?:this|it) on|"
              r"(?:cared|care) (?:more|less) about|put (?:yourself|your \w+) (?:first|before)|"
              r"let (?:everyone|them|her|him|your \w+) down)",
+    # sarcasm, rhetorical questions and confrontations in the form of a reflection (MITI
+    # 4.2.1, "Confront": "includes sarcasm"; a reflection that judges is Confront)
+    "sarcasm": r"(?:\b(?:you call that|call that|hardly (?:what i'?d )?call|i wouldn'?t call|"
+               r"your idea of|who (?:exactly )?do you think|whose (?:idea|fault)|who'?s fault|"
+               r"since when|oh,? (?:so|sure|right|really|great)|nice try|funny how|i'?m sure "
+               r"(?:your|that)|how'?s that working|is that supposed to|do you hear yourself|"
+               r"you can'?t seriously|are you kidding|you'?re kidding|what part of|"
+               r"so you admit|you admit|and you (?:still |just )?(?:carry on|do it|keep) anyway|"
+               r"(?:do|carry on|keep going) anyway|enjoy (?:being|playing)|"
+               r"playing the|the martyr|the victim|the drama|(?:rather|sooner) (?:lose|blame|"
+               r"complain|moan|make|have|keep|let)|happy to let|pick up the pieces|"
+               r"(?:don'?t|doesn'?t) (?:think )?the rules apply|only care about|got caught|"
+               r"until (?:the|your) (?:doctor|police|court|boss|wife|husband)|"
+               r"(?:wow|really),? (?:a whole|that'?s)|in other words,? you (?:don'?t|"
+               r"won'?t|just|only|think))|^(?:really|wow|oh)\b[^.?!]*\?)",
+    "hedge": r"\b(?:though|but|if) (?:you(?:'ll| will)? know|you decide|it'?s (?:your|up to)|"
+             r"whether you|that (?:appeals|suits|fits|works)|you want to|you'?d like|you know "
+             r"what|see what you think|see if)|;? see what you think\b|if that (?:appeals|suits|"
+             r"fits|works)",
     "affirm": r"\b(?:you'?ve (?:really |clearly |already )?(?:worked|shown|kept|been a|"
               r"been really|thought)|took (?:real |a lot of )?(?:courage|guts|strength|trust)|well "
               r"done|good for you|nice work|impressive|impressed|i admire|i appreciate|thank you "

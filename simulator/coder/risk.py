@@ -64,7 +64,9 @@ _DIE = (r"(?:suicid\w*|kill(?:s|ed|ing)? " + _SELF + r"|tak(?:e|es|ing|en) (?:yo
         r"|not be (?:here|around|alive) anymore|dead and gone|rather be dead|rather not be (?:here|"
         r"alive))")
 _HARM = (r"(?:self[- ]?harm\w*|self[- ]?injur\w*|(?:hurt|harm|cut|burn|hit|punch|scratch|injur|"
-         r"starv)\w* " + _SELF + r"|cutting(?! (?:down|back|out|it|the|in|off|up|corners))|"
+         r"starv)\w* " + _SELF + r"|(?:cut|cuts|cutting|burn|burns|burning|scratch\w*) "
+         r"(?:my|your|his|her|their) (?:arms?|legs?|wrists?|skin|thighs?|stomach|body)\b|"
+         r"cutting(?! (?:down|back|out|it|the|in|off|up|corners))|"
          r"do(?:ing)? (?:something|things) to (?:hurt|harm) " + _SELF + r"|(?:do|did|doing) to "
          + _SELF + ")")
 
@@ -149,32 +151,40 @@ _RULES: tuple[_Rule, ...] = (
                        r"(?:the|them|it|those|any)|hand (?:them|it) (?:in|over)|access to|"
                        r"(?:at home|in the house|around you) (?:that )?(?:you|i) could use|get hol"
                        r"d of|(?:look after|"
-                       r"hold on to|keep hold of|take charge of|lock up|hand over|hand in|keep) (?:your"
+                       r"hold on to|keep hold of|take charge of|lock up|hand over|hand in|keep) "
+                       r"(?:your"
                        r"|the"
                        r"|my) (?:medication|pills|tablets|meds|insulin|painkillers|paracetamol)|"
                        r"(?:bridge|railway|train tracks|rooftop|roof|ledge|cliff|car exhaust))\b"),
           True),
     _Rule("means", _rx(r"\b(?:how many|how much|where do you keep|where are|enough|a "
-                       r"supply of|a stock of|a lot of|plenty of|spare|old|leftover|extra|any) "
+                       r"supply of|a stock of|a lot of|plenty of|spare|old|leftover|extra) "
                        r"(?:\w+ ){0,2}(?:pills|tablets|medications?|meds|painkillers|paracetamol|"
-                       r"insulin|sleeping pills|prescriptions?|medicines|ammunition|bullets|rope)\b|"
+                       r"insulin|sleeping pills|prescriptions?|medicines|ammunition|bullets|"
+                       r"rope)\b|"
+                       r"\bhow many (?:\w+ ){0,3}(?:pills|tablets|painkillers|meds)\b|"
                        r"\b(?:pills|tablets|medications?|medicines|meds|painkillers|paracetamol|"
                        r"insulin|drugs)\b[^.?!]{0,30}\b(?:at home|in the house|in your (?:\w+ )?"
                        r"(?:bag|car|room|cupboard|drawer|flat|cabinet)|lying around|to hand|within "
                        r"reach|around|reach|get to|get at)\b|\b(?:remov\w*|get(?:ting)? rid of|"
                        r"clear(?:ing)? out) (?:the|your|any|all the|those) (?:pills|tablets|meds|"
                        r"medication|medicines|painkillers|insulin)\b|\b(?:anything|something|what) "
-                       r"(?:\w+ ){0,2}to do (?:it|that) with\b|\b(?:anything|something|things|what) (?:\w+ ){0,3}(?:at home|"
-                       r"in the house|around (?:you|the house)|within reach|to hand|nearby) "
-                       r"(?:that )?(?:you|i) (?:could|might|would|'?d) (?:use|take)|\b(?:get|"
-                       r"getting|got|buy|buying|bought|collect|collecting|collected|keep|kept) "
-                       r"(?:\w+ ){0,2}(?:pills|tablets|painkillers|paracetamol|a gun|a rope|"
-                       r"ammunition)|\b(?:remove|removing|clear|clearing|lock|locking|put|"
-                       r"putting|give|giving|take|taking) (?:\w+ ){0,3}(?:out of|away from) "
-                       r"(?:the|your) (?:house|home|flat|room|reach)|\b(?:hose|medicine "
-                       r"(?:cabinet|cupboard)|balcony|high "
-                       r"place|tall building|motorway)\b"), True),
-    _Rule("plan", _rx(r"\bmethods?\b"), True),
+                       r"(?:\w+ ){0,2}to do (?:it|that) with\b|"
+                       r"\b(?:anything|something|things|what) "
+                       r"(?:\w+ ){0,3}(?:at home|in (?:your|the|my) (?:flat|house|home|room|car|"
+                       r"bathroom|kitchen|garage|shed)|in the house|around (?:you|the house)|"
+                       r"within reach|to hand|nearby) (?:that )?(?:you|i) (?:could|might|would|"
+                       r"'?d) (?:use|take)|\b(?:get|getting|got|buy|buying|bought|collect|"
+                       r"collecting|collected|keep|kept) (?:\w+ ){0,2}(?:pills|tablets|painkillers|"
+                       r"paracetamol|a gun|a rope|ammunition)|\b(?:remove|removing|clear|clearing|"
+                       r"lock|locking|put|putting|give|giving|take|taking) (?:\w+ ){0,3}(?:out of|"
+                       r"away from) (?:the|your) (?:house|home|flat|room|reach)|\b(?:hose|"
+                       r"(?:medicine|bathroom) (?:cabinet|cupboard)|balcony|high place|tall "
+                       r"building|motorway)\b"), True),
+    _Rule("plan", _rx(r"\bmethods?\b|\b(?:picked|chosen|chose|choose|decided on|fixed|set) "
+                      r"(?:a|the|any) (?:time|place|date|day|spot|way|location)\b"), True),
+    _Rule("means", _rx(r"\bstockpil\w*|\bstash(?:ed)? (?:of )?(?:my |the |your |some )?"
+                       r"(?:sleeping )?(?:pills|tablets|meds|medication|painkillers)\b"), False),
     _Rule("means", _rx(r"\baccess to (?:a |any )?(?:gun|guns|firearms?|weapons?|pills|medication|"
                        r"means)\b|\b(?:have|keep|own) (?:a |any )?(?:gun|guns|firearms?)\b"),
           False),
@@ -234,7 +244,9 @@ _RULES: tuple[_Rule, ...] = (
 _HISTORY_STRONG = _rx(r"\b(?:past|previous|prior) (?:suicide )?attempts?\b|\bsuicide attempts?\b|"
                       r"\battempted (?:suicide|to (?:kill|end|take))\b|\b(?:ever|before|"
                       r"previously) (?:tried|attempted) to (?:kill|end|take|hurt|harm)\b|"
-                      r"\b(?:died|death) by suicide\b|\b(?:took|taken|had) an overdose\b|\btried t"
+                      r"\b(?:died|death) by suicide\b|\b(?:took|taken|had) an overdose\b|"
+                      r"\btried to "
+                      r"(?:hang|drown|overdose|gas|poison|shoot|electrocute)|\btried t"
                       r"o (?:kill|end|take) (?:my|your|"
                       r"him|her|them|his|their)|\b(?:brother|sister|mum|mom|mother|dad|father|son|"
                       r"daughter|friend|uncle|aunt|cousin|partner|husband|wife|grandad|grandma) "
