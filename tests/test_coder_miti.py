@@ -68,6 +68,29 @@ def test_permission_rules_follow_the_manual() -> None:
     assert apply_rules("PERSUADE", "Try a smaller glass.", [], ()) == "PERSUADE"
     # asking permission is Seek, not Persuade with permission
     assert apply_rules("PERSUADE_WITH", "May I share a concern?", [], ()) == "SEEK"
+    # the client asking for advice is permission; any other client question is not
+    asked_advice = [Utterance(speaker="client", text="What do you think I should do?")]
+    assert apply_rules("PERSUADE", "Try a smaller glass.", asked_advice, ()) == "PERSUADE_WITH"
+    chatting = [Utterance(speaker="client", text="I'm sorry, I'm going on and on. What do you "
+                                                 "usually talk about with people?")]
+    assert apply_rules("PERSUADE", "You should try to get more sleep and exercise.", chatting,
+                       ()) == "PERSUADE"
+
+
+def test_advice_after_a_client_question_that_is_not_a_request() -> None:
+    """A live session coded this Persuade with permission: a client question is not a request
+    for advice (MITI 4.2.1, "Persuade with Permission")."""
+    chatting = [Utterance(speaker="client", text="I'm sorry, I'm going on and on. What do you "
+                                                 "usually talk about with people?")]
+    (u,) = miti_coder().code_counselor("You should try to get more sleep and exercise.",
+                                       chatting).utterances
+    assert u.behaviour == "PERSUADE"
+
+
+@pytest.mark.parametrize("text", ["That is a cop-out.", "You're just being lazy."])
+def test_blunt_judgements_are_confront(text: str) -> None:
+    (u,) = miti_coder().code_counselor(text, []).utterances
+    assert u.behaviour == "CONFRONT"
 
 
 def test_turn_code_from_utterances(miti: Rubric) -> None:

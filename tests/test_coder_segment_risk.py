@@ -84,6 +84,17 @@ def test_everyday_words_are_not_risk(text: str) -> None:
     assert not about_risk(text)
 
 
+@pytest.mark.parametrize("text", [
+    "How many painkillers do you have at home?",
+    "Have you been collecting tablets?",
+    "Are the pills somewhere you can easily reach?",
+    "Would you be willing to get the tablets out of the house for now?",
+])
+def test_means_questions_once_suicide_is_the_subject(text: str) -> None:
+    assert "means" in detect_risk(text, ["I've thought about taking all my pills to end it."])
+    assert "means" not in detect_risk(text)  # a pain clinic: a question about medication
+
+
 def test_a_plan_question_is_not_counted_again_as_ideation() -> None:
     assert detect_risk("Have you made any plans to end your life?") == ["plan"]
     assert detect_risk("Are you thinking about suicide, and have you thought about how?") == [

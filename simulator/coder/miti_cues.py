@@ -97,6 +97,45 @@ _FAMILIES: dict[str, str] = {
                 r"thinking|why can'?t you just|really cared|right to be angry|always say|wasting|"
                 r"you know (?:it'?s wrong|suicide)|isn'?t a problem because|can'?t be bothered|"
                 r"not going to manage|you'?re not really)\b",
+    # MITI 4.2.1 "Confront": labelling, blaming, shaming, moralising, sarcasm, disagreeing,
+    # arguing - also when phrased as a question or a reflection
+    "judge": r"\b(?:lazy|laziness|weak|pathetic|stubborn|childish|immature|careless|reckless|"
+             r"cop-?out|nonsense|rubbish|a joke|an? (?:addict|drunk|junkie|liar)|lying|lie to|"
+             r"embarrass\w*|shame\w*|disgrac\w*|deserve better|grow up|get real|wake up and|"
+             r"face (?:facts|the facts|the truth|reality|it)|pull yourself together|man up|"
+             r"come on|(?:always|never) (?:say|do|listen|try|make|find|blame|have an?)|"
+             r"rather (?:complain|moan|blame|whinge|sit)|blam(?:e|ing) (?:everyone|everybody|"
+             r"others|other people|your|the)|feeling sorry for yourself|self-pity|"
+             r"making (?:it|things) (?:up|worse)|you'?re (?:just|only|being) (?:being )?|"
+             r"(?:just|only) (?:an? )?(?:excuse|lazy|scared|afraid|being)|whining|whinging|"
+             r"moaning|avoiding (?:the|responsibility)|responsibility for|"
+             r"(?:won'?t|don'?t|can'?t|refuse to) (?:admit|accept|see|face)|"
+             r"not (?:trying|serious)|hard to believe|that'?s (?:not true|wrong|silly|"
+             r"unfair|no way|not an|just)|you (?:clearly|obviously)|surely you|"
+             r"what did you expect|how could you|how dare|who are you kidding|"
+             r"don'?t you think (?:you'?re|you are|you'?ve|that'?s|it'?s)|"
+             r"isn'?t it (?:obvious|time you)|no wonder|your own fault|brought (?:this|it) on|"
+             r"(?:cared|care) (?:more|less) about|put (?:yourself|your \w+) (?:first|before)|"
+             r"let (?:everyone|them|her|him|your \w+) down)",
+    # sarcasm, rhetorical questions and confrontations in the form of a reflection (MITI
+    # 4.2.1, "Confront": "includes sarcasm"; a reflection that judges is Confront)
+    "sarcasm": r"(?:\b(?:you call that|call that|hardly (?:what i'?d )?call|i wouldn'?t call|"
+               r"your idea of|who (?:exactly )?do you think|whose (?:idea|fault)|who'?s fault|"
+               r"since when|oh,? (?:so|sure|right|really|great)|nice try|funny how|i'?m sure "
+               r"(?:your|that)|how'?s that working|is that supposed to|do you hear yourself|"
+               r"you can'?t seriously|are you kidding|you'?re kidding|what part of|"
+               r"so you admit|you admit|and you (?:still |just )?(?:carry on|do it|keep) anyway|"
+               r"(?:do|carry on|keep going) anyway|enjoy (?:being|playing)|"
+               r"playing the|the martyr|the victim|the drama|(?:rather|sooner) (?:lose|blame|"
+               r"complain|moan|make|have|keep|let)|happy to let|pick up the pieces|"
+               r"(?:don'?t|doesn'?t) (?:think )?the rules apply|only care about|got caught|"
+               r"until (?:the|your) (?:doctor|police|court|boss|wife|husband)|"
+               r"(?:wow|really),? (?:a whole|that'?s)|in other words,? you (?:don'?t|"
+               r"won'?t|just|only|think))|^(?:really|wow|oh)\b[^.?!]*\?)",
+    "hedge": r"\b(?:though|but|if) (?:you(?:'ll| will)? know|you decide|it'?s (?:your|up to)|"
+             r"whether you|that (?:appeals|suits|fits|works)|you want to|you'?d like|you know "
+             r"what|see what you think|see if)|;? see what you think\b|if that (?:appeals|suits|"
+             r"fits|works)",
     "affirm": r"\b(?:you'?ve (?:really |clearly |already )?(?:worked|shown|kept|been a|"
               r"been really|thought)|took (?:real |a lot of )?(?:courage|guts|strength|trust)|well "
               r"done|good for you|nice work|impressive|impressed|i admire|i appreciate|thank you "
@@ -138,6 +177,27 @@ def _content(text: str) -> set[str]:
     return {w[:5] for w in words if w not in _STOP}
 
 
+_ASKS_ADVICE = re.compile(
+    r"\b(?:what (?:should|can|could|do|would) (?:i|we) do|what (?:do|would) you (?:suggest|"
+    r"recommend|advise|do|think i should)|what should i|how (?:do|can|could|should) i (?:stop|"
+    r"cut|get|make|deal|cope|handle|manage|fix|quit|start|sleep|tell|talk|find|avoid|keep|"
+    r"change|do)|(?:should|could|can) i (?:try|stop|cut|start|use|take|switch|tell|go|do|ask)|"
+    r"do you (?:think|reckon) i should|is it (?:ok|okay|safe|bad|better) (?:for me )?to|"
+    r"any (?:tips|advice|ideas|suggestions)|(?:give|got) (?:me )?(?:some |any )?(?:advice|tips|"
+    r"ideas|suggestions)|what(?:'s| is) the best (?:way|thing)|is there (?:anything|something) "
+    r"(?:i can|i could|that (?:helps|would help))|what works|what helps|tell me what to do|"
+    r"what are my options|what would help|would it help (?:if|to))\b", re.IGNORECASE)
+"""A client question that asks for advice, information or options (MITI 4.2.1, "Persuade with
+Permission": the client requests it). Any other client question ("What do you usually talk
+about with people?") is not permission to advise."""
+
+
+def asks_for_advice(client: str) -> bool:
+    """True when the client's words ask for advice (not merely any question)."""
+    c = client.strip().replace("’", "'")
+    return "?" in c and bool(_ASKS_ADVICE.search(c))
+
+
 def last_client(context: Sequence[Utterance]) -> str:
     for u in reversed(context):
         if u.speaker == "client":
@@ -154,7 +214,7 @@ def cue_tokens(text: str, context: Sequence[Utterance] = (),
     client = last_client(context)
     if client and _GRANT.search(client.strip().replace("’", "'")):
         tokens.append("ctx_granted")
-    if client.rstrip().endswith("?"):
+    if asks_for_advice(client):
         tokens.append("ctx_client_asked")
     if before and _PATTERNS["permission"].search(before[-1]):
         tokens.append("ctx_asked_permission")
