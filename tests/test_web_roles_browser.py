@@ -70,17 +70,18 @@ def test_start_screen_selects_on_click_shows_rubric_and_keeps_a_draft(sized: Pag
     page.locator(f"#persona-cards .cs-card[data-persona='{MAI}']").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#persona-cards .cs-selected")).to_have_attribute("data-persona", MAI)
-    # the rubric is shown beside Start, the settings' default first; another can be chosen
+    # the rubric is shown beside Start, the client's default first; another it offers can be
+    # chosen (Mai: helping skills by default, MITI offered)
     rubric = page.locator("#rubric-pick input")
-    expect(rubric).to_have_value("MITI 4.2.1 (Motivational Interviewing Treatment Integrity)")
+    expect(rubric).to_have_value("Helping skills (Hill's exploration, insight and action stages)")
     shot(page, f"roles-{w}-trainee-1-start")
     rubric.click()
-    page.get_by_role("option", name="Helping skills").click()
+    page.get_by_role("option", name="MITI 4.2.1").click()
     page.locator("#start").click()
     expect(page.locator("#chat [data-testid='bot']")).to_have_count(1, timeout=30_000)
-    expect(page.locator("#session-brief")).to_contain_text("Scored with Helping skills")
+    expect(page.locator("#session-brief")).to_contain_text("Scored with MITI 4.2.1")
     session = lib_web.ctx.store.list_sessions(trainee=user)[0]
-    assert (session.persona_id, session.rubric_id) == (MAI, "helping-skills")
+    assert (session.persona_id, session.rubric_id) == (MAI, "miti-4.2.1")
     # typed but not sent, then a reload: the unfinished session comes first, the text comes back
     draft = "It has been a hard five months"
     page.locator("#say textarea").fill(draft)

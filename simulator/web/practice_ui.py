@@ -397,7 +397,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                  show_progress="hidden",
                  api_description="Reopen one of your own unfinished sessions by its id.")
     for trigger in (send.click, text.submit):
-        trigger(send_fn, [sid, text], [chat, text, coach, retry, notice],
+        trigger(send_fn, [sid, text, chat], [chat, text, coach, retry, notice],
                 show_progress="hidden", **private)
     retry.click(retry_fn, [sid], [chat, coach, retry, notice], show_progress="hidden",
                 **private)
