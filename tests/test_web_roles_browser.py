@@ -125,7 +125,7 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     # an empty turn: a notice under the box; the conversation and the box are untouched
     page.locator("#say textarea").fill("   ")
     page.locator("#send").click()
-    expect(notice).to_contain_text("Your turn is empty", timeout=10_000)
+    expect(notice).to_contain_text("Your turn is empty", timeout=30_000)
     expect(bot).to_have_count(2)
     expect(bot.first).to_contain_text(opening)
     expect(page.locator("#chat .error, #say .error")).to_have_count(0)
@@ -134,7 +134,7 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     long_turn = "You said it has been hard. " * 160
     page.locator("#say textarea").fill(long_turn)
     page.locator("#send").click()
-    expect(notice).to_contain_text("the limit is 4,000", timeout=10_000)
+    expect(notice).to_contain_text("the limit is 4,000", timeout=30_000)
     expect(bot).to_have_count(2)
     expect(page.locator("#say textarea")).to_have_value(long_turn)
     expect(page.locator("#chat .error, #say .error")).to_have_count(0)
@@ -149,7 +149,7 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     expect(notice).to_contain_text("back in the box", timeout=10_000)
     expect(bot).to_have_count(2)
     page.evaluate("window.scrollTo(0, 0)")
-    assert uncovered(page, "#cs-header a.cs-signout")
+    assert uncovered(page, "#cs-header a.cs-signout[href='/logout']")
     shot(page, f"roles-{w}-trainee-6-rewind-notice")
     stored = [t.text for t in lib_web.ctx.store.current_turns(
         lib_web.ctx.store.list_sessions(trainee=user)[0].session_id) if t.speaker == "counselor"]
@@ -218,8 +218,8 @@ def test_my_progress_gap_matches_the_report_and_reads_at_each_width(sized: Page,
         return svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; }""")
     assert scale >= 0.8, scale
     page.evaluate("window.scrollTo(0, 0)")
-    expect(page.locator("#cs-header a.cs-signout")).to_be_in_viewport()
-    assert uncovered(page, "#cs-header a.cs-signout")
+    expect(page.locator("#cs-header a.cs-signout[href='/logout']")).to_be_in_viewport()
+    assert uncovered(page, "#cs-header a.cs-signout[href='/logout']")
     page.screenshot(path=str(shot(page, f"roles-{w}-trainee-7-progress")), full_page=True)
 
 
