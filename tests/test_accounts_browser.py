@@ -115,6 +115,9 @@ def test_two_tabs_of_one_session_do_not_drift_apart(page: Page, web: Any,
         page.locator("#say textarea").fill("What brings you in today?")
         page.locator("#send").click()
         expect(bot).to_have_count(2, timeout=30_000)
+        # the first tab's send has finished (its coach card is drawn last), so the second tab
+        # meets a finished turn it has not seen, not a reply still being made
+        expect(page.locator("#coach .cs-coach-turn")).to_have_count(1, timeout=30_000)
         # the second tab has not seen that turn: its send is refused, its words kept, and it is
         # shown the conversation as it stands
         other.locator("#say textarea").fill("Tell me about your week.")
