@@ -73,3 +73,19 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
         return runner.invoke(app, list(args), input=input, catch_exceptions=False)
 
     return run
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last, the one with its own Playwright first among them.
+
+    Playwright's sync API keeps an event loop running in the main thread once it has started, so
+    an ``asyncio.run`` in a later test fails, and a second sync Playwright cannot start after it.
+    """
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        if not path.endswith("_browser.py"):
+            return 0
+        return 1 if path.endswith("test_report_browser.py") else 2
+
+    items.sort(key=rank)  # stable: each group keeps its order
