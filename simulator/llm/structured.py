@@ -17,27 +17,21 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel
 
-from simulator.llm.providers import parse_spec
+from simulator.llm.providers import StructuredMethod, structured_output_method
 
-Method = Literal["json_schema", "function_calling", "json_mode"]
+Method = StructuredMethod
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 
 
 def default_method(spec: str) -> Method:
-    provider = parse_spec(spec).provider
-    if provider == "openai":
-        return "json_schema"
-    if provider == "anthropic":
-        return "function_calling"
-    if provider == "openai-compatible":
-        return "json_mode"
-    raise ValueError("the offline model has no structured output")
+    """The provider's strongest means (``providers.structured_output_method``)."""
+    return structured_output_method(spec)
 
 
 def method_for(spec: str, override: str | None = None) -> Method:
