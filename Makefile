@@ -5,18 +5,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck pytest browser-deps clean test-llm
+.PHONY: serve test lint typecheck pytest browser-deps clean test-llm test-train
 
+# uv installs the dependencies (a cold install in ~20 s where pip takes minutes); pip only
+# bootstraps it into the venv.
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip 'uv>=0.9'
+
+UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
+
+$(STAMP): pyproject.toml | $(BIN)/uv
+	$(UV_INSTALL) -e .
 	touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(DEV_STAMP): pyproject.toml | $(BIN)/uv
+	$(UV_INSTALL) -e '.[dev]'
 	touch $(STAMP) $@
 
 serve: $(STAMP)
@@ -35,8 +41,20 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# One worker per core (pytest-xdist); each worker runs its browser tests last (tests/conftest.py).
 pytest: $(DEV_STAMP) browser-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
+
+# Not part of `make test`: fine-tuning the coder's transformer needs PyTorch (the `train` extra,
+# pinned to the CPU build that lies on these machines' disk; elsewhere pip may fetch a CUDA build).
+TRAIN_STAMP := $(VENV)/.installed-train
+# pip, not uv: pip finds the CPU build of torch on these machines' disk (/opt/wheels).
+$(TRAIN_STAMP): pyproject.toml $(DEV_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,train]'
+	touch $@
+
+test-train: $(TRAIN_STAMP)
+	$(BIN)/pytest -m train
 
 test: lint typecheck pytest
 

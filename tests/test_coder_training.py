@@ -69,6 +69,7 @@ def test_tfidf_only_from_the_command_line(tmp_path: Path, data_slice: Path, cli)
 
 
 @needs_data
+@pytest.mark.train
 def test_with_the_transformer_saves_both_and_scores_them_together(tmp_path: Path,
                                                                   data_slice: Path):
     out = tmp_path / "m.npz"
@@ -88,6 +89,7 @@ def test_with_the_transformer_saves_both_and_scores_them_together(tmp_path: Path
 
 
 @needs_data
+@pytest.mark.train
 def test_finetuning_is_deterministic(tmp_path: Path, split):
     train, dev = split
     digests = []

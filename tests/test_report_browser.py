@@ -10,22 +10,16 @@ from pathlib import Path
 
 import pytest
 from content_fixtures import code, fill_session, new_session
+from playwright.sync_api import Page
 
 from simulator.reports.render import render_report
 from simulator.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.mark.browser
-def test_html_report_renders_charts_offline(tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail("/usr/bin/chromium is missing: run `make browser-deps`")
-    from playwright.sync_api import sync_playwright
-
+def test_html_report_renders_charts_offline(tmp_path: Path, page: Page) -> None:
     store = open_store(tmp_path / "db.sqlite")
     store.add_user("alex", "trainee", cohort="2026-spring")
     sid = new_session(store)
@@ -46,26 +40,21 @@ def test_html_report_renders_charts_offline(tmp_path: Path) -> None:
     dialogs: list[str] = []
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(url, wait_until="load")
-            page.wait_for_load_state("networkidle")
-            svgs = page.locator("svg.chart")
-            assert svgs.count() == 3  # metrics, codes over the session, client state
-            for i in range(svgs.count()):
-                box = svgs.nth(i).bounding_box()
-                assert box is not None and box["width"] > 300 and box["height"] > 80
-                assert svgs.nth(i).locator("path").count() > 5
-            text = page.inner_text("body")
-            assert "<script>alert(1)</script>" in text  # shown as text, not run
-            assert page.locator("main script").count() == 0 and page.locator("img").count() == 0
-            assert "Complex reflection" in text and "Reflection-to-question ratio" in text
-            page.screenshot(path=str(artifacts / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    svgs = page.locator("svg.chart")
+    assert svgs.count() == 3  # metrics, codes over the session, client state
+    for i in range(svgs.count()):
+        box = svgs.nth(i).bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 80
+        assert svgs.nth(i).locator("path").count() > 5
+    text = page.inner_text("body")
+    assert "<script>alert(1)</script>" in text  # shown as text, not run
+    assert page.locator("main script").count() == 0 and page.locator("img").count() == 0
+    assert "Complex reflection" in text and "Reflection-to-question ratio" in text
+    page.screenshot(path=str(artifacts / "report.png"), full_page=True)
     assert requests == [url], requests
     assert dialogs == []
