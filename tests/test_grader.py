@@ -339,6 +339,28 @@ def test_prompt_carries_must_assess_client_last_words_and_contrasting_examples()
     assert "Risk and safety" not in plain  # no list, no risk paragraph
 
 
+def test_prompt_carries_the_coders_first_reading_as_quoted_data(rubric: Rubric) -> None:
+    """The LLM grader sees where the turn's utterances end and what the offline coder thought of
+    each (a risk topic it found among them), as data in the human message, never in the system
+    message, and is told it is a hint."""
+    from simulator.coder.labels import UtteranceCode
+
+    turn = "It sounds like nights are the worst. Do thoughts of suicide ever come?"
+    cut = turn.index("Do")
+    reading = [UtteranceCode(text=turn[:cut].strip(), start=0, end=cut - 1, behaviour="CR",
+                             confidence=0.71),
+               UtteranceCode(text=turn[cut:], start=cut, end=len(turn), behaviour="Q",
+                             question_type="CQ", risk=["ideation"], confidence=0.93)]
+    system, human = turn_messages(rubric, TRANSCRIPT, turn, "coach", first_reading=reading)
+    block = _blocks(human.text, "first_reading")
+    assert '1. "It sounds like nights are the worst.": CR; confidence 0.71' in block
+    assert ('2. "Do thoughts of suicide ever come?": Q (CQ); risk: ideation; confidence 0.93'
+            in block)
+    assert "It is a hint, not an answer" in system.text and "suicide" not in system.text
+    bare_system, bare_human = turn_messages(rubric, TRANSCRIPT, turn, "coach")
+    assert "<first_reading>" not in bare_human.text and "first_reading" not in bare_system.text
+
+
 # --- offline ------------------------------------------------------------------------------------
 
 def test_offline_grade_uses_coded_turn_and_coaching(rubric: Rubric) -> None:

@@ -65,6 +65,25 @@ def test_regrade_finishes_pending_and_missing_turns(tmp_path: Path) -> None:
     store.close()
 
 
+def test_regrade_gives_the_llm_the_utterance_codes_stored_with_the_turn(tmp_path: Path) -> None:
+    """A regrade grades like a live session: the LLM gets the offline coder's first reading."""
+    from simulator.grader.grade import GradeOptions
+
+    store = Store(tmp_path / "db.sqlite")
+    sid, ids = build(store)
+    labels = {"behaviour": "question", "subtype": "closed", "coder": "offline",
+              "utterances": [{"text": "Do you drink every night?", "start": 0, "end": 25,
+                              "behaviour": "Q", "question_type": "CQ", "confidence": 0.9}]}
+    store.add_codes(ids["b"], "test-miti", {"behaviour": "Q"}, labels=labels, coder="offline")
+    model = ScriptedChatModel(script=[tool_call(GOOD)])
+    asyncio.run(regrade_session(store, sid, model=model, spec="openai:gpt-test",
+                                options=GradeOptions(backoff_s=0)))
+    human_b, human_c = model.calls[0][1].text, model.calls[1][1].text
+    assert '"Do you drink every night?": Q (CQ); confidence 0.9' in human_b
+    assert "<first_reading>" not in human_c  # no codes stored for turn c: no hint
+    store.close()
+
+
 def test_regrade_that_fails_again_stays_pending_with_more_attempts(tmp_path: Path) -> None:
     from simulator.grader.grade import GradeOptions
 

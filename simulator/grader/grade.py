@@ -41,7 +41,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
+from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance, UtteranceCode
 from simulator.content.rubric import Rubric, TurnItem
 from simulator.errors import InvalidInput
 from simulator.vocab import GradeStatus, Mode
@@ -215,20 +215,29 @@ def _quoted(transcript: Sequence[Utterance]) -> list[Utterance]:
 
 
 def turn_messages(rubric: Rubric, transcript: Sequence[Utterance], turn_text: str, mode: Mode,
-                  *, context_utterances: int = 12,
-                  must_assess: Sequence[str] = ()) -> list[BaseMessage]:
+                  *, context_utterances: int = 12, must_assess: Sequence[str] = (),
+                  first_reading: Sequence[UtteranceCode] = ()) -> list[BaseMessage]:
     """System message from the rubric, the mode and the persona's ``must_assess`` list (author
     content, never trainee text); the human message carries the data blocks, including the
-    client's last words on their own, which the alternative must answer."""
+    client's last words on their own, which the alternative must answer.
+
+    ``first_reading`` is the offline coder's cut of the turn into MITI utterances with its codes
+    and risk topics: the grader sees where one thought ends and a risk question the coder found,
+    and is told to code for itself (the offline coder misses confrontations in other words)."""
     tpl = _prompt_env().get_template("grader_turn.j2")
     context = list(transcript)[-context_utterances:] if context_utterances > 0 else []
     client_last = next((u.text for u in reversed(list(transcript)) if u.speaker == "client"), "")
+    reading = [{"text": quote_data(u.text, one_line=True), "behaviour": u.behaviour,
+                "question_type": u.question_type, "risk": list(u.risk),
+                "confidence": round(u.confidence, 2)} for u in first_reading]
     return [
         SystemMessage(tpl.render(part="system", rubric=rubric, mode=mode,
-                                 must_assess=[" ".join(m.split()) for m in must_assess])),
+                                 must_assess=[" ".join(m.split()) for m in must_assess],
+                                 first_reading=bool(reading))),
         HumanMessage(tpl.render(part="human", transcript=_quoted(context),
                                 turn_text=quote_data(turn_text),
-                                client_last=quote_data(client_last, one_line=True))),
+                                client_last=quote_data(client_last, one_line=True),
+                                first_reading=reading)),
     ]
 
 
@@ -425,7 +434,8 @@ def _model_name(model: Any, spec: str | None) -> str:
 async def grade_turn(model: Any, rubric: Rubric, transcript: Sequence[Utterance], turn_text: str,
                      mode: Mode = "coach", spec: str | None = None,
                      *, options: GradeOptions | None = None,
-                     must_assess: Sequence[str] = ()) -> TurnGrade:
+                     must_assess: Sequence[str] = (),
+                     first_reading: Sequence[UtteranceCode] = ()) -> TurnGrade:
     """Grade one trainee turn with an LLM. Never raises (cancellation excepted).
 
     ``model`` is a LangChain chat model (from ``providers.chat_model(spec, settings)``) or any
@@ -441,7 +451,7 @@ async def grade_turn(model: Any, rubric: Rubric, transcript: Sequence[Utterance]
         schema = turn_output_schema(rubric, mode)
         messages = turn_messages(rubric, context, turn_text, mode,
                                  context_utterances=opts.context_utterances,
-                                 must_assess=must_assess)
+                                 must_assess=must_assess, first_reading=first_reading)
         runnable = _structured_or_refuse(model, schema, spec, opts.structured_output)
         answer, attempts = await _call_validated(runnable, messages, schema, "grader_turn.j2", opts)
     except asyncio.CancelledError:

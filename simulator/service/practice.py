@@ -557,7 +557,8 @@ class Practice:
 
         async def run() -> None:
             grade = await grade_turn(grader, rubric, transcript, turn.text, session.mode, spec,
-                                     options=options, must_assess=must_assess)
+                                     options=options, must_assess=must_assess,
+                                     first_reading=coded.labels.utterances)
             if grade.status != "ok":
                 self._report_failure(spec, grade.error or "")
             await asyncio.to_thread(store_grade, self.store, turn.id, grade)

@@ -21,9 +21,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from simulator.coder.labels import Coder, Utterance
+from simulator.coder.labels import Coder, CounselorLabels, Utterance, UtteranceCode
+from simulator.coder.miti import with_utterances
 from simulator.content.rubric import Rubric
 from simulator.errors import InvalidInput
+from simulator.grader import scores
 from simulator.grader.grade import (
     GradeOptions,
     Mode,
@@ -33,6 +35,7 @@ from simulator.grader.grade import (
     grade_turn,
     grade_turn_offline,
 )
+from simulator.reports.render import session_persona
 from simulator.settings import Settings
 from simulator.store import Grade, Store, StoredItemScore, StoreError, Turn
 from simulator.vocab import GradeStatus
@@ -71,11 +74,7 @@ class RegradeResult(BaseModel):
 
 def session_rubric(store: Store, session_id: str) -> Rubric:
     """The rubric exactly as the session ran with it (by content hash)."""
-    from simulator.content.loader import load_model_text
-
-    session = store.get_session(session_id)
-    content = store.get_content("rubric", session.rubric_id, session.rubric_sha)
-    return load_model_text(Rubric, content.content, f"{session.rubric_id}@{session.rubric_sha[:8]}")
+    return scores.session_rubric(store, store.get_session(session_id))
 
 
 def store_session_grade(store: Store, session_id: str, grade: SessionGrade) -> bool:
@@ -120,6 +119,15 @@ def _targets(store: Store, session_id: str, rubric_id: str, turns: list[Turn],
     return out, abandoned, graded
 
 
+def _first_reading(store: Store, turn: Turn) -> list[UtteranceCode]:
+    """The utterance codes stored with the turn's latest coding (none for rows coded before
+    utterance coding existed): the LLM grader's hint, as in a live session."""
+    for record in reversed(store.codes(turn.id)):
+        if record.labels and record.labels.get("utterances"):
+            return CounselorLabels.model_validate(record.labels).utterances
+    return []
+
+
 async def regrade_session(store: Store, session_id: str, *, model: Any, spec: str,
                           rubric: Rubric | None = None, coder: Coder | None = None,
                           include_failed: bool = True, include_missing: bool = True,
@@ -135,7 +143,8 @@ async def regrade_session(store: Store, session_id: str, *, model: Any, spec: st
         session = store.get_session(session_id)
     except StoreError as exc:
         raise RegradeError(str(exc)) from None
-    rubric = rubric or session_rubric(store, session_id)
+    rubric = rubric or scores.session_rubric(store, session)
+    must_assess = session_persona(store, session).risk.must_assess
     mode: Mode = session.mode
     turns = store.current_turns(session_id)
     targets, abandoned, graded = _targets(store, session_id, rubric.id, turns, include_failed,
@@ -153,11 +162,13 @@ async def regrade_session(store: Store, session_id: str, *, model: Any, spec: st
         async with gate:
             if model is None:
                 assert coder is not None
-                labels = coder.code_counselor(turn.text, context)
-                grade: TurnGrade = grade_turn_offline(labels, rubric, context, turn.text, mode)
+                labels = with_utterances(coder, turn.text, context)  # MITI per utterance
+                grade: TurnGrade = grade_turn_offline(labels, rubric, context, turn.text, mode,
+                                                      must_assess=must_assess)
             else:
                 grade = await grade_turn(model, rubric, context, turn.text, mode, spec,
-                                         options=options)
+                                         options=options, must_assess=must_assess,
+                                         first_reading=_first_reading(store, turn))
         if old is None:
             row = store.add_grade(turn.id, rubric.id, status=grade.status,
                                   values=dict(grade.values), rationale=grade.rationale,
