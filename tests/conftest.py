@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,31 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         server.stop()
 
 
+PROVIDER_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
+                "OPENAI_COMPATIBLE_API_KEY")
+
+
 @pytest.fixture(autouse=True)
 def no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see the developer's own ``COUNSELSIM_*`` environment (a model, a database) nor
-    a ``counselsim.toml`` in the working directory: each test sets what it needs."""
+    """Tests never see the developer's own ``COUNSELSIM_*`` environment (a model, a database), a
+    provider key or base URL, nor a ``counselsim.toml`` in the working directory: each test sets
+    what it needs."""
     for key in list(os.environ):
-        if key.startswith("COUNSELSIM_"):
+        if key.startswith("COUNSELSIM_") or key in PROVIDER_ENV:
             monkeypatch.delenv(key)
     monkeypatch.setenv("COUNSELSIM_SETTINGS", os.devnull)
+    providers = sys.modules.get("simulator.llm.providers")
+    if providers is not None:  # "no key: offline" is announced once per process; per test here
+        providers._announced.clear()
+
+
+@pytest.fixture
+def stub_llm() -> Iterator[Any]:
+    """An OpenAI- and Anthropic-compatible stub server on 127.0.0.1 (``stub_llm_server``)."""
+    from stub_llm_server import StubLLMServer
+
+    with StubLLMServer(hang_max_s=10.0) as server:
+        yield server
 
 
 @pytest.fixture

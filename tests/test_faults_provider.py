@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from stub_llm_server import Fault, Reply, StubLLMServer
 
-from simulator.llm import providers
 from simulator.llm.providers import chat_model
 from simulator.service.practice import Practice
 from simulator.settings import ROOT, Settings
@@ -28,18 +27,6 @@ TRAINEE = "What has the drinking been like for you this week?"
 RECOVERED = "Honestly, it has been most nights."
 
 
-@pytest.fixture
-def stub() -> Iterator[StubLLMServer]:
-    with StubLLMServer(hang_max_s=10.0) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
-                "OPENAI_COMPATIBLE_API_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    providers._announced.clear()
 
 
 def settings_for(tmp_path: Path, **kw: Any) -> Settings:
@@ -51,28 +38,28 @@ def settings_for(tmp_path: Path, **kw: Any) -> Settings:
     return Settings(**{**base, **kw})
 
 
-def provider_model(provider: str, stub: StubLLMServer, settings: Settings,
+def provider_model(provider: str, stub_llm: StubLLMServer, settings: Settings,
                    monkeypatch: pytest.MonkeyPatch) -> tuple[str, Any]:
     if provider == "openai":
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.openai_base_url)
+        monkeypatch.setenv("OPENAI_BASE_URL", stub_llm.openai_base_url)
         spec = "openai:gpt-test"
     else:
         monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub.anthropic_base_url)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", stub_llm.anthropic_base_url)
         spec = "anthropic:claude-test"
     model = chat_model(spec, settings)
     assert model is not None
     return spec, model
 
 
-def practice_with(provider: str, stub: StubLLMServer, tmp_path: Path,
+def practice_with(provider: str, stub_llm: StubLLMServer, tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> Practice:
     settings = settings_for(tmp_path)
-    spec, model = provider_model(provider, stub, settings, monkeypatch)
+    spec, model = provider_model(provider, stub_llm, settings, monkeypatch)
     settings = settings.model_copy(update={"client_model": spec})
     p = Practice.from_settings(settings, client_model=model)
-    p.grader_model = None  # offline grading: the stub only serves the client
+    p.grader_model = None  # offline grading: the stub_llm only serves the client
     p.store.add_user("ana", "trainee")
     return p
 
@@ -96,16 +83,16 @@ FAULTS = {
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_failing_model_gives_a_clear_error_keeps_the_turn_and_retry_answers(
-        provider: str, fault: str, stub: StubLLMServer, tmp_path: Path,
+        provider: str, fault: str, stub_llm: StubLLMServer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    p = practice_with(provider, stub, tmp_path, monkeypatch)
+    p = practice_with(provider, stub_llm, tmp_path, monkeypatch)
     sid = p.start("ana", "test-dana")
-    stub.default = FAULTS[fault]
-    asyncio.run(fail_then_retry(p, sid, stub))
+    stub_llm.default = FAULTS[fault]
+    asyncio.run(fail_then_retry(p, sid, stub_llm))
     p.store.close()
 
 
-async def fail_then_retry(p: Practice, sid: str, stub: StubLLMServer) -> None:
+async def fail_then_retry(p: Practice, sid: str, stub_llm: StubLLMServer) -> None:
     """One event loop for both calls, as in the web app (SDK clients belong to their loop)."""
     events = await collect(p.turn(sid, "ana", TRAINEE))
 
@@ -122,7 +109,7 @@ async def fail_then_retry(p: Practice, sid: str, stub: StubLLMServer) -> None:
     assert turns[-1].text == TRAINEE
     assert [e.kind for e in p.store.events(sid, "client_error")] == ["client_error"]
 
-    stub.default = Reply(RECOVERED)
+    stub_llm.default = Reply(RECOVERED)
     retried = await collect(p.reply(sid, "ana"))
     assert retried[-1].kind == "client"
     assert "".join(e.text for e in retried if e.kind == "token").strip() == RECOVERED
@@ -135,32 +122,32 @@ async def fail_then_retry(p: Practice, sid: str, stub: StubLLMServer) -> None:
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_a_429_with_retry_after_is_waited_out_and_the_trainee_never_sees_it(
-        provider: str, stub: StubLLMServer, tmp_path: Path,
+        provider: str, stub_llm: StubLLMServer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    p = practice_with(provider, stub, tmp_path, monkeypatch)
+    p = practice_with(provider, stub_llm, tmp_path, monkeypatch)
     sid = p.start("ana", "test-dana")
-    stub.enqueue(Fault.rate_limited(retry_after=0.05), Reply(RECOVERED))
+    stub_llm.enqueue(Fault.rate_limited(retry_after=0.05), Reply(RECOVERED))
 
     events = asyncio.run(collect(p.turn(sid, "ana", TRAINEE)))
 
     assert [e.kind for e in events][-1] == "client"
-    assert [r.outcome for r in stub.requests] == ["status", "reply"]
+    assert [r.outcome for r in stub_llm.requests] == ["status", "reply"]
     assert p.store.current_turns(sid)[-1].text == RECOVERED
     assert p.store.events(sid, "client_error") == []
     p.store.close()
 
 
 def test_malformed_structured_output_from_the_grader_never_delays_or_breaks_the_reply(
-        stub: StubLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Client offline, grader ChatOpenAI against the stub answering non-JSON every time."""
+        stub_llm: StubLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Client offline, grader ChatOpenAI against the stub_llm answering non-JSON every time."""
     settings = settings_for(tmp_path, request_timeout_s=2.0)
-    spec, grader = provider_model("openai", stub, settings, monkeypatch)
+    spec, grader = provider_model("openai", stub_llm, settings, monkeypatch)
     p = Practice.from_settings(settings.model_copy(update={"grader_model": spec}),
                                grader_model=grader)
     p.client_model = None
     p.store.add_user("ana", "trainee")
     sid = p.start("ana", "test-dana")
-    stub.default = Fault.malformed()
+    stub_llm.default = Fault.malformed()
 
     async def turn_then_grades() -> list[Any]:
         events = [e async for e in p.turn(sid, "ana", TRAINEE)]
@@ -174,5 +161,5 @@ def test_malformed_structured_output_from_the_grader_never_delays_or_breaks_the_
     assert len(grades) == 1 and grades[0].status == "pending"
     assert grades[0].error and KEY not in grades[0].error
     assert p.store.pending_grades(sid)[0].turn_id == events[0].data["turn_id"]
-    assert len(stub.requests) >= 2  # retried before giving up
+    assert len(stub_llm.requests) >= 2  # retried before giving up
     p.store.close()

@@ -19,7 +19,6 @@ from stub_llm_server import Fault, RecordedRequest, Reply, StubLLMServer
 
 from simulator.bench.turn import valid_grade
 from simulator.llm import limits as limits_module
-from simulator.llm import providers
 from simulator.llm.availability import Availability, check_model
 from simulator.llm.budget import fit_messages, total_tokens
 from simulator.llm.gate import EndpointGate
@@ -34,11 +33,8 @@ TURNS = ["What brings you in today?", "It sounds like the evenings are the harde
 
 
 @pytest.fixture(autouse=True)
-def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
-                "OPENAI_COMPATIBLE_API_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    providers._announced.clear()
+def forget_learned_limits() -> Iterator[None]:
+    """Context windows learned from a server's errors are per process; per test here."""
     limits_module.forget_learned()
     yield
     limits_module.forget_learned()
