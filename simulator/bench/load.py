@@ -166,7 +166,8 @@ def start_server(folder: Path, users: int, latency_ms: float,
          "_serve_child(sys.argv[1])", str(config)],
         stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
-    server = Server(url=f"http://127.0.0.1:{port}", process=child, db=settings.db)
+    sqlite_file = settings.db if isinstance(settings.db, Path) else None  # lost turns: SQLite only
+    server = Server(url=f"http://127.0.0.1:{port}", process=child, db=sqlite_file)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if child.poll() is not None:

@@ -37,7 +37,6 @@ import dataclasses
 import logging
 import random
 import re
-import sqlite3
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +99,7 @@ class TurnNotSaved(TurnRejected, StorageError):
     stored; the message says so, and the UI gives the text back to send again."""
 
 
-def storage_problem(exc: sqlite3.Error) -> str:
+def storage_problem(exc: Exception) -> str:
     """What went wrong with the database, in words a trainee can act on (no SQL, no paths)."""
     text = str(exc).lower()
     if "full" in text:
@@ -382,7 +381,7 @@ class Practice:
                                                       key, seen)
             except Conflict:
                 raise TurnRejected(MOVED) from None
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 log.warning("trainee turn not saved: %s", exc)
                 raise TurnNotSaved(f"Your turn was not saved: {storage_problem(exc)}. Send it "
                                    "again in a moment.") from exc
@@ -473,7 +472,7 @@ class Practice:
                 await saving
                 self.store.add_event(session_id, "client_error", {"turn_id": last.id,
                                                                   "message": str(exc)})
-            except sqlite3.Error as db_exc:
+            except StorageError as db_exc:
                 log.warning("could not record a client model error: %s", db_exc)
             yield TurnEvent(kind="error", text=str(exc), data={"turn_id": last.id,
                                                               "retry": True})
@@ -492,7 +491,7 @@ class Practice:
         except Conflict:
             yield TurnEvent(kind="error", text=MOVED, data={"turn_id": last.id, "retry": False})
             return
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             log.warning("client reply not saved: %s", exc)
             yield TurnEvent(kind="error", data={"turn_id": last.id, "retry": True},
                             text=f"Your turn is saved, but the client's reply could not be: "
