@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from simulator.cli.common import Commands, emit_json, fail, settings_for
+from simulator.cli.db import register as _register_db
 from simulator.cli.records import register as _register_records
 
 app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=False,
@@ -218,7 +219,7 @@ def chat(
     trainee: Annotated[str, typer.Option(help="Name the session is stored under.")] = "terminal",
     input_file: Annotated[Path | None, typer.Option("--input", help="Trainee turns, one per "
                                                     "line (non-interactive).")] = None,
-    db: Annotated[Path | None, typer.Option(help="Database path (default sessions/counselsim.db)")] = None,
+    db: Annotated[str | None, typer.Option(help="Database: a file, sqlite:///path or postgresql://... (default: settings)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole session as JSON last.")] = False,
 ) -> None:
     """Practise in the terminal: streamed client replies, your turns coded as you go."""
@@ -257,7 +258,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     personas: Annotated[Path | None, typer.Option(help="Persona folder.")] = None,
     rubrics: Annotated[Path | None, typer.Option(help="Rubric folder.")] = None,
-    db: Annotated[Path | None, typer.Option(help="Database path.")] = None,
+    db: Annotated[str | None, typer.Option(help="Database: a file, sqlite:///path or postgresql://...")] = None,
 ) -> None:
     """Start the web app (trainees, supervisors, educators). First start: prints the admin password."""
     from simulator.web.serve import serve_command
@@ -320,6 +321,7 @@ def selfplay(
 
 # report, sessions list, export, progress, users (simulator/cli/records.py)
 _register_records(app)
+_register_db(app)
 
 
 def _register_doctor() -> None:

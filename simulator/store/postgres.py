@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from simulator.store.backend import StoreUnavailable, redact
-from simulator.store.pg_schema import STEPS
+from simulator.store.pg_schema import ID_TABLES, STEPS
 
 POOL_TIMEOUT_S = 30.0
 """How long a request waits for a free connection (as SQLite waits on a busy file)."""
@@ -120,6 +120,16 @@ class PostgresBackend:
     def insert(self, db: Any, sql: str, params: Any) -> int:
         row = db.execute(sql + " RETURNING id", params).fetchone()
         return int(row["id"])
+
+    def insert_many(self, db: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with db.conn.cursor() as cur:
+            cur.executemany(pg_sql(sql), rows)
+
+    def after_copy(self, db: Any) -> None:
+        """Move each id sequence past the copied ids (rows were inserted with their own ids)."""
+        for table in ID_TABLES:
+            db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                       f"coalesce(max(id), 0) + 1, false) FROM {table}")
 
     def migrate(self) -> int:
         try:

@@ -121,6 +121,12 @@ class SqliteBackend:
     def insert(self, db: Any, sql: str, params: Any) -> int:
         return int(db.execute(sql, params).lastrowid or 0)
 
+    def insert_many(self, db: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        db.conn.executemany(sql, rows)
+
+    def after_copy(self, db: Any) -> None:
+        """Nothing to do: the next id is max(id) + 1 by itself."""
+
     def migrate(self) -> int:
         for attempt in range(20):
             try:
