@@ -28,7 +28,8 @@ def test_migrate_reports_the_backend_and_schema_version(cli, tmp_path: Path,
 
 def a_used_installation(store: Store) -> str:
     """Something of every table: users, cohorts, content, a session with codes, grades, a
-    review, a session grade, a rewind branch, events, a sign-in and an install secret."""
+    review, a session grade, a rewind branch, events, a sign-in, an install secret and a
+    grading job."""
     store.add_user("alex", "trainee", cohort="spring", password_hash="$argon2id$fake")
     store.add_user("sue", "supervisor", cohort="spring")
     sid = new_session(store, "alex")
@@ -40,6 +41,7 @@ def a_used_installation(store: Store) -> str:
     store.rewind(sid, 20)
     store.add_sign_in("ab" * 32, store.get_user("alex").uid, "2999-01-01")
     store.keyed_hash("export", "alex")
+    store.add_job("session", sid, worker="replica-a")
     return sid
 
 
@@ -54,6 +56,7 @@ def snapshot(store: Store, sid: str) -> dict[str, object]:
         "users": [u.model_dump() for u in store.list_users()],
         "secret": store.keyed_hash("export", "alex"),
         "sign_in": store.get_sign_in("ab" * 32),
+        "jobs": store.jobs(),
     }
 
 

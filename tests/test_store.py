@@ -260,3 +260,40 @@ def test_fill_session_fixture_is_consistent(store: Store) -> None:
 def test_search_with_a_nul_or_control_characters_is_not_an_error(store: Store) -> None:
     assert store.search_turns("wine\x00\x07 drink") == []
     assert store.search_turns("\x00") == []
+
+
+def test_a_grading_job_is_held_by_its_worker_until_its_lease_runs_out(store: Store) -> None:
+    sid = new_session(store)
+    turn = store.add_turn(sid, "counselor", "What brings you in?")
+    job = store.add_job("turn", sid, turn.id, worker="replica-a", lease_s=60)
+    assert job.claimed_by == "replica-a" and job.status == "queued" and job.attempts == 1
+    assert store.claim_job("replica-b") is None  # held: replica-a is alive
+    assert store.renew_jobs("replica-a", lease_s=0.0) == 1  # ... until it stops renewing
+    taken = store.claim_job("replica-b", lease_s=60)
+    assert taken is not None and (taken.id, taken.claimed_by, taken.attempts) == (
+        job.id, "replica-b", 2)
+    assert store.claim_job("replica-a") is None
+    store.add_grade(turn.id, "test-miti", status="pending", error="timeout")  # a stored grade
+    assert store.get_job(job.id).status == "done"  # ... ends the turn's job, whoever stored it
+    assert store.jobs(status="queued") == []
+    session_job = store.add_job("session", sid)  # unclaimed: anyone's
+    assert store.claim_job("replica-a").id == session_job.id  # type: ignore[union-attr]
+    assert store.finish_jobs("session", sid) == 1 and store.claim_job("replica-b") is None
+
+
+def test_replicas_claiming_at_once_never_take_the_same_job(store: Store) -> None:
+    sid = new_session(store)
+    ids = {store.add_job("session", sid).id for _ in range(30)}
+    taken: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+
+    def work(worker: str) -> None:
+        while (job := store.claim_job(worker)) is not None:
+            taken[worker].append(job.id)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in taken]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    claimed = [i for got in taken.values() for i in got]
+    assert sorted(claimed) == sorted(ids)  # each exactly once

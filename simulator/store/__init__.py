@@ -13,6 +13,8 @@ from simulator.store.core import (
     EffectiveTurn,
     Event,
     Grade,
+    Job,
+    JobKind,
     Review,
     SearchHit,
     Session,
@@ -32,6 +34,6 @@ from simulator.store.core import (
 )
 
 __all__ = ["ROLES", "CodeRecord", "Conflict", "ContentKind", "EffectiveTurn", "Event", "Grade",
-           "Review", "SearchHit", "Session", "SessionFilter", "SignIn", "Store", "StoreError",
-           "StoredItemScore", "StoredSessionGrade", "StoreUnavailable", "Turn", "UnknownRecord",
-           "User", "Value", "open_store", "record_library_content"]
+           "Job", "JobKind", "Review", "SearchHit", "Session", "SessionFilter", "SignIn", "Store",
+           "StoreError", "StoredItemScore", "StoredSessionGrade", "StoreUnavailable", "Turn",
+           "UnknownRecord", "User", "Value", "open_store", "record_library_content"]

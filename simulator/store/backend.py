@@ -46,6 +46,9 @@ class Backend(Protocol):
     for_update: str
     """Appended to a SELECT inside a write to lock the row (``FOR UPDATE``; empty on SQLite,
     whose write transaction already excludes every other writer)."""
+    skip_locked: str
+    """Appended to the SELECT that picks a job to claim: ``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, so replicas claiming at once take different jobs without waiting."""
 
     def in_write(self) -> bool: ...
 

@@ -23,6 +23,7 @@ TABLES: list[tuple[str, str]] = [
     ("rubrics", "id, sha256"), ("install_secrets", "name"), ("sessions", "session_id"),
     ("turns", "id"), ("codes", "id"), ("grades", "id"), ("session_grades", "id"),
     ("reviews", "id"), ("events", "id"), ("sign_ins", "token_sha256"),
+    ("grading_jobs", "id"),
 ]
 """Every table, parents before children, with its key (the copy's order)."""
 GENERATED = {"text_tsv"}

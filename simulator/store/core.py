@@ -49,7 +49,7 @@ import json
 import secrets
 import uuid
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 Status = SessionStatus
 ContentKind = Literal["persona", "rubric"]
+JobKind = Literal["turn", "session"]
 Value = str | int | float | bool | None
 """A turn-item value: a code id (categorical), a bool (binary) or a number (scalar)."""
 
@@ -232,6 +233,25 @@ class Event(BaseModel):
     kind: str
     data: dict[str, Any] | None = None
     created: str
+
+
+class Job(BaseModel):
+    """A piece of grading work (a turn's grade, a session's grade) owned by one worker at a time.
+
+    ``claimed_by`` holds it until ``lease_until``; the worker renews the lease while it is alive,
+    so when it dies the lease runs out and another worker (replica) claims the job."""
+
+    id: int
+    kind: JobKind
+    session_id: str
+    turn_id: int | None = None
+    status: Literal["queued", "done"]
+    claimed_by: str | None = None
+    lease_until: str | None = None
+    attempts: int = 0
+    error: str = ""
+    created: str
+    updated: str | None = None
 
 
 class EffectiveTurn(BaseModel):
@@ -741,7 +761,8 @@ class Store:
         """Store the grader's result for a turn; ``status="pending"`` when it could not grade."""
         _check_status(status)
         with self._write() as db:
-            self.get_turn(turn_id)
+            turn = self.get_turn(turn_id)
+            self._finish_jobs(db, "turn", turn.session_id, turn_id)  # a stored grade ends its job
             grade_id = self._insert(
                 db, "INSERT INTO grades (turn_id, rubric_id, status, values_json, rationale, "
                 "alternative, model, error, attempts, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -776,6 +797,7 @@ class Store:
         _check_status(status)
         with self._write() as db:
             old = self.get_grade(grade_id)
+            self._finish_jobs(db, "turn", old.session_id, old.turn_id)
             db.execute(
                 "UPDATE grades SET status = ?, values_json = ?, rationale = ?, alternative = ?, "
                 "model = ?, error = ?, attempts = attempts + 1, updated = ? WHERE id = ?",
@@ -864,6 +886,72 @@ class Store:
         return [Event(id=r["id"], session_id=r["session_id"], kind=r["kind"],
                       data=_loads(r["data_json"]), created=r["created"]) for r in rows]
 
+    # -- grading jobs (work that any replica may finish)
+
+    def add_job(self, kind: JobKind, session_id: str, turn_id: int | None = None, *,
+                worker: str | None = None, lease_s: float = 60.0) -> Job:
+        """Queue grading work; with ``worker`` it is claimed by that worker at once (the process
+        that will do it now), and only becomes anyone's if that worker stops renewing it."""
+        if kind not in ("turn", "session"):
+            raise StoreError(f"job kind must be turn or session, not {kind!r}")
+        stamp = now()
+        with self._write() as db:
+            self._require_session(session_id)
+            job_id = self._insert(
+                db, "INSERT INTO grading_jobs (kind, session_id, turn_id, status, claimed_by, "
+                "lease_until, attempts, error, created) VALUES (?,?,?,'queued',?,?,?,'',?)",
+                (kind, session_id, turn_id, worker, _later(lease_s) if worker else None,
+                 1 if worker else 0, stamp))
+        return self.get_job(job_id)
+
+    def get_job(self, job_id: int) -> Job:
+        row = self._row("SELECT * FROM grading_jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise UnknownRecord(f"unknown job {job_id}")
+        return _job(row)
+
+    def jobs(self, *, status: str | None = None, session_id: str | None = None) -> list[Job]:
+        where, params = _where({"status = ?": status, "session_id = ?": session_id})
+        return [_job(r) for r in self._rows(f"SELECT * FROM grading_jobs {where} ORDER BY id",
+                                            params)]
+
+    def claim_job(self, worker: str, *, lease_s: float = 60.0) -> Job | None:
+        """Take the oldest queued job nobody holds (never claimed, or its lease ran out), or
+        None. One statement: on PostgreSQL the candidate row is locked ``SKIP LOCKED`` (two
+        replicas claiming at once take different jobs); on SQLite the write lock serializes."""
+        stamp = now()
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE grading_jobs SET claimed_by = ?, lease_until = ?, "
+                "attempts = attempts + 1, updated = ? WHERE id = ("
+                "SELECT id FROM grading_jobs WHERE status = 'queued' AND "
+                "(claimed_by IS NULL OR lease_until < ?) ORDER BY id LIMIT 1"
+                f"{self.backend.skip_locked}) RETURNING id",
+                (worker, _later(lease_s), stamp, stamp))
+            row = cur.fetchone()
+        return self.get_job(int(row["id"] if isinstance(row, dict) else row[0])) if row else None
+
+    def renew_jobs(self, worker: str, *, lease_s: float = 60.0) -> int:
+        """Extend the lease of every open job ``worker`` holds (it is alive); returns how many."""
+        with self._write() as db:
+            cur = db.execute("UPDATE grading_jobs SET lease_until = ? WHERE status = 'queued' "
+                             "AND claimed_by = ?", (_later(lease_s), worker))
+        return int(cur.rowcount or 0)
+
+    def finish_jobs(self, kind: JobKind, session_id: str, turn_id: int | None = None, *,
+                    error: str = "") -> int:
+        """Mark the open jobs for this turn (or this session's grade) done."""
+        with self._write() as db:
+            return self._finish_jobs(db, kind, session_id, turn_id, error)
+
+    def _finish_jobs(self, db: Writer, kind: str, session_id: str, turn_id: int | None,
+                     error: str = "") -> int:
+        cur = db.execute("UPDATE grading_jobs SET status = 'done', error = ?, updated = ? "
+                         "WHERE status = 'queued' AND kind = ? AND session_id = ? AND "
+                         "coalesce(turn_id, -1) = ?",
+                         (error, now(), kind, session_id, -1 if turn_id is None else turn_id))
+        return int(cur.rowcount or 0)
+
     # -- resolved values
 
     def effective_codes(self, session_id: str, rubric_id: str | None = None, *,
@@ -929,6 +1017,15 @@ class Store:
                           cohort=r["cohort"], snippet=r["snip"]) for r in rows]
 
 
+def _later(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job.model_validate({**row, "error": row["error"] or "",
+                               "attempts": row["attempts"] or 0})
+
+
 def _content_table(kind: str) -> str:
     if kind == "persona":
         return "personas"
@@ -967,7 +1064,8 @@ def record_library_content(store: Store, library: Library, kind: ContentKind,
 
 __all__ = [
     "SCHEMA_VERSION", "CodeRecord", "Conflict", "ContentVersion", "EffectiveTurn", "Event",
-    "Grade", "Review", "SignIn", "SearchHit", "Session", "SessionFilter", "Store", "StoreError",
+    "Grade", "Job", "JobKind", "Review", "SignIn", "SearchHit", "Session", "SessionFilter",
+    "Store", "StoreError",
     "StoredItemScore",
     "StoreUnavailable", "StoredSessionGrade", "UnknownRecord", "Turn", "User", "open_store",
     "record_library_content",

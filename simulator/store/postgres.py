@@ -68,6 +68,7 @@ class _Tx:
 class PostgresBackend:
     kind = "postgresql"
     for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = url

@@ -54,6 +54,7 @@ def unavailable(exc: sqlite3.Error) -> StoreUnavailable:
 class SqliteBackend:
     kind = "sqlite"
     for_update = ""
+    skip_locked = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
