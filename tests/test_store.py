@@ -297,3 +297,34 @@ def test_replicas_claiming_at_once_never_take_the_same_job(store: Store) -> None
         th.join()
     claimed = [i for got in taken.values() for i in got]
     assert sorted(claimed) == sorted(ids)  # each exactly once
+
+
+def test_accounts_sign_ins_and_deletion(store: Store) -> None:
+    """The account methods the service layer uses, on both backends."""
+    store.add_user("alex", "trainee", cohort="c1", password_hash="h1")
+    store.add_user("bo", "trainee", cohort="c1")
+    sid = new_session(store, "alex")
+    fill_session(store, sid)
+    kept = new_session(store, "bo")
+    assert store.resolve_session_id(sid[:6]) == sid
+    store.set_password_hash("alex", "h2", must_change=True)
+    store.set_password_hash("alex", "h3")  # must_change left as it was
+    user = store.get_user("alex")
+    assert store.password_hash("alex") == "h3" and user.must_change_password
+    store.set_disabled("alex", True)
+    assert store.get_user("alex").disabled
+    store.add_sign_in("x" * 64, user.uid, "2000-01-01")
+    store.touch_sign_in("x" * 64)
+    assert store.delete_sign_ins(before="2020-01-01") == 1
+    store.add_cohort("c1", "first")
+    store.add_cohort("c1", "again")
+    assert store.list_cohorts() == ["c1"]
+    assert store.install_secret("k") == store.install_secret("k")
+    assert len(store.list_sessions(since="2000-01-01", cohort="c1", limit=5)) == 2
+    assert len(store.search_turns("torn", include_abandoned=False, trainee="alex")) == 1
+    assert store.delete_user("alex", sessions_to=None) == 1
+    assert store.delete_user("bo", sessions_to="former-1") == 1
+    assert [s.trainee for s in store.list_sessions()] == ["former-1"]
+    store.set_self_rating(kept, {"empathy": 4})
+    assert store.get_session(kept).self_rating == {"empathy": 4}
+    assert [e.session_id for e in store.events(kind="session_created")] == [kept]
