@@ -153,7 +153,8 @@ def bench_load(
     timeout_s: Annotated[float, typer.Option(help="Hard limit for the whole run.")] = 300.0,
     password: Annotated[str | None, typer.Option(help="With --url: the bench000.. accounts' password.")] = None,
     persona: Annotated[str | None, typer.Option(help="With --url: the persona id to practise with.")] = None,
-    db: Annotated[Path | None, typer.Option(help="With --url: the app's database, to count lost turns.")] = None,
+    db: Annotated[str | None, typer.Option(help="With --url: the app's database, to count lost turns; else the (empty) database the started replicas share (default: a temporary SQLite file).")] = None,
+    replicas: Annotated[int, typer.Option(help="App processes to start on the one database; trainees are spread over them.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """A class practising at once through the web app's HTTP API; one JSON line last."""
@@ -162,7 +163,7 @@ def bench_load(
     try:
         result = run_load_bench(users=users, turns=turns, latency_ms=latency_ms,
                                 think_ms=think_ms, ramp_ms=ramp_ms, url=url, timeout_s=timeout_s,
-                                password=password, persona=persona, db=db)
+                                password=password, persona=persona, db=db, replicas=replicas)
     except (ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     if not as_json:

@@ -682,6 +682,13 @@ class Store:
                         (session_id, key))
         return _turn(row) if row else None
 
+    def current_turn_texts(self) -> list[tuple[str, int, str, str]]:
+        """(session_id, idx, speaker, text) of every current-branch turn, for benches that
+        check nothing sent was lost."""
+        rows = self._rows("SELECT session_id, idx, speaker, text FROM turns WHERE "
+                          "abandoned_branch IS NULL ORDER BY session_id, idx")
+        return [(r["session_id"], r["idx"], r["speaker"], r["text"]) for r in rows]
+
     def get_turn(self, turn_id: int) -> Turn:
         row = self._row("SELECT * FROM turns WHERE id = ?", (turn_id,))
         if row is None:
