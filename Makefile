@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck pytest browser-deps clean test-llm test-train
+.PHONY: serve test lint typecheck pytest browser-deps pg-deps clean test-llm test-train
 
 # uv installs the dependencies (a cold install in ~20 s where pip takes minutes); pip only
 # bootstraps it into the venv.
@@ -34,6 +34,14 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; fi; }
 
+# Debian's PostgreSQL server binaries: the tests start a throwaway cluster (tests/pg_fixtures.py)
+# to run the store and service suites on PostgreSQL too. Only the binaries are needed; the test
+# cluster lives in a temporary folder and listens on a Unix socket only.
+pg-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi; }
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check simulator tests experiments
 	$(BIN)/lint-imports
@@ -42,7 +50,7 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 # One worker per core (pytest-xdist); each worker runs its browser tests last (tests/conftest.py).
-pytest: $(DEV_STAMP) browser-deps
+pytest: $(DEV_STAMP) browser-deps pg-deps
 	$(BIN)/pytest -n auto
 
 # Not part of `make test`: fine-tuning the coder's transformer needs PyTorch (the `train` extra,

@@ -22,9 +22,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -87,13 +87,21 @@ class SettingsError(InvalidInput):
     """A setting is unknown or has a bad value; the message is one line saying where."""
 
 
+def _db_target(value: Any) -> Any:
+    """A database URL stays text (``Path`` would fold its ``//``); anything else is a path."""
+    if isinstance(value, str) and "://" in value:
+        return value
+    return Path(value) if isinstance(value, str) else value
+
+
 class Settings(BaseSettings):
     """Every setting of the program, with its default. See README "Settings"."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
                                       validate_default=True)
 
-    db: Path = data_home() / "counselsim.db"
+    db: Annotated[Path | str, BeforeValidator(_db_target)] = data_home() / "counselsim.db"
+    """A file path or ``sqlite:///path`` (SQLite), or ``postgresql://...`` (several replicas)."""
     personas: Path = shipped_content() / "personas"
     rubrics: Path = shipped_content() / "rubrics"
     feedback: Path = shipped_content() / "feedback"

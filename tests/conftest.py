@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_fixtures import db_target, pg_cluster, pg_empty_url, pg_url  # noqa: F401  (fixtures: both backends)
 from typer.testing import CliRunner, Result
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -51,6 +51,23 @@ def test_bench_load_bounds() -> None:
         bench_load.run_load_bench(users=bench_load.MAX_USERS + 1)
     with pytest.raises(ValueError, match="turns"):
         bench_load.run_load_bench(users=1, turns=0)
+    with pytest.raises(ValueError, match="replicas"):
+        bench_load.run_load_bench(users=1, replicas=9)
+    with pytest.raises(ValueError, match="not with --url"):
+        bench_load.run_load_bench(users=1, replicas=2, url="http://127.0.0.1:1")
+
+
+def test_lost_turns_are_counted_on_postgresql_too(pg_url: str) -> None:
+    from content_fixtures import new_session
+
+    from simulator.store import open_store
+
+    store = open_store(pg_url)
+    sid = new_session(store)
+    for speaker, text in [("counselor", "a"), ("client", "r"), ("counselor", "b")]:
+        store.add_turn(sid, speaker, text)  # type: ignore[arg-type]
+    store.close()
+    assert bench_load.count_lost(pg_url, ["a", "b", "c"]) == (1, 1)  # c lost, b unanswered
 
 
 def test_lost_turns_are_counted_from_the_database(tmp_path: Path) -> None:

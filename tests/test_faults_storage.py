@@ -20,8 +20,8 @@ import pytest
 
 from simulator.service.practice import Practice, TurnNotSaved, TurnRejected
 from simulator.settings import ROOT, Settings
-from simulator.store import Store
-from simulator.store import sqlite as store_module
+from simulator.store import Store, StoreUnavailable
+from simulator.store import sqlite_backend as store_module
 
 PERSONA = ROOT / "tests" / "fixtures" / "engine" / "test-dana.yaml"
 
@@ -138,14 +138,14 @@ def test_a_full_disk_refuses_the_turn_clearly_and_keeps_what_was_committed(
     run(practice.turn(sid, "ana", "What brings you here?"))
     before = snapshot(practice.store.path)
     limit = {"pages": 1_073_741_823}
-    real_db = Store.db
+    real_db = store_module.SqliteBackend.db
 
-    def limited(self: Store) -> Any:
+    def limited(self: store_module.SqliteBackend) -> Any:
         db = real_db.fget(self)  # type: ignore[attr-defined]
         db.execute(f"PRAGMA max_page_count = {limit['pages']}")
         return db
 
-    monkeypatch.setattr(Store, "db", property(limited))
+    monkeypatch.setattr(store_module.SqliteBackend, "db", property(limited))
     limit["pages"] = practice.store.db.execute("PRAGMA page_count").fetchone()[0]
 
     with pytest.raises(TurnNotSaved) as info:
@@ -170,7 +170,7 @@ def test_a_full_disk_while_saving_the_reply_keeps_the_turn_and_retry_works(
     def full_for_client(self: Store, session_id: str, speaker: str, text: str,
                         **kw: Any) -> Any:
         if speaker == "client":
-            raise sqlite3.OperationalError("database or disk is full")
+            raise StoreUnavailable("database or disk is full")
         return real_add_turn(self, session_id, speaker, text, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Store, "add_turn", full_for_client)

@@ -21,13 +21,14 @@ PERSONA = ROOT / "tests" / "fixtures" / "engine" / "test-dana.yaml"
 
 
 @pytest.fixture
-def practice(tmp_path: Path) -> Iterator[Practice]:
+def practice(tmp_path: Path, db_target: str | Path) -> Iterator[Practice]:
+    """Each rule is checked on SQLite, then on PostgreSQL."""
     personas, rubrics = tmp_path / "personas", tmp_path / "rubrics"
     personas.mkdir()
     rubrics.mkdir()
     shutil.copy(PERSONA, personas / PERSONA.name)
     shutil.copy(ROOT / "rubrics" / "miti-4.2.1.yaml", rubrics / "miti-4.2.1.yaml")
-    p = Practice.from_settings(Settings(db=tmp_path / "db.sqlite", personas=personas,
+    p = Practice.from_settings(Settings(db=db_target, personas=personas,
                                         rubrics=rubrics))
     for name, role, cohort in (("ana", "trainee", "c1"), ("ben", "trainee", "c1"),
                                ("sue", "supervisor", "c1"), ("sam", "supervisor", "c2"),

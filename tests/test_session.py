@@ -36,8 +36,10 @@ def make_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def practice(tmp_path: Path) -> Iterator[Practice]:
-    p = Practice.from_settings(make_settings(tmp_path))
+def practice(tmp_path: Path, db_target: str | Path) -> Iterator[Practice]:
+    """Each practice test runs on SQLite, then on PostgreSQL."""
+    settings = make_settings(tmp_path).model_copy(update={"db": db_target})
+    p = Practice.from_settings(settings)
     p.store.add_user("ana", "trainee", cohort="c1")
     p.store.add_user("ben", "trainee", cohort="c1")
     p.store.add_user("sue", "supervisor", cohort="c1")

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 from content_fixtures import code, fill_session, new_session, record_content
 
+from simulator.errors import InvalidInput
 from simulator.store import SessionFilter, Store, StoreError, open_store
 from simulator.store.migrations import SCHEMA_VERSION
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(tmp_path / "db" / "counselsim.db")
+def store(db_target: str | Path) -> Store:
+    """Every test that takes ``store`` runs on SQLite, then on PostgreSQL."""
+    s = open_store(db_target)
     yield s
     s.close()
 
@@ -40,6 +42,50 @@ def test_schema_version_and_wal(tmp_path: Path) -> None:
     assert {"users", "cohorts", "personas", "rubrics", "sessions", "turns", "codes", "grades",
             "session_grades", "reviews", "events", "turns_fts"} <= tables
     s2.close()
+
+
+def test_postgresql_schema_version_and_text_search_column(pg_empty_url: str) -> None:
+    pg_url = pg_empty_url
+    import psycopg
+
+    s = open_store(pg_url)
+    assert s.kind == "postgresql" and s.path is None
+    assert s.schema_version == SCHEMA_VERSION
+    s.close()
+    s2 = open_store(pg_url)  # reopening applies nothing new
+    assert s2.schema_version == SCHEMA_VERSION
+    s2.close()
+    with psycopg.connect(pg_url) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        tsv = conn.execute("SELECT data_type FROM information_schema.columns WHERE "
+                           "table_name = 'turns' AND column_name = 'text_tsv'").fetchone()
+    assert {"users", "cohorts", "personas", "rubrics", "sessions", "turns", "codes", "grades",
+            "session_grades", "reviews", "events", "sign_ins", "install_secrets",
+            "schema_migrations"} <= tables
+    assert tsv == ("tsvector",)
+
+
+def test_database_urls_choose_the_backend(tmp_path: Path) -> None:
+    s = open_store(f"sqlite:///{tmp_path}/u.db")
+    assert s.kind == "sqlite" and s.path == tmp_path / "u.db" and (tmp_path / "u.db").exists()
+    s.close()
+    with pytest.raises(InvalidInput, match="mysql://... is not supported"):
+        open_store("mysql://localhost/x")
+
+
+def test_an_unreachable_postgresql_is_a_storage_error_naming_no_password(tmp_path: Path) -> None:
+    from simulator.errors import StorageError
+    from simulator.store import postgres
+
+    old = postgres.POOL_TIMEOUT_S
+    postgres.POOL_TIMEOUT_S = 1.0
+    try:
+        with pytest.raises(StorageError) as info:
+            open_store(f"postgresql://amy:secret@/x?host={tmp_path}")
+    finally:
+        postgres.POOL_TIMEOUT_S = old
+    assert "secret" not in str(info.value)
 
 
 def test_session_lifecycle_and_listing(store: Store) -> None:
@@ -184,8 +230,10 @@ KILLED_CHILD = textwrap.dedent("""
 """)
 
 
-def test_killed_process_loses_no_committed_turn(tmp_path: Path) -> None:
-    db = tmp_path / "kill.db"
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_killed_process_loses_no_committed_turn(tmp_path: Path, backend: str,
+                                                request: pytest.FixtureRequest) -> None:
+    db = tmp_path / "kill.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
     code_text = KILLED_CHILD.format(tests=str(Path(__file__).parent), db=str(db))
     proc = subprocess.run([sys.executable, "-c", code_text], capture_output=True, text=True,
                           timeout=120)
@@ -198,7 +246,7 @@ def test_killed_process_loses_no_committed_turn(tmp_path: Path) -> None:
     reply = store.add_turn(sid, "client", "Not really, no.")  # the session continues
     assert reply.idx == 3
     store.close()
-    assert os.path.exists(db)
+    assert backend != "sqlite" or os.path.exists(db)
 
 
 def test_fill_session_fixture_is_consistent(store: Store) -> None:
@@ -209,9 +257,74 @@ def test_fill_session_fixture_is_consistent(store: Store) -> None:
     assert len(store.effective_codes(sid)) == 12
 
 
-def test_search_with_a_nul_or_control_characters_is_not_an_error(tmp_path) -> None:
-    from simulator.store import open_store
-
-    store = open_store(tmp_path / "nul.db")
+def test_search_with_a_nul_or_control_characters_is_not_an_error(store: Store) -> None:
     assert store.search_turns("wine\x00\x07 drink") == []
     assert store.search_turns("\x00") == []
+
+
+def test_a_grading_job_is_held_by_its_worker_until_its_lease_runs_out(store: Store) -> None:
+    sid = new_session(store)
+    turn = store.add_turn(sid, "counselor", "What brings you in?")
+    job = store.add_job("turn", sid, turn.id, worker="replica-a", lease_s=60)
+    assert job.claimed_by == "replica-a" and job.status == "queued" and job.attempts == 1
+    assert store.claim_job("replica-b") is None  # held: replica-a is alive
+    assert store.renew_jobs("replica-a", lease_s=0.0) == 1  # ... until it stops renewing
+    taken = store.claim_job("replica-b", lease_s=60)
+    assert taken is not None and (taken.id, taken.claimed_by, taken.attempts) == (
+        job.id, "replica-b", 2)
+    assert store.claim_job("replica-a") is None
+    store.add_grade(turn.id, "test-miti", status="pending", error="timeout")  # a stored grade
+    assert store.get_job(job.id).status == "done"  # ... ends the turn's job, whoever stored it
+    assert store.jobs(status="queued") == []
+    session_job = store.add_job("session", sid)  # unclaimed: anyone's
+    assert store.claim_job("replica-a").id == session_job.id  # type: ignore[union-attr]
+    assert store.finish_jobs("session", sid) == 1 and store.claim_job("replica-b") is None
+
+
+def test_replicas_claiming_at_once_never_take_the_same_job(store: Store) -> None:
+    sid = new_session(store)
+    ids = {store.add_job("session", sid).id for _ in range(30)}
+    taken: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+
+    def work(worker: str) -> None:
+        while (job := store.claim_job(worker)) is not None:
+            taken[worker].append(job.id)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in taken]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    claimed = [i for got in taken.values() for i in got]
+    assert sorted(claimed) == sorted(ids)  # each exactly once
+
+
+def test_accounts_sign_ins_and_deletion(store: Store) -> None:
+    """The account methods the service layer uses, on both backends."""
+    store.add_user("alex", "trainee", cohort="c1", password_hash="h1")
+    store.add_user("bo", "trainee", cohort="c1")
+    sid = new_session(store, "alex")
+    fill_session(store, sid)
+    kept = new_session(store, "bo")
+    assert store.resolve_session_id(sid[:6]) == sid
+    store.set_password_hash("alex", "h2", must_change=True)
+    store.set_password_hash("alex", "h3")  # must_change left as it was
+    user = store.get_user("alex")
+    assert store.password_hash("alex") == "h3" and user.must_change_password
+    store.set_disabled("alex", True)
+    assert store.get_user("alex").disabled
+    store.add_sign_in("x" * 64, user.uid, "2000-01-01")
+    store.touch_sign_in("x" * 64)
+    assert store.delete_sign_ins(before="2020-01-01") == 1
+    store.add_cohort("c1", "first")
+    store.add_cohort("c1", "again")
+    assert store.list_cohorts() == ["c1"]
+    assert store.install_secret("k") == store.install_secret("k")
+    assert len(store.list_sessions(since="2000-01-01", cohort="c1", limit=5)) == 2
+    assert len(store.search_turns("torn", include_abandoned=False, trainee="alex")) == 1
+    assert store.delete_user("alex", sessions_to=None) == 1
+    assert store.delete_user("bo", sessions_to="former-1") == 1
+    assert [s.trainee for s in store.list_sessions()] == ["former-1"]
+    store.set_self_rating(kept, {"empathy": 4})
+    assert store.get_session(kept).self_rating == {"empathy": 4}
+    assert [e.session_id for e in store.events(kind="session_created")] == [kept]

@@ -13,6 +13,10 @@ The client model is a fake of fixed latency (``--latency-ms``, default 300) in t
 grader a fake LLM grader of twice that latency, so the figures are the app's own cost on top of a
 model; ``--latency-ms 0`` uses the offline realizer and grader instead.
 
+``--replicas N`` starts N app processes on one database (``--db``: a ``postgresql://...`` URL of
+an empty database, or by default a throw-away SQLite file) and spreads the trainees over them
+round-robin, as a sticky reverse proxy would (docs/deployment.md).
+
 Reports turns/s, latency p50/p95/p99 (click to completed reply) and the same minus the model's
 latency, errors, and **lost turns**: turns whose ``queue/join`` was accepted but whose text is not
 in the database afterwards (each turn carries a unique tag). Bounded: N <= 500, T <= 100, and a
@@ -66,6 +70,10 @@ class LoadBench(BaseModel):
     """The trainees arrive (sign in, open the page, start) spread over this time."""
     server: str
     """``started`` (a child process on 127.0.0.1) or ``external`` (``--url``)."""
+    replicas: int = 1
+    """App processes the trainees were spread over (``--replicas``)."""
+    backend: str = "sqlite"
+    """The database the started app processes shared: ``sqlite`` or ``postgresql``."""
     duration_s: float
     turns_sent: int
     turns_ok: int
@@ -126,6 +134,9 @@ class Server:
     url: str
     process: subprocess.Popen[bytes] | None = None
     db: Path | None = None
+    """The SQLite file (None on PostgreSQL: see ``target``)."""
+    target: str | Path | None = None
+    """The database, whichever backend (for counting lost turns)."""
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -140,8 +151,15 @@ class Server:
 def start_server(folder: Path, users: int, latency_ms: float,
                  base: Settings | None = None, wait_s: float = 120.0) -> tuple[Server, str]:
     """Create the trainees in a fresh database in ``folder`` and start the app on 127.0.0.1."""
-    import httpx
+    servers, persona_id = start_servers(folder, users, latency_ms, base, wait_s=wait_s)
+    return servers[0], persona_id
 
+
+def start_servers(folder: Path, users: int, latency_ms: float, base: Settings | None = None,
+                  *, replicas: int = 1, db: str | None = None, wait_s: float = 120.0
+                  ) -> tuple[list[Server], str]:
+    """Create the trainees in a fresh database (``db``, which must be empty, or a new SQLite
+    file in ``folder``) and start ``replicas`` app processes on it, on 127.0.0.1."""
     from simulator.bench.turn import bench_settings
     from simulator.service.accounts import hash_password
     from simulator.store import open_store
@@ -149,36 +167,63 @@ def start_server(folder: Path, users: int, latency_ms: float,
     settings, persona_id = bench_settings(folder, base)
     settings = settings.model_copy(update={"client_model": "offline",
                                            "grader_model": "offline"})
+    if db is not None:
+        settings = settings.model_copy(update={"db": Settings(db=db).db})
     store = open_store(settings.db)
     try:
+        if store.count_users():
+            raise ValueError("--db must be an empty database: the bench creates its own "
+                             "accounts and counts every turn in it")
         hashed = hash_password(PASSWORD)
         for i in range(users):
             store.add_user(user_name(i), "trainee", cohort="bench", password_hash=hashed)
     finally:
         store.close()
+    servers: list[Server] = []
+    try:
+        for n in range(replicas):
+            servers.append(_start_child(folder, settings, latency_ms, n))
+        for server in servers:  # started together, waited for together
+            _wait_ready(server, folder, wait_s)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers, persona_id
+
+
+def _start_child(folder: Path, settings: Settings, latency_ms: float, n: int) -> Server:
     port = free_port()
-    config = folder / "server.json"
+    suffix = "" if n == 0 else f"-{n}"
+    config = folder / f"server{suffix}.json"
     config.write_text(json.dumps({"settings": settings.model_dump(mode="json"),
                                   "latency_ms": latency_ms, "port": port}))
-    log = (folder / "server.log").open("wb")
+    log = (folder / f"server{suffix}.log").open("wb")
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-c", "import sys; from simulator.bench.load import _serve_child; "
          "_serve_child(sys.argv[1])", str(config)],
         stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
-    server = Server(url=f"http://127.0.0.1:{port}", process=child, db=settings.db)
+    sqlite_file = settings.db if isinstance(settings.db, Path) else None
+    return Server(url=f"http://127.0.0.1:{port}", process=child, db=sqlite_file,
+                  target=settings.db)
+
+
+def _wait_ready(server: Server, folder: Path, wait_s: float) -> None:
+    import httpx
+
+    assert server.process is not None
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise RuntimeError("the web app exited while starting: "
-                               + (folder / "server.log").read_text(errors="replace")[-2000:])
+        if server.process.poll() is not None:
+            logs = "".join(f.read_text(errors="replace") for f in folder.glob("server*.log"))
+            raise RuntimeError("the web app exited while starting: " + logs[-2000:])
         try:
             if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
-                return server, persona_id
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    server.stop()
     raise RuntimeError(f"the web app did not answer within {wait_s:.0f} s")
 
 
@@ -373,16 +418,26 @@ def _answered(chat: Any, text: str) -> bool:
 # ---------------------------------------------------------------- the run
 
 
-def count_lost(db: Path, sent: list[str]) -> tuple[int, int]:
-    """(lost, unanswered): sent turns missing from the database / stored without a reply."""
+def count_lost(db: str | Path, sent: list[str]) -> tuple[int, int]:
+    """(lost, unanswered): sent turns missing from the database / stored without a reply.
+    An SQLite file is opened read-only; a ``postgresql://`` URL through the store."""
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = conn.execute("SELECT session_id, idx, speaker, text FROM turns "
-                            "WHERE abandoned_branch IS NULL ORDER BY session_id, idx").fetchall()
-    finally:
-        conn.close()
+    if isinstance(db, str) and "://" in db:
+        from simulator.store import open_store
+
+        store = open_store(db)
+        try:
+            rows = store.current_turn_texts()
+        finally:
+            store.close()
+    else:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = conn.execute("SELECT session_id, idx, speaker, text FROM turns WHERE "
+                                "abandoned_branch IS NULL ORDER BY session_id, idx").fetchall()
+        finally:
+            conn.close()
     stored: dict[str, tuple[str, int]] = {}
     replied: set[tuple[str, int]] = set()
     for session_id, idx, speaker, text in rows:
@@ -396,22 +451,24 @@ def count_lost(db: Path, sent: list[str]) -> tuple[int, int]:
     return lost, unanswered
 
 
-async def drive(url: str, users: int, turns: int, persona_id: str, think_s: float,
+async def drive(url: str | list[str], users: int, turns: int, persona_id: str, think_s: float,
                 latency_s: float, timeout_s: float, password: str,
                 request_timeout_s: float = 60.0, ramp_s: float = 0.0
                 ) -> tuple[Tally, float, bool]:
-    """Run the trainees; they arrive spread evenly over ``ramp_s`` (a class signing in)."""
+    """Run the trainees; they arrive spread evenly over ``ramp_s`` (a class signing in). With
+    several ``url`` (replicas), trainee i uses url i mod N for everything (sticky)."""
     import httpx
 
-    async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+    urls = [url] if isinstance(url, str) else url
+    async with httpx.AsyncClient(base_url=urls[0], timeout=30) as c:
         r = await c.post("/login", data={"username": user_name(0), "password": password})
         r.raise_for_status()
         ep = Endpoints.from_config((await c.get("/config")).json())
     tally = Tally()
     t0 = time.perf_counter()
-    tasks = [asyncio.ensure_future(trainee(i, url, ep, persona_id, turns, think_s, latency_s,
-                                           tally, password, request_timeout_s,
-                                           arrive_s=ramp_s * i / users))
+    tasks = [asyncio.ensure_future(trainee(i, urls[i % len(urls)], ep, persona_id, turns,
+                                           think_s, latency_s, tally, password,
+                                           request_timeout_s, arrive_s=ramp_s * i / users))
              for i in range(users)]
     _done, late = await asyncio.wait(tasks, timeout=timeout_s)
     for task in late:
@@ -429,20 +486,29 @@ def run_load_bench(users: int = 100, turns: int = 5, latency_ms: float = 300.0,
                    think_ms: float = 10_000.0, url: str | None = None, timeout_s: float = 300.0,
                    ramp_ms: float = 10_000.0,
                    password: str | None = None, persona: str | None = None,
-                   db: Path | None = None, settings: Settings | None = None) -> LoadBench:
+                   db: str | Path | None = None, settings: Settings | None = None,
+                   replicas: int = 1) -> LoadBench:
     if not 1 <= users <= MAX_USERS:
         raise ValueError(f"--users must be between 1 and {MAX_USERS}")
     if not 1 <= turns <= MAX_TURNS:
         raise ValueError(f"--turns must be between 1 and {MAX_TURNS}")
     if latency_ms < 0 or think_ms < 0 or timeout_s <= 0:
         raise ValueError("--latency-ms and --think-ms must be >= 0 and --timeout-s > 0")
+    if not 1 <= replicas <= 8:
+        raise ValueError("--replicas must be between 1 and 8")
+    if url is not None and replicas != 1:
+        raise ValueError("--replicas starts its own app processes: not with --url")
+    backend = "postgresql" if db is not None and str(db).startswith("postgres") else "sqlite"
     with tempfile.TemporaryDirectory(prefix="counselsim-load-") as tmp:
-        server: Server | None = None
+        servers: list[Server] = []
         try:
+            target: str | list[str]
+            db_path: str | Path | None
             if url is None:
-                server, persona_id = start_server(Path(tmp), users, latency_ms,
-                                                  settings or defaults())
-                target, pw, db_path = server.url, PASSWORD, server.db
+                servers, persona_id = start_servers(
+                    Path(tmp), users, latency_ms, settings or defaults(), replicas=replicas,
+                    db=None if db is None else str(db))
+                target, pw, db_path = [s.url for s in servers], PASSWORD, servers[0].target
             else:
                 if not password or not persona:
                     raise ValueError("--url needs --password and --persona (accounts bench000.."
@@ -453,17 +519,18 @@ def run_load_bench(users: int = 100, turns: int = 5, latency_ms: float = 300.0,
                 timeout_s, pw, ramp_s=ramp_ms / 1000))
             time.sleep(0.5)  # let the last replies' commits land
             lost = unanswered = None
-            if db_path is not None and db_path.exists():
+            if db_path is not None and (not isinstance(db_path, Path) or db_path.exists()):
                 lost, unanswered = count_lost(db_path, tally.sent)
         finally:
-            if server is not None:
+            for server in servers:
                 server.stop()
     lat_ms = [x * 1000 for x in tally.latencies]
     beyond = [x - latency_ms for x in lat_ms]
     targets = LoadTargets()
     return LoadBench(
         users=users, turns_per_user=turns, model_latency_ms=latency_ms, think_ms=think_ms,
-        ramp_ms=ramp_ms, server="external" if url else "started",
+        ramp_ms=ramp_ms, server="external" if url else "started", replicas=replicas,
+        backend=backend,
         duration_s=round(duration, 2),
         turns_sent=len(tally.sent), turns_ok=tally.ok, errors=tally.errors,
         connection_retries=tally.retries,
@@ -480,7 +547,8 @@ def run_load_bench(users: int = 100, turns: int = 5, latency_ms: float = 300.0,
 
 def format_text(r: LoadBench) -> str:
     b, la = r.beyond_model_ms, r.latency_ms
-    return (f"{r.users} trainees x {r.turns_per_user} turns ({r.server} app, fake model "
+    where = f"{r.replicas} replicas on {r.backend}, " if r.replicas > 1 else ""
+    return (f"{r.users} trainees x {r.turns_per_user} turns ({where}{r.server} app, fake model "
             f"{r.model_latency_ms:g} ms, think {r.think_ms:g} ms, arriving over "
             f"{r.ramp_ms:g} ms) in {r.duration_s} s\n"
             f"  {r.turns_ok}/{r.turns_sent} turns answered, {r.turns_per_s} turns/s, "

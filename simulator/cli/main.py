@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from simulator.cli.common import Commands, emit_json, fail, settings_for
+from simulator.cli.db import register as _register_db
 from simulator.cli.records import register as _register_records
 
 app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=False,
@@ -152,7 +153,8 @@ def bench_load(
     timeout_s: Annotated[float, typer.Option(help="Hard limit for the whole run.")] = 300.0,
     password: Annotated[str | None, typer.Option(help="With --url: the bench000.. accounts' password.")] = None,
     persona: Annotated[str | None, typer.Option(help="With --url: the persona id to practise with.")] = None,
-    db: Annotated[Path | None, typer.Option(help="With --url: the app's database, to count lost turns.")] = None,
+    db: Annotated[str | None, typer.Option(help="With --url: the app's database, to count lost turns; else the (empty) database the started replicas share (default: a temporary SQLite file).")] = None,
+    replicas: Annotated[int, typer.Option(help="App processes to start on the one database; trainees are spread over them.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """A class practising at once through the web app's HTTP API; one JSON line last."""
@@ -161,7 +163,7 @@ def bench_load(
     try:
         result = run_load_bench(users=users, turns=turns, latency_ms=latency_ms,
                                 think_ms=think_ms, ramp_ms=ramp_ms, url=url, timeout_s=timeout_s,
-                                password=password, persona=persona, db=db)
+                                password=password, persona=persona, db=db, replicas=replicas)
     except (ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     if not as_json:
@@ -218,7 +220,7 @@ def chat(
     trainee: Annotated[str, typer.Option(help="Name the session is stored under.")] = "terminal",
     input_file: Annotated[Path | None, typer.Option("--input", help="Trainee turns, one per "
                                                     "line (non-interactive).")] = None,
-    db: Annotated[Path | None, typer.Option(help="Database path (default sessions/counselsim.db)")] = None,
+    db: Annotated[str | None, typer.Option(help="Database: a file, sqlite:///path or postgresql://... (default: settings)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole session as JSON last.")] = False,
 ) -> None:
     """Practise in the terminal: streamed client replies, your turns coded as you go."""
@@ -257,7 +259,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     personas: Annotated[Path | None, typer.Option(help="Persona folder.")] = None,
     rubrics: Annotated[Path | None, typer.Option(help="Rubric folder.")] = None,
-    db: Annotated[Path | None, typer.Option(help="Database path.")] = None,
+    db: Annotated[str | None, typer.Option(help="Database: a file, sqlite:///path or postgresql://...")] = None,
 ) -> None:
     """Start the web app (trainees, supervisors, educators). First start: prints the admin password."""
     from simulator.web.serve import serve_command
@@ -320,6 +322,7 @@ def selfplay(
 
 # report, sessions list, export, progress, users (simulator/cli/records.py)
 _register_records(app)
+_register_db(app)
 
 
 def _register_doctor() -> None:

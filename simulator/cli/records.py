@@ -18,13 +18,14 @@ from simulator.cli.common import emit_json, fail, settings_for
 if TYPE_CHECKING:
     from simulator.store import Store
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="Database file (default: settings).")]
+DbOption = Annotated[str | None, typer.Option(
+    "--db", help="A file, sqlite:///path or postgresql://... (default: settings).")]
 
 sessions_app = typer.Typer(no_args_is_help=True, help="Practice sessions in the store.")
 users_app = typer.Typer(no_args_is_help=True, help="Users: trainees, supervisors, educators.")
 
 
-def _store(db: Path | None) -> Store:
+def _store(db: str | None) -> Store:
     from simulator.store import open_store
 
     return open_store(settings_for(db=db).db)

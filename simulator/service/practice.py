@@ -37,7 +37,6 @@ import dataclasses
 import logging
 import random
 import re
-import sqlite3
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +99,7 @@ class TurnNotSaved(TurnRejected, StorageError):
     stored; the message says so, and the UI gives the text back to send again."""
 
 
-def storage_problem(exc: sqlite3.Error) -> str:
+def storage_problem(exc: Exception) -> str:
     """What went wrong with the database, in words a trainee can act on (no SQL, no paths)."""
     text = str(exc).lower()
     if "full" in text:
@@ -159,6 +158,9 @@ class Practice:
     """Retries and timeouts of the session-level grade (default: from settings)."""
     availability: Availability | None = None
     """Live status of the configured models (None: always use the models given)."""
+    grading_worker: str | None = None
+    """Set when a ``grading_jobs.JobWorker`` runs (``counselsim serve``): LLM grades are then
+    also recorded as jobs held by this worker, so another replica finishes them if this dies."""
     _grading: set[asyncio.Task[None]] = field(default_factory=set)
     _inflight: dict[str, str] = field(default_factory=dict)
     """Sessions with a turn or reply being made now -> the idempotency key of that send."""
@@ -382,7 +384,7 @@ class Practice:
                                                       key, seen)
             except Conflict:
                 raise TurnRejected(MOVED) from None
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 log.warning("trainee turn not saved: %s", exc)
                 raise TurnNotSaved(f"Your turn was not saved: {storage_problem(exc)}. Send it "
                                    "again in a moment.") from exc
@@ -401,7 +403,13 @@ class Practice:
             existing = self.store.turn_with_key(session_id, key)
             if existing is not None:
                 return existing, False
-        return self.store.add_turn(session_id, "counselor", text, after=seen, key=key), True
+        turn = self.store.add_turn(session_id, "counselor", text, after=seen, key=key)
+        if self.grading_worker is not None and self.grader_model is not None:
+            try:  # the turn is committed; a job not recorded leaves its grade to regrade
+                self.store.add_job("turn", session_id, turn.id, worker=self.grading_worker)
+            except StorageError as exc:
+                log.warning("grading job not recorded: %s", exc)
+        return turn, True
 
     async def reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
         """The client's reply to the last unanswered trainee turn (also the retry after errors);
@@ -473,7 +481,7 @@ class Practice:
                 await saving
                 self.store.add_event(session_id, "client_error", {"turn_id": last.id,
                                                                   "message": str(exc)})
-            except sqlite3.Error as db_exc:
+            except StorageError as db_exc:
                 log.warning("could not record a client model error: %s", db_exc)
             yield TurnEvent(kind="error", text=str(exc), data={"turn_id": last.id,
                                                               "retry": True})
@@ -492,7 +500,7 @@ class Practice:
         except Conflict:
             yield TurnEvent(kind="error", text=MOVED, data={"turn_id": last.id, "retry": False})
             return
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             log.warning("client reply not saved: %s", exc)
             yield TurnEvent(kind="error", data={"turn_id": last.id, "retry": True},
                             text=f"Your turn is saved, but the client's reply could not be: "
@@ -604,6 +612,9 @@ class Practice:
             if not any(t.speaker == "counselor" for t in turns):
                 return  # nothing the trainee said to rate
             await asyncio.to_thread(self.store.add_event, session_id, "session_grade_started")
+            if self.grading_worker is not None:
+                await asyncio.to_thread(self.store.add_job, "session", session_id,
+                                        worker=self.grading_worker)
             options = dataclasses.replace(
                 self.grade_options or GradeOptions.from_settings(self.settings),
                 gate=self._gate(self.settings.grader_model))
@@ -616,6 +627,10 @@ class Practice:
                           session_id)
             with contextlib.suppress(Exception):  # best effort: the report then says "pending"
                 await self._session_grade_pending(session_id, "error", type(exc).__name__)
+        # not when cancelled (this process is stopping): its job is then another replica's
+        if self.grading_worker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.store.finish_jobs, "session", session_id)
 
     async def _session_grade_pending(self, session_id: str, status: str, error: str) -> None:
         await asyncio.to_thread(self.store.add_event, session_id, "session_grade_pending",

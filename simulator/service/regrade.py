@@ -132,12 +132,14 @@ async def regrade_session(store: Store, session_id: str, *, model: Any, spec: st
                           rubric: Rubric | None = None, coder: Coder | None = None,
                           include_failed: bool = True, include_missing: bool = True,
                           options: GradeOptions | None = None,
-                          concurrency: int = 4) -> RegradeResult:
+                          concurrency: int = 4, turn_ids: set[int] | None = None,
+                          session_items: bool = True) -> RegradeResult:
     """Regrade the session's unfinished turn grades; ``model`` None means offline (``coder``).
 
     Each finished grade is written as soon as it is back, so an interrupted regrade keeps what
     it did. Never raises for a grading problem (those stay pending); raises ``RegradeError`` for
-    an unknown session.
+    an unknown session. ``turn_ids`` limits the turns regraded (a grading job's one turn);
+    ``session_items=False`` leaves the session-level grade alone.
     """
     try:
         session = store.get_session(session_id)
@@ -149,6 +151,8 @@ async def regrade_session(store: Store, session_id: str, *, model: Any, spec: st
     turns = store.current_turns(session_id)
     targets, abandoned, graded = _targets(store, session_id, rubric.id, turns, include_failed,
                                           include_missing)
+    if turn_ids is not None:
+        targets = [t for t in targets if t[0].id in turn_ids]
     result = RegradeResult(session_id=session_id, rubric_id=rubric.id, model=spec,
                            skipped_abandoned=abandoned, skipped_graded=graded)
     if model is None and coder is None:
@@ -188,7 +192,7 @@ async def regrade_session(store: Store, session_id: str, *, model: Any, spec: st
     for r in result.turns:
         setattr(result, r.status, getattr(result, r.status) + 1)
 
-    if session.status == "ended" and rubric.session_items:
+    if session_items and session.status == "ended" and rubric.session_items:
         if model is None:
             result.session_items = "estimate"
         elif store.session_grade(session_id, rubric.id) is None:

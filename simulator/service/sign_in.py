@@ -31,7 +31,6 @@ import hashlib
 import logging
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -41,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from simulator.errors import InvalidInput
+from simulator.errors import InvalidInput, StorageError
 from simulator.service.accounts import (
     _DUMMY_HASH,
     MAX_PASSWORD_LENGTH,
@@ -161,7 +160,7 @@ class SignIns:
                                    f"{minutes(wait)}.", status=429, retry_after_s=int(wait) + 1)
         try:
             account = await asyncio.to_thread(self._account, name)
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             log.warning("sign-in lookup failed: %s", exc)
             return Outcome(message=storage_message(exc), status=503)
         if account is None:
@@ -191,7 +190,7 @@ class SignIns:
         token = secrets.token_urlsafe(32)
         try:
             await asyncio.to_thread(self._record, account, token, password, address)
-        except (sqlite3.Error, StoreError) as exc:
+        except (StorageError, StoreError) as exc:
             log.warning("sign-in not saved: %s", exc)
             return Outcome(message=storage_message(exc), status=503)
         return Outcome(token=token, must_change=bool(account["must_change_password"]))
@@ -211,7 +210,7 @@ class SignIns:
             self.store.set_password_hash(account["name"], _hasher.hash(password))
         try:
             self.store.add_event(None, "login", {"user": account["name"]})
-        except sqlite3.Error as exc:  # the audit line is not worth refusing a sign-in for
+        except StorageError as exc:  # the audit line is not worth refusing a sign-in for
             log.warning("login event not recorded: %s", exc)
 
     # -- who is this cookie? ---------------------------------------------------------------------
@@ -228,7 +227,7 @@ class SignIns:
             return hit[0]
         try:
             who = await asyncio.to_thread(self._load, sha)
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             log.warning("sign-in lookup failed: %s", exc)
             return None
         with self._lock:
@@ -256,7 +255,7 @@ class SignIns:
         if (now - last_seen).total_seconds() > TOUCH_S:
             try:
                 self.store.touch_sign_in(sha)
-            except sqlite3.Error as exc:
+            except StorageError as exc:
                 log.warning("sign-in not touched: %s", exc)
         return Who(name=user.name, uid=user.uid, must_change=user.must_change_password,
                    token_sha256=sha)
@@ -276,7 +275,7 @@ class SignIns:
         self.forget(sha=sha)
         try:
             await asyncio.to_thread(self.store.delete_sign_ins, token_sha256=sha)
-        except sqlite3.Error as exc:
+        except StorageError as exc:
             log.warning("sign-out not saved: %s", exc)
 
     # -- changing one's own password -------------------------------------------------------------

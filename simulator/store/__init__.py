@@ -1,10 +1,11 @@
 """Where everything that matters is kept: users, sessions, turns, codes, grades, reviews, events.
 
 The rest of the package imports the store through this module, never through the backend's file:
-the SQLite backend lives in ``sqlite.py`` and its schema steps in ``migrations.py``.
+the store's methods live in ``core.py``; the SQLite backend in ``sqlite_backend.py`` (schema steps
+in ``migrations.py``), the PostgreSQL one in ``postgres.py`` (schema steps in ``pg_schema.py``).
 """
 
-from simulator.store.sqlite import (
+from simulator.store.core import (
     ROLES,
     CodeRecord,
     Conflict,
@@ -12,6 +13,8 @@ from simulator.store.sqlite import (
     EffectiveTurn,
     Event,
     Grade,
+    Job,
+    JobKind,
     Review,
     SearchHit,
     Session,
@@ -21,6 +24,7 @@ from simulator.store.sqlite import (
     StoredItemScore,
     StoredSessionGrade,
     StoreError,
+    StoreUnavailable,
     Turn,
     UnknownRecord,
     User,
@@ -30,6 +34,6 @@ from simulator.store.sqlite import (
 )
 
 __all__ = ["ROLES", "CodeRecord", "Conflict", "ContentKind", "EffectiveTurn", "Event", "Grade",
-           "Review", "SearchHit", "Session", "SessionFilter", "SignIn", "Store", "StoreError",
-           "StoredItemScore", "StoredSessionGrade", "Turn", "UnknownRecord", "User", "Value",
-           "open_store", "record_library_content"]
+           "Job", "JobKind", "Review", "SearchHit", "Session", "SessionFilter", "SignIn", "Store",
+           "StoreError", "StoredItemScore", "StoredSessionGrade", "StoreUnavailable", "Turn",
+           "UnknownRecord", "User", "Value", "open_store", "record_library_content"]

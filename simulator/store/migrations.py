@@ -123,6 +123,21 @@ def m003_accounts_and_sign_ins(db: Database) -> None:
                "WHERE idempotency_key IS NOT NULL")
 
 
+@migrations()
+def m004_grading_jobs(db: Database) -> None:
+    """Grading work that must outlive the process that started it: a job is claimed by one
+    worker (replica) for a lease; a worker that dies stops renewing, and another claims it."""
+    db["grading_jobs"].create(  # type: ignore[union-attr]
+        {"id": int, "kind": str, "session_id": str, "turn_id": int, "status": str,
+         "claimed_by": str, "lease_until": str, "attempts": int, "error": str, "created": str,
+         "updated": str},
+        pk="id", not_null={"kind", "session_id", "status", "created"},
+        defaults={"attempts": 0},
+    )
+    db.execute("CREATE INDEX idx_grading_jobs_open ON grading_jobs(status, lease_until)")
+    db.execute("CREATE INDEX idx_grading_jobs_target ON grading_jobs(kind, session_id, turn_id)")
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 """The schema version a fully migrated database has (also stored as ``PRAGMA user_version``)."""
 

@@ -31,6 +31,11 @@ def serve_command(settings: Settings) -> None:
                    "  Sign in, then add accounts in the Users tab (or `counselsim users add`).\n")
     for path, errors in practice.library.errors.items():
         typer.echo(f"warning: {path}: {len(errors)} error(s); run `counselsim validate`", err=True)
+    if practice.grader_model is not None:  # LLM grades become jobs any replica can finish
+        from simulator.service.grading_jobs import WORKER, JobWorker
+
+        practice.grading_worker = WORKER
+        JobWorker(practice.store, settings).start()
     app, ctx = build_app(settings, practice)
     offline = [m.role for m in ctx.models if not m.active]
     if offline:

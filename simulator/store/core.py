@@ -1,14 +1,19 @@
-"""The CounselSim store: every session, turn, code, grade and supervisor review, in one SQLite file.
+"""The CounselSim store: every session, turn, code, grade and supervisor review, in one database.
 
 Why it is shaped like this
 --------------------------
-* **Nothing a trainee typed is lost.** ``add_turn`` commits (WAL, ``synchronous=FULL``) before it
-  returns, so the caller saves the trainee's turn, *then* calls any model. Killing the process at
-  any later moment loses no committed turn; after a restart ``current_turns`` is where the
-  session resumes.
-* **Safe from many threads** (Gradio runs handlers in worker threads). Each thread gets its own
-  connection (``threading.local``); writes take ``BEGIN IMMEDIATE`` and are short, and every
-  connection waits on a busy database (``busy_timeout``) instead of failing. One ``Store``
+* **One store, two databases.** ``open_store(target)`` takes a path or ``sqlite:///...`` (one file,
+  the default, ``sqlite_backend``) or ``postgresql://...`` (shared by several app replicas,
+  ``postgres``). The methods below are the same SQL on both; each backend supplies connections,
+  write transactions, new ids, search and schema steps (``backend``). Driver errors surface as
+  ``StoreUnavailable`` (a ``StorageError``), never as ``sqlite3``/``psycopg`` errors.
+* **Nothing a trainee typed is lost.** ``add_turn`` commits (SQLite: WAL, ``synchronous=FULL``;
+  PostgreSQL: a synchronous commit) before it returns, so the caller saves the trainee's turn,
+  *then* calls any model. Killing the process at any later moment loses no committed turn; after a
+  restart ``current_turns`` is where the session resumes.
+* **Safe from many threads** (Gradio runs handlers in worker threads) and, on PostgreSQL, from
+  many replicas. Writes are short transactions; writes that depend on a session's turns lock the
+  session first (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ... FOR UPDATE``). One ``Store``
   object can be shared by the whole web app.
 * **Machine and human values side by side.** Coder output goes to ``codes``, LLM grader output to
   ``grades`` / ``session_grades``, supervisor corrections and comments to ``reviews``; nothing is
@@ -39,26 +44,20 @@ All methods return pydantic models (JSON-ready with ``model_dump(mode="json")``)
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
-import os
 import secrets
-import sqlite3
-import threading
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlite_utils import Database
 
 from simulator.errors import InvalidInput, NotFoundOrNoAccess
-from simulator.store.migrations import SCHEMA_VERSION, migrate
+from simulator.store.backend import Backend, StoreUnavailable, Writer, open_backend
+from simulator.store.migrations import SCHEMA_VERSION
 from simulator.vocab import ROLES, GradeStatus, Mode, Role, SessionStatus, Speaker
 
 if TYPE_CHECKING:
@@ -66,10 +65,9 @@ if TYPE_CHECKING:
 
 Status = SessionStatus
 ContentKind = Literal["persona", "rubric"]
+JobKind = Literal["turn", "session"]
 Value = str | int | float | bool | None
 """A turn-item value: a code id (categorical), a bool (binary) or a number (scalar)."""
-
-BUSY_TIMEOUT_MS = 30_000
 
 
 class StoreError(InvalidInput):
@@ -87,21 +85,6 @@ class UnknownRecord(StoreError, NotFoundOrNoAccess):
 
     def __init__(self, message: str) -> None:
         StoreError.__init__(self, message)
-
-
-def private_file(path: Path) -> None:
-    """Create ``path`` (if missing) readable by its owner only, and make an existing database and
-    its WAL/shared-memory files so: they hold password hashes and transcripts. SQLite creates the
-    WAL with the database file's mode, so 0600 here keeps it 0600 too."""
-    if str(path) == ":memory:":
-        return
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if f.exists() and f.stat().st_mode & 0o077:
-            # someone else's file: leave it, SQLite will say if it is unusable
-            with contextlib.suppress(PermissionError):
-                os.chmod(f, 0o600)
 
 
 def now() -> str:
@@ -252,6 +235,25 @@ class Event(BaseModel):
     created: str
 
 
+class Job(BaseModel):
+    """A piece of grading work (a turn's grade, a session's grade) owned by one worker at a time.
+
+    ``claimed_by`` holds it until ``lease_until``; the worker renews the lease while it is alive,
+    so when it dies the lease runs out and another worker (replica) claims the job."""
+
+    id: int
+    kind: JobKind
+    session_id: str
+    turn_id: int | None = None
+    status: Literal["queued", "done"]
+    claimed_by: str | None = None
+    lease_until: str | None = None
+    attempts: int = 0
+    error: str = ""
+    created: str
+    updated: str | None = None
+
+
 class EffectiveTurn(BaseModel):
     """A counselor turn with its codes resolved: supervisor correction > grader > coder."""
 
@@ -345,66 +347,41 @@ def _session(row: dict[str, Any]) -> Session:
 
 
 class Store:
-    """One SQLite database; share a single instance between threads (see module docstring)."""
+    """One database (SQLite file or PostgreSQL); share a single instance between threads (see
+    module docstring)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        private_file(self.path)
-        db = self.db
-        db.execute("PRAGMA journal_mode=WAL")
-        self.schema_version = self._migrate(db)
+    def __init__(self, target: str | Path, *, pool_size: int = 16) -> None:
+        self.backend: Backend = open_backend(target, pool_size=pool_size)
+        self.kind = self.backend.kind
+        self.path: Path | None = getattr(self.backend, "path", None)
+        """The SQLite file (None on PostgreSQL)."""
+        try:
+            self.schema_version = self.backend.migrate()
+        except BaseException:
+            self.backend.close()
+            raise
 
     # -- connections and transactions
 
     @property
-    def db(self) -> Database:
-        """This thread's ``sqlite_utils.Database`` (created on first use)."""
-        db: Database | None = getattr(self._local, "db", None)
+    def db(self) -> Any:
+        """This thread's ``sqlite_utils.Database`` (SQLite only: tests and tools that need the
+        file itself)."""
+        db = getattr(self.backend, "db", None)
         if db is None:
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = FULL")
-            db = Database(conn, execute_plugins=False)
-            self._local.db = db
-            with self._all_lock:
-                self._all.append(conn)
+            raise StoreError("this store is not an SQLite file")
         return db
 
-    @contextmanager
-    def _write(self) -> Iterator[Database]:
-        """A short write transaction, write lock taken at BEGIN (no lock upgrade, no deadlock)."""
-        db = self.db
-        if db.conn.in_transaction:  # nested use: join the outer transaction
-            yield db
-            return
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
-            raise
-        db.conn.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[Writer]:
+        """A short write transaction; nested use joins the outer one."""
+        return self.backend.write()
 
-    def _migrate(self, db: Database) -> int:
-        for attempt in range(20):
-            try:
-                return migrate(db)
-            except (sqlite3.OperationalError, sqlite3.IntegrityError):
-                # Another process is migrating the same file right now: wait and re-check.
-                if attempt == 19:
-                    raise
-                time.sleep(0.1)
-        raise AssertionError("unreachable")
+    def _insert(self, db: Writer, sql: str, params: tuple[Any, ...] | list[Any]) -> int:
+        """Run an INSERT and return the new row's id."""
+        return self.backend.insert(db, sql, params)
 
     def _rows(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
-        return list(self.db.query(sql, params))
+        return self.backend.rows(sql, params)
 
     def _row(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> dict[str, Any] | None:
         rows = self._rows(sql, params)
@@ -412,11 +389,7 @@ class Store:
 
     def close(self) -> None:
         """Close every connection this store opened (call at shutdown, from any thread)."""
-        with self._all_lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self.backend.close()
 
     def __enter__(self) -> Store:
         return self
@@ -661,7 +634,10 @@ class Store:
                        (_dumps(rating), session_id))
 
     def _require_session(self, session_id: str) -> dict[str, Any]:
-        row = self._row("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+        """The session's row; inside a write it is locked until the write commits, so two
+        replicas cannot both take the next turn position or rewind the same session."""
+        lock = self.backend.for_update if self.backend.in_write() else ""
+        row = self._row("SELECT * FROM sessions WHERE session_id = ?" + lock, (session_id,))
         if row is None:
             raise UnknownRecord(f"unknown session {session_id!r}")
         return row
@@ -694,18 +670,24 @@ class Store:
                     return self.get_turn(int(same["id"]))
             if after is not None and after != idx:
                 raise Conflict(f"session {session_id!r} has {idx} turns, not {after}")
-            cur = db.execute(
-                "INSERT INTO turns (session_id, idx, speaker, text, created, act, fact_id, "
+            turn_id = self._insert(
+                db, "INSERT INTO turns (session_id, idx, speaker, text, created, act, fact_id, "
                 "state_json, idempotency_key) VALUES (?,?,?,?,?,?,?,?,?)",
                 (session_id, idx, speaker, text, now(), act, fact_id, _dumps(state), key))
-            turn_id = cur.lastrowid
-        return self.get_turn(int(turn_id or 0))
+        return self.get_turn(turn_id)
 
     def turn_with_key(self, session_id: str, key: str) -> Turn | None:
         """The turn a send with this idempotency key stored, if any."""
         row = self._row("SELECT * FROM turns WHERE session_id = ? AND idempotency_key = ?",
                         (session_id, key))
         return _turn(row) if row else None
+
+    def current_turn_texts(self) -> list[tuple[str, int, str, str]]:
+        """(session_id, idx, speaker, text) of every current-branch turn, for benches that
+        check nothing sent was lost."""
+        rows = self._rows("SELECT session_id, idx, speaker, text FROM turns WHERE "
+                          "abandoned_branch IS NULL ORDER BY session_id, idx")
+        return [(r["session_id"], r["idx"], r["speaker"], r["text"]) for r in rows]
 
     def get_turn(self, turn_id: int) -> Turn:
         row = self._row("SELECT * FROM turns WHERE id = ?", (turn_id,))
@@ -766,10 +748,11 @@ class Store:
         with self._write() as db:
             self.get_turn(turn_id)
             created = now()
-            cur = db.execute("INSERT INTO codes (turn_id, rubric_id, labels_json, codes_json, "
-                             "coder, created) VALUES (?,?,?,?,?,?)",
-                             (turn_id, rubric_id, _dumps(labels), _dumps(codes), coder, created))
-        return CodeRecord(id=int(cur.lastrowid or 0), turn_id=turn_id, rubric_id=rubric_id,
+            code_id = self._insert(
+                db, "INSERT INTO codes (turn_id, rubric_id, labels_json, codes_json, coder, "
+                "created) VALUES (?,?,?,?,?,?)",
+                (turn_id, rubric_id, _dumps(labels), _dumps(codes), coder, created))
+        return CodeRecord(id=code_id, turn_id=turn_id, rubric_id=rubric_id,
                           labels=labels, codes=codes, coder=coder, created=created)
 
     def codes(self, turn_id: int) -> list[CodeRecord]:
@@ -785,13 +768,14 @@ class Store:
         """Store the grader's result for a turn; ``status="pending"`` when it could not grade."""
         _check_status(status)
         with self._write() as db:
-            self.get_turn(turn_id)
-            cur = db.execute(
-                "INSERT INTO grades (turn_id, rubric_id, status, values_json, rationale, "
+            turn = self.get_turn(turn_id)
+            self._finish_jobs(db, "turn", turn.session_id, turn_id)  # a stored grade ends its job
+            grade_id = self._insert(
+                db, "INSERT INTO grades (turn_id, rubric_id, status, values_json, rationale, "
                 "alternative, model, error, attempts, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (turn_id, rubric_id, status, _dumps(values or {}), rationale, alternative, model,
                  error, attempts, now()))
-        return self.get_grade(int(cur.lastrowid or 0))
+        return self.get_grade(grade_id)
 
     def get_grade(self, grade_id: int) -> Grade:
         row = self._row("SELECT g.*, t.session_id FROM grades g JOIN turns t ON t.id = g.turn_id "
@@ -820,6 +804,7 @@ class Store:
         _check_status(status)
         with self._write() as db:
             old = self.get_grade(grade_id)
+            self._finish_jobs(db, "turn", old.session_id, old.turn_id)
             db.execute(
                 "UPDATE grades SET status = ?, values_json = ?, rationale = ?, alternative = ?, "
                 "model = ?, error = ?, attempts = attempts + 1, updated = ? WHERE id = ?",
@@ -838,12 +823,12 @@ class Store:
         created = now()
         with self._write() as db:
             self._require_session(session_id)
-            cur = db.execute("INSERT INTO session_grades (session_id, rubric_id, items_json, model,"
-                             " created) VALUES (?,?,?,?,?)",
-                             (session_id, rubric_id,
-                              _dumps({k: v.model_dump() for k, v in parsed.items()}), model,
-                              created))
-        return StoredSessionGrade(id=int(cur.lastrowid or 0), session_id=session_id,
+            grade_id = self._insert(
+                db, "INSERT INTO session_grades (session_id, rubric_id, items_json, model, "
+                "created) VALUES (?,?,?,?,?)",
+                (session_id, rubric_id, _dumps({k: v.model_dump() for k, v in parsed.items()}),
+                 model, created))
+        return StoredSessionGrade(id=grade_id, session_id=session_id,
                             rubric_id=rubric_id, items=parsed, model=model, created=created)
 
     def session_grade(self, session_id: str, rubric_id: str) -> StoredSessionGrade | None:
@@ -875,11 +860,12 @@ class Store:
             self._require_session(session_id)
             if turn_id is not None and self.get_turn(turn_id).session_id != session_id:
                 raise StoreError(f"turn {turn_id} is not in session {session_id!r}")
-            cur = db.execute("INSERT INTO reviews (session_id, turn_id, item_id, value_json, "
-                             "comment, reviewer, created) VALUES (?,?,?,?,?,?,?)",
-                             (session_id, turn_id, item_id,
-                              json.dumps(value) if has_value else None, comment, reviewer, now()))
-        row = self._row("SELECT * FROM reviews WHERE id = ?", (cur.lastrowid,))
+            review_id = self._insert(
+                db, "INSERT INTO reviews (session_id, turn_id, item_id, value_json, comment, "
+                "reviewer, created) VALUES (?,?,?,?,?,?,?)",
+                (session_id, turn_id, item_id, json.dumps(value) if has_value else None, comment,
+                 reviewer, now()))
+        row = self._row("SELECT * FROM reviews WHERE id = ?", (review_id,))
         assert row is not None
         return _review(row)
 
@@ -896,17 +882,82 @@ class Store:
             event_id = self._event(db, session_id, kind, data)
         return Event(id=event_id, session_id=session_id, kind=kind, data=data, created=now())
 
-    def _event(self, db: Database, session_id: str | None, kind: str,
+    def _event(self, db: Writer, session_id: str | None, kind: str,
                data: dict[str, Any] | None) -> int:
-        cur = db.execute("INSERT INTO events (session_id, kind, data_json, created) "
-                         "VALUES (?,?,?,?)", (session_id, kind, _dumps(data), now()))
-        return int(cur.lastrowid or 0)
+        return self._insert(db, "INSERT INTO events (session_id, kind, data_json, created) "
+                            "VALUES (?,?,?,?)", (session_id, kind, _dumps(data), now()))
 
     def events(self, session_id: str | None = None, kind: str | None = None) -> list[Event]:
         where, params = _where({"session_id = ?": session_id, "kind = ?": kind})
         rows = self._rows(f"SELECT * FROM events {where} ORDER BY id", params)
         return [Event(id=r["id"], session_id=r["session_id"], kind=r["kind"],
                       data=_loads(r["data_json"]), created=r["created"]) for r in rows]
+
+    # -- grading jobs (work that any replica may finish)
+
+    def add_job(self, kind: JobKind, session_id: str, turn_id: int | None = None, *,
+                worker: str | None = None, lease_s: float = 60.0) -> Job:
+        """Queue grading work; with ``worker`` it is claimed by that worker at once (the process
+        that will do it now), and only becomes anyone's if that worker stops renewing it."""
+        if kind not in ("turn", "session"):
+            raise StoreError(f"job kind must be turn or session, not {kind!r}")
+        stamp = now()
+        with self._write() as db:
+            self._require_session(session_id)
+            job_id = self._insert(
+                db, "INSERT INTO grading_jobs (kind, session_id, turn_id, status, claimed_by, "
+                "lease_until, attempts, error, created) VALUES (?,?,?,'queued',?,?,?,'',?)",
+                (kind, session_id, turn_id, worker, _later(lease_s) if worker else None,
+                 1 if worker else 0, stamp))
+        return self.get_job(job_id)
+
+    def get_job(self, job_id: int) -> Job:
+        row = self._row("SELECT * FROM grading_jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise UnknownRecord(f"unknown job {job_id}")
+        return _job(row)
+
+    def jobs(self, *, status: str | None = None, session_id: str | None = None) -> list[Job]:
+        where, params = _where({"status = ?": status, "session_id = ?": session_id})
+        return [_job(r) for r in self._rows(f"SELECT * FROM grading_jobs {where} ORDER BY id",
+                                            params)]
+
+    def claim_job(self, worker: str, *, lease_s: float = 60.0) -> Job | None:
+        """Take the oldest queued job nobody holds (never claimed, or its lease ran out), or
+        None. One statement: on PostgreSQL the candidate row is locked ``SKIP LOCKED`` (two
+        replicas claiming at once take different jobs); on SQLite the write lock serializes."""
+        stamp = now()
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE grading_jobs SET claimed_by = ?, lease_until = ?, "
+                "attempts = attempts + 1, updated = ? WHERE id = ("
+                "SELECT id FROM grading_jobs WHERE status = 'queued' AND "
+                "(claimed_by IS NULL OR lease_until < ?) ORDER BY id LIMIT 1"
+                f"{self.backend.skip_locked}) RETURNING id",
+                (worker, _later(lease_s), stamp, stamp))
+            row = cur.fetchone()
+        return self.get_job(int(row["id"] if isinstance(row, dict) else row[0])) if row else None
+
+    def renew_jobs(self, worker: str, *, lease_s: float = 60.0) -> int:
+        """Extend the lease of every open job ``worker`` holds (it is alive); returns how many."""
+        with self._write() as db:
+            cur = db.execute("UPDATE grading_jobs SET lease_until = ? WHERE status = 'queued' "
+                             "AND claimed_by = ?", (_later(lease_s), worker))
+        return int(cur.rowcount or 0)
+
+    def finish_jobs(self, kind: JobKind, session_id: str, turn_id: int | None = None, *,
+                    error: str = "") -> int:
+        """Mark the open jobs for this turn (or this session's grade) done."""
+        with self._write() as db:
+            return self._finish_jobs(db, kind, session_id, turn_id, error)
+
+    def _finish_jobs(self, db: Writer, kind: str, session_id: str, turn_id: int | None,
+                     error: str = "") -> int:
+        cur = db.execute("UPDATE grading_jobs SET status = 'done', error = ?, updated = ? "
+                         "WHERE status = 'queued' AND kind = ? AND session_id = ? AND "
+                         "coalesce(turn_id, -1) = ?",
+                         (error, now(), kind, session_id, -1 if turn_id is None else turn_id))
+        return int(cur.rowcount or 0)
 
     # -- resolved values
 
@@ -961,23 +1012,25 @@ class Store:
         quoted away). Best matches first. ``cohort`` limits to trainees of that cohort."""
         # control characters (a NUL) cannot be in turn text and break the FTS syntax: dropped
         q = "".join(ch for ch in q if ch in "\t\n" or not (ord(ch) < 32 or ord(ch) == 127))
-        query = self.db.quote_fts(q.strip())
-        if not query:
+        q = q.strip()
+        if not q:
             return []
         where, params = _where({"u.cohort = ?": cohort, "s.trainee = ?": trainee})
         extra = where.replace("WHERE", "AND", 1)
         if not include_abandoned:
             extra += " AND t.abandoned_branch IS NULL"
-        rows = self._rows(
-            "SELECT t.*, s.trainee AS trainee, s.persona_id AS persona_id, u.cohort AS cohort, "
-            "snippet(turns_fts, 0, '[[', ']]', ' … ', 24) AS snip "
-            "FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
-            "JOIN sessions s ON s.session_id = t.session_id "
-            "LEFT JOIN users u ON u.name = s.trainee "
-            f"WHERE turns_fts MATCH ? {extra} ORDER BY rank LIMIT {int(limit)}",
-            [query, *params])
+        rows = self.backend.search(q, extra, params, limit)
         return [SearchHit(turn=_turn(r), trainee=r["trainee"], persona_id=r["persona_id"],
                           cohort=r["cohort"], snippet=r["snip"]) for r in rows]
+
+
+def _later(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job.model_validate({**row, "error": row["error"] or "",
+                               "attempts": row["attempts"] or 0})
 
 
 def _content_table(kind: str) -> str:
@@ -1001,9 +1054,10 @@ def _where(conditions: dict[str, Any]) -> tuple[str, list[Any]]:
     return "WHERE " + " AND ".join(sql for sql, _ in used), [v for _, v in used]
 
 
-def open_store(path: str | Path) -> Store:
-    """Open (creating and migrating) the database at ``path`` (``settings.db``)."""
-    return Store(path)
+def open_store(target: str | Path, *, pool_size: int = 16) -> Store:
+    """Open (creating and migrating) the database ``target`` (``settings.db``): a path,
+    ``sqlite:///path`` or ``postgresql://...``; ``pool_size`` bounds PostgreSQL connections."""
+    return Store(target, pool_size=pool_size)
 
 
 def record_library_content(store: Store, library: Library, kind: ContentKind,
@@ -1017,7 +1071,9 @@ def record_library_content(store: Store, library: Library, kind: ContentKind,
 
 __all__ = [
     "SCHEMA_VERSION", "CodeRecord", "Conflict", "ContentVersion", "EffectiveTurn", "Event",
-    "Grade", "Review", "SignIn", "SearchHit", "Session", "SessionFilter", "Store", "StoreError",
+    "Grade", "Job", "JobKind", "Review", "SignIn", "SearchHit", "Session", "SessionFilter",
+    "Store", "StoreError",
     "StoredItemScore",
-    "StoredSessionGrade", "UnknownRecord", "Turn", "User", "open_store", "record_library_content",
+    "StoreUnavailable", "StoredSessionGrade", "UnknownRecord", "Turn", "User", "open_store",
+    "record_library_content",
 ]
