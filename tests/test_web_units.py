@@ -29,7 +29,8 @@ def content(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("name", ["../secrets.yaml", "/etc/passwd", "a/../../b.yaml", "x.txt",
-                                  "..", "", "UPPER.yaml", "dana-alcohol.yaml/../x.yaml"])
+                                  "..", "", "UPPER.yaml", "dana-alcohol.yaml/../x.yaml",
+                                  "..yaml", ".hidden.yaml", "a..b.yaml"])
 def test_file_names_from_the_browser_cannot_leave_the_folder(tmp_path: Path, name: str) -> None:
     with pytest.raises(EditError):
         safe_path(tmp_path, name)
@@ -167,3 +168,38 @@ def test_yaml_errors_are_in_plain_words_at_the_line_to_change(
     [err] = check_text("persona", "\n".join(colon), "p.yaml", lib).errors
     assert rows[err.line - 1].startswith("language:")
     assert "<" not in err.message and "no ':' after its key" in err.message
+
+
+def test_new_files_and_archived_versions_are_private_and_dotted_rubric_ids_save(
+        content: tuple[Path, Path]) -> None:
+    """Issue 15: content the app writes is 0600 (a file saved over keeps its owner's mode, see
+    above); the MITI rubric, whose id has dots, is listed, opened and saved like any other."""
+    from simulator.web.content_edit import list_files, read_file
+
+    personas, rubrics = content
+    lib = load_library([personas], [rubrics])
+    new = (personas / "dana-alcohol.yaml").read_text().replace("id: dana-alcohol", "id: dana-b", 1)
+    path, _ = save_new_version(personas, "persona", new, lib)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "miti-4.2.1.yaml" in list_files(rubrics)
+    text = read_file(rubrics, "miti-4.2.1.yaml")
+    changed = text.replace("version: 1", "version: 2", 1) if "version: 1" in text else text + "\n# edited\n"
+    saved, version = save_new_version(rubrics, "rubric", changed, lib)
+    assert saved.name == "miti-4.2.1.yaml" and version >= 2
+    [archived] = (rubrics / ".versions").glob("miti-4.2.1.*.yaml")
+    assert archived.stat().st_mode & 0o777 == 0o600
+    assert (rubrics / ".versions").stat().st_mode & 0o777 == 0o700
+
+
+def test_live_validation_refuses_a_bracket_bomb_at_once(content: tuple[Path, Path]) -> None:
+    """Issue 15: thousands of nested brackets took the YAML parser 12 s; refused before parsing,
+    at the line and column where the nesting gets too deep (quoted brackets do not count)."""
+    personas, rubrics = content
+    lib = load_library([personas], [rubrics])
+    started = time.perf_counter()
+    [err] = check_text("persona", "id: x\ntitle: " + "[" * 5000, "p.yaml", lib).errors
+    assert time.perf_counter() - started < 0.5
+    assert (err.line, err.column) == (2, 68) and "nested more than" in err.message
+    quoted = PERSONA.read_text().replace("difficulty: 2", "difficulty: 2\nnote: '" + "[" * 100 + "'")
+    assert "nested" not in " ".join(e.message for e in check_text("persona", quoted, "p.yaml",
+                                                                   lib).errors)

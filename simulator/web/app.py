@@ -23,6 +23,7 @@ from simulator.web import admin_ui, author_ui, practice_ui, progress_ui, render,
 from simulator.web.access import ADMIN, EDUCATOR, SUPERVISOR, TRAINEE, current_user
 from simulator.web.auth_routes import add_routes, make_auth_dependency
 from simulator.web.context import WebContext
+from simulator.web.known_events import KnownEvents
 from simulator.web.theme import CSS, theme
 
 PUBLIC_ENDPOINTS = ("/open_session", "/report", "/transcript")
@@ -118,6 +119,7 @@ def build_app(settings: Settings, practice: Practice | None = None) -> tuple[Fas
     sign_ins = SignIns(ctx.store, hours=settings.sign_in_hours,
                        idle_minutes=settings.sign_in_idle_minutes,
                        hash_workers=settings.login_hash_workers, hash_queue=settings.login_queue)
+    app.add_middleware(KnownEvents, handlers=lambda: demo.fns)  # inside the size limit
     add_routes(app, sign_ins, secure_cookies=settings.secure_cookies,
                max_request_kb=settings.max_request_kb)
     app = gr.mount_gradio_app(

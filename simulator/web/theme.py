@@ -27,6 +27,15 @@ def theme() -> gr.themes.Base:
         button_primary_background_fill="#0f766e",
         button_primary_background_fill_hover="#115e59",
         button_primary_text_color="#ffffff",
+        # text on the Soft theme's light teal fills falls below WCAG AA contrast (axe-core's
+        # color-contrast rule, checked in the browser tests): labels and hints one shade darker
+        block_title_text_color="*primary_800",
+        block_label_text_color="*primary_800",
+        block_info_text_color="*neutral_600",
+        body_text_color_subdued="*neutral_600",
+        input_placeholder_color="*neutral_500",
+        checkbox_label_background_fill_selected="#0f766e",
+        checkbox_label_text_color_selected="#ffffff",
     )
 
 
@@ -36,6 +45,8 @@ CSS = """
 footer { display: none !important; }
 #chat button[aria-label="Clear"], #author-preview button[aria-label="Clear"] {
   display: none !important; }
+#author-editor .cm-gutterElement { color: #475569 !important; }
+#author-editor .cm-line span { color: inherit !important; }
 #cs-header { background: #0f3d3a; border-radius: 10px; padding: 8px 16px; }
 #cs-header .cs-bar, #cs-header .cs-bar * { color: #f8fafc !important; }
 #cs-header .cs-bar { display: flex; align-items: center; gap: 14px; flex-wrap: nowrap;
