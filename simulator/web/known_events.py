@@ -3,8 +3,8 @@
 Gradio answers ``/gradio_api/queue/join`` with an ``fn_index`` it has no handler for by raising
 ``KeyError`` deep in its queue, and ``/gradio_api/call/NAME`` with an unknown name by raising
 ``FnIndexInferError``: a 500 and a traceback in the log for any signed-in user who posts a
-made-up number or name. The body is already bounded by ``auth_routes.Gate`` (this middleware sits inside
-it), read once here and handed on unchanged.
+made-up number or name. The body is already bounded by ``auth_routes.Gate`` (this middleware
+sits inside it), read once here and handed on unchanged.
 """
 
 from __future__ import annotations
