@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from web_harness import PERSONA_ID, login, shot, sign_in_form
+from web_harness import PERSONA_ID, assert_accessible, login, shot, sign_in_form
 
 from simulator.service.users import add_user
 
@@ -33,6 +33,7 @@ def test_first_sign_in_forces_a_password_change(page: Page, web: Any) -> None:
     sign_in_form(page, web.url, "fresh_fay", one_time)
     expect(page.get_by_role("heading", name="Change your password")).to_be_visible()
     expect(page.locator("body")).to_contain_text("choose your own password")
+    assert_accessible(page, "forced password change")
     page.goto(web.url + "/")  # the app itself is not served until the password is changed
     expect(page).to_have_url(re.compile("/password$"))
     change_password(page, one_time, "password123")  # a common one is refused, with the reason

@@ -24,7 +24,8 @@ from simulator.web.access import ADMIN, EDUCATOR, SUPERVISOR, TRAINEE, current_u
 from simulator.web.auth_routes import add_routes, make_auth_dependency
 from simulator.web.context import WebContext
 from simulator.web.known_events import KnownEvents
-from simulator.web.theme import CSS, theme
+from simulator.web.report_download import add_report_route
+from simulator.web.theme import CSS, PAGE_JS, theme
 
 PUBLIC_ENDPOINTS = ("/open_session", "/report", "/transcript")
 """The only endpoints listed by ``view_api()``; each checks the caller's role and session access."""
@@ -122,10 +123,11 @@ def build_app(settings: Settings, practice: Practice | None = None) -> tuple[Fas
     app.add_middleware(KnownEvents, handlers=lambda: demo.fns)  # inside the size limit
     add_routes(app, sign_ins, secure_cookies=settings.secure_cookies,
                max_request_kb=settings.max_request_kb)
+    add_report_route(app, ctx)  # before the mount at "/", which would otherwise take the path
     app = gr.mount_gradio_app(
         app, demo, path="/", auth_dependency=make_auth_dependency(sign_ins),
         footer_links=[], run_history=False, enable_monitoring=False, mcp_server=False,
-        pwa=False, ssr_mode=False, theme=theme(), css=CSS, show_error=True,
+        pwa=False, ssr_mode=False, theme=theme(), css=CSS, js=PAGE_JS, show_error=True,
     )
     app.state.counselsim = ctx
     app.state.sign_ins = sign_ins

@@ -36,15 +36,6 @@ SETTLE_S = 0.4
 browser sends no new check while one is waiting or running, only the last text after it: a fast
 typist costs about two checks a second, not one per key."""
 
-EDITOR_JS = """
-// The editor's text area is reachable by Tab (axe-core: a scrollable region needs focusable
-// content, and CodeMirror's contenteditable carries no tabindex of its own).
-const mark = () => document.querySelectorAll('#author-editor .cm-content:not([tabindex])')
-  .forEach((el) => el.setAttribute('tabindex', '0'));
-mark();
-new MutationObserver(mark).observe(document.body, {childList: true, subtree: true});
-"""
-
 
 def _kind(label: str) -> str:
     if label not in KINDS:
@@ -65,7 +56,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                                     elem_id="author-new")
             editor = gr.Code(language="yaml", lines=19, max_lines=19, label="YAML",
                              interactive=True, wrap_lines=True, elem_id="author-editor")
-            status = gr.HTML(elem_id="author-status", js_on_load=EDITOR_JS)
+            status = gr.HTML(elem_id="author-status")
             with gr.Row():
                 save_btn = gr.Button("Save as new version", variant="primary",
                                      elem_id="author-save")

@@ -147,8 +147,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         with gr.Column(visible=False, elem_id="report-box") as report_box:
             with gr.Row(equal_height=True):
                 gr.Markdown("### Your feedback report")
-                download = gr.DownloadButton("Download report (HTML)", size="sm",
-                                             elem_id="report-download")
+                download = gr.HTML(elem_id="report-download")
                 again = gr.Button("Practise again", size="sm", variant="primary",
                                   elem_id="again")
             report = gr.HTML(elem_id="report")
@@ -295,7 +294,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
             yield history, message, gr.skip(), gr.skip(), render.notice(_words(exc))
             return
         turns = ctx.store.current_turns(session_id)
-        yield (chat_messages(turns), "", coach_html(session_id),
+        # the box was cleared when the turn was stored: what the trainee has typed since (the
+        # next turn, while the reply streamed) stays
+        yield (chat_messages(turns), gr.skip(), coach_html(session_id),
                gr.Button(visible=bool(problems) or _awaiting_reply(turns)),
                render.notice(" ".join(problems)) if problems else "")
 
@@ -380,9 +381,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
     def show_report(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
         session_id = check_own_session(ctx.practice, session_id, user)
-        html_doc, path = ctx.report(session_id)
+        html_doc, url = ctx.report(session_id)
         return (gr.Column(visible=False), gr.Column(visible=True), render.report_frame(html_doc),
-                gr.DownloadButton(value=str(path)))
+                render.download_link(url))
 
     def rate_fn(session_id: str | None, note: str, s0: Any, s1: Any, s2: Any, s3: Any, s4: Any,
                 s5: Any, request: gr.Request) -> tuple[Any, ...]:

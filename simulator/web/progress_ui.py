@@ -120,7 +120,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         pick = gr.Dropdown(choices=[], label="Open the report of an ended session",
                            allow_custom_value=True, scale=4, elem_id="pg-pick")
         open_btn = gr.Button("Open report", scale=1, elem_id="pg-open")
-        download = gr.DownloadButton("Download", size="sm", scale=1, elem_id="pg-download")
+        download = gr.HTML(scale=1, min_width=120, elem_id="pg-download")
     report = gr.HTML(elem_id="pg-report")
 
     def load(request: gr.Request) -> tuple[Any, ...]:
@@ -135,8 +135,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
         """Public API ``/report``: a session's report, if you may see that session."""
         user = require(ctx.store, request, PRACTISE)
         session_id = check_session(ctx.practice, session_id, user)
-        html_doc, path = ctx.report(session_id)
-        return render.report_frame(html_doc), gr.DownloadButton(value=str(path))
+        html_doc, url = ctx.report(session_id)
+        return render.report_frame(html_doc), render.download_link(url, "Download")
 
     outputs = [table, metrics, gaps, pick]
     refresh.click(load, None, outputs, api_visibility="private")

@@ -39,6 +39,30 @@ def theme() -> gr.themes.Base:
     )
 
 
+PAGE_JS = """
+() => {
+  // Keyboard access to scrolled regions (axe-core: scrollable-region-focusable): the chat logs
+  // scroll but hold nothing focusable, and CodeMirror's editable area carries no tabindex.
+  const regions = [
+    ['#chat .bubble-wrap', 'Conversation with the client'],
+    ['#author-preview .bubble-wrap', 'Preview conversation'],
+    ['#author-editor .cm-content', null],
+  ];
+  const mark = () => {
+    for (const [sel, label] of regions) {
+      document.querySelectorAll(sel + ':not([tabindex])').forEach((el) => {
+        el.setAttribute('tabindex', '0');
+        if (label) { el.setAttribute('role', 'log'); el.setAttribute('aria-label', label); }
+      });
+    }
+  };
+  mark();
+  new MutationObserver(mark).observe(document.body, {childList: true, subtree: true});
+}
+"""
+"""Run once when the page loads (``mount_gradio_app(js=...)``)."""
+
+
 CSS = """
 .gradio-container { max-width: 1280px !important; width: 100% !important;
   margin: 0 auto !important; overflow: clip !important; }
@@ -105,7 +129,7 @@ footer { display: none !important; }
 .cs-risk-warning { margin: 0 0 8px; padding: 8px 10px; border: 2px solid #b91c1c;
                    border-radius: 6px; background: #fde8e8; font-size: .9rem; }
 .cs-risk-warning b { color: #b91c1c; }
-.cs-muted { color: #64748b; font-size: .88rem; }
+.cs-muted { color: #475569; font-size: .88rem; }
 .cs-brief { background: #fff; border: 1px solid #d7dee5; border-radius: 10px; padding: 10px 14px;
   font-size: .9rem; }
 .cs-errors { background: #fef2f2; border: 1px solid #fecaca; border-radius: 8px; padding: 8px 12px;
@@ -116,15 +140,19 @@ footer { display: none !important; }
 .cs-notice { border-radius: 8px; padding: 6px 12px; font-size: .9rem; margin-top: 2px; }
 .cs-notice-error { background: #fef2f2; border: 1px solid #fecaca; color: #7f1d1d; }
 .cs-notice-info { background: #f0fdfa; border: 1px solid #99f6e4; color: #134e4a; }
+a.cs-download { display: inline-block; border: 1px solid #0f766e; border-radius: 6px;
+  padding: 4px 12px; color: #115e59; font-weight: 600; font-size: .88rem; text-decoration: none;
+  white-space: nowrap; }
+a.cs-download:hover, a.cs-download:focus-visible { background: #e6fffa; }
 .cs-report-frame { width: 100%; height: 560px; border: 1px solid #d7dee5; border-radius: 10px;
   background: #fff; }
 .cs-transcript { display: flex; flex-direction: column; gap: 6px; font-size: .9rem; }
 .cs-tturn { background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 6px 10px; }
 .cs-tturn.cs-trainee { border-left: 4px solid #0f766e; }
 .cs-tturn.cs-client { border-left: 4px solid #64748b; }
-.cs-tturn.cs-abandoned { opacity: .6; border-style: dashed; }
+.cs-tturn.cs-abandoned { border-style: dashed; background: #f8fafc; }
 .cs-tturn .cs-who { font-weight: 600; font-size: .8rem; color: #334155; }
-.cs-tturn .cs-state { font-size: .76rem; color: #64748b; }
+.cs-tturn .cs-state { font-size: .76rem; color: #475569; }
 .cs-kappa table { border-collapse: collapse; font-size: .82rem; width: 100%;
   table-layout: fixed; }
 .cs-kappa td, .cs-kappa th { border-bottom: 1px solid #e2e8f0; padding: 3px 6px;
