@@ -65,6 +65,9 @@ def test_html_report_renders_charts_offline(tmp_path: Path) -> None:
             assert page.locator("main script").count() == 0 and page.locator("img").count() == 0
             assert "Complex reflection" in text and "Reflection-to-question ratio" in text
             page.screenshot(path=str(artifacts / "report.png"), full_page=True)
+            from web_harness import axe_problems
+
+            assert axe_problems(page) == []  # the report document itself (issue 16 item 7)
         finally:
             browser.close()
     assert requests == [url], requests
