@@ -25,6 +25,8 @@ from simulator.web.context import WebContext
 
 COLUMNS = ["Started (UTC)", "Trainee", "Client", "Mode", "Status", "Trainee turns",
            "Session id"]
+COLUMN_WIDTHS = ["150px", "120px", "250px", "100px", "80px", "80px", "300px"]
+"""Fixed widths: no word is broken or cut; on a narrow screen the table scrolls sideways."""
 ANY = "(any)"
 
 
@@ -40,6 +42,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                              scale=2, elem_id="rv-query")
         f_go = gr.Button("Search", scale=0, min_width=90, elem_id="rv-go")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=220, wrap=True,
+                         column_widths=COLUMN_WIDTHS,
                          elem_id="rv-table", label="Sessions (click a row to open it)")
     hits = gr.HTML(elem_id="rv-hits", js_on_load=HITS_JS)
     focus = gr.State(None)  # the turn a search hit asked to open

@@ -169,6 +169,11 @@ a.cs-download:hover, a.cs-download:focus-visible { background: #e6fffa; }
 .cs-sessions .cs-nowrap { white-space: nowrap; }
 .cs-sessions .cs-wide { min-width: 40%; }
 .cs-brief svg { width: 100%; height: auto; }
+.cs-kappa { overflow-x: auto; }
+#pg-metrics .cs-brief { overflow-x: auto; }
+#pg-metrics svg.chart { min-width: 440px; }
+#rv-table th, #rv-table td, #ad-users th, #ad-users td { word-break: normal !important;
+  overflow-wrap: normal !important; }
 @media (max-width: 1100px) {
   #cs-header .cs-bar { flex-wrap: wrap; white-space: normal; row-gap: 4px; }
   #cs-header .cs-models { order: 3; flex-basis: 100%; margin-left: 0; }
