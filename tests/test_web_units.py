@@ -204,3 +204,40 @@ def test_live_validation_refuses_a_bracket_bomb_at_once(content: tuple[Path, Pat
                                          "difficulty: 2\nnote: '" + "[" * 100 + "'")
     found = check_text("persona", quoted, "p.yaml", lib).errors
     assert "nested" not in " ".join(e.message for e in found)
+
+
+def test_my_progress_parses_each_rubric_version_once_and_draws_a_chart_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: My progress took ~9 s cold. Profiled: every session listed re-parsed its stored
+    rubric YAML (0.3 s each for MITI), and the chart was redrawn on every visit (~1 s)."""
+    from content_fixtures import fill_session, new_session
+
+    from simulator.content import loader
+    from simulator.grader.scores import session_rubric
+    from simulator.reports.progress import build_progress
+    from simulator.store import open_store
+    from simulator.web import progress_ui
+
+    store = open_store(tmp_path / "db.sqlite")
+    store.add_user("alex", "trainee", cohort="c")
+    sids = [new_session(store) for _ in range(3)]
+    for sid in sids:
+        fill_session(store, sid)
+        store.end_session(sid)
+    parsed: list[str] = []
+    real = loader.load_model_text
+    monkeypatch.setattr(loader, "load_model_text",
+                        lambda *a, **k: parsed.append(a[2]) or real(*a, **k))
+    rubrics = [session_rubric(store, store.get_session(sid)) for sid in sids * 2]
+    assert len(parsed) <= 1 and all(r is rubrics[0] for r in rubrics)  # one stored version
+    drawn: list[int] = []
+
+    def draw(progress: object) -> str:
+        drawn.append(1)
+        return "<svg/>"
+
+    progress = build_progress(store, trainee="alex")
+    assert progress_ui._chart(progress, draw) == progress_ui._chart(
+        build_progress(store, trainee="alex"), draw) == "<svg/>"
+    assert drawn == [1]
+    store.close()

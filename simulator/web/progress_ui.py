@@ -95,13 +95,32 @@ def progress_svg(ctx: WebContext, user_name: str) -> str:
     from simulator.reports.progress import build_progress, progress_chart
 
     try:
-        svg = progress_chart(build_progress(ctx.store, trainee=user_name))
+        progress = build_progress(ctx.store, trainee=user_name)
     except ValueError:
-        svg = None
+        progress = None
+    svg = _chart(progress, progress_chart) if progress is not None else None
     if not svg:
         return ('<p class="cs-muted">Your summary scores appear here after your first session '
                 "with coded turns.</p>")
     return f'<div class="cs-brief"><b>Summary scores over your sessions</b>{svg}</div>'
+
+
+_CHARTS: dict[str, str | None] = {}
+MAX_CHARTS = 256
+
+
+def _chart(progress: Any, draw: Any) -> str | None:
+    """The chart of these figures, drawn once: matplotlib takes about a second for it, and the
+    tab is rebuilt every time it is opened (nothing changed since, most times)."""
+    import hashlib
+
+    key = hashlib.sha256(progress.model_dump_json().encode()).hexdigest()
+    if key not in _CHARTS:
+        svg = draw(progress)
+        if len(_CHARTS) >= MAX_CHARTS:
+            _CHARTS.pop(next(iter(_CHARTS)))
+        _CHARTS[key] = svg
+    return _CHARTS[key]
 
 
 def build(ctx: WebContext) -> dict[str, Any]:

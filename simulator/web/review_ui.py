@@ -25,7 +25,7 @@ from simulator.web.context import WebContext
 
 COLUMNS = ["Started (UTC)", "Trainee", "Client", "Mode", "Status", "Trainee turns",
            "Session id"]
-COLUMN_WIDTHS = ["150px", "120px", "250px", "100px", "80px", "80px", "300px"]
+COLUMN_WIDTHS: list[str | int] = ["150px", "120px", "250px", "100px", "80px", "80px", "300px"]
 """Fixed widths: no word is broken or cut; on a narrow screen the table scrolls sideways."""
 ANY = "(any)"
 
