@@ -121,6 +121,10 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     page.locator("#say textarea").fill("What has it been like at home since March?")
     page.locator("#send").click()
     expect(bot).to_have_count(2, timeout=30_000)
+    # the send has finished when its coach card is up (a click on Send while the reply still
+    # streams is not taken: one turn at a time)
+    coached = page.locator("#coach .cs-coach-turn")
+    expect(coached).to_have_count(1, timeout=30_000)
     notice = page.locator("#say-notice .cs-notice")
     # an empty turn: a notice under the box; the conversation and the box are untouched
     page.locator("#say textarea").fill("   ")
@@ -143,6 +147,7 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     page.locator("#say textarea").fill("It sounds like the evenings are the hardest.")
     page.locator("#send").click()
     expect(bot).to_have_count(3, timeout=30_000)
+    expect(coached).to_have_count(2, timeout=30_000)
     expect(notice).to_have_count(0)
     # trying a turn again says so under the box; header and Sign out stay reachable
     page.locator("#rewind").click()
