@@ -159,6 +159,20 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     stored = [t.text for t in lib_web.ctx.store.current_turns(
         lib_web.ctx.store.list_sessions(trainee=user)[0].session_id) if t.speaker == "counselor"]
     assert stored == ["What has it been like at home since March?"]  # refusals stored nothing
+    if w < 1000:
+        return
+    # issue 15: chat text is shown literally; Markdown or HTML images fetch nothing
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "127.0.0.2" in r.url else None)
+    odd = ("See ![x](http://127.0.0.2:9/md.png) and <img src=http://127.0.0.2:9/raw.png> "
+           "**so** 3 < 4 & <b>done</b>")
+    page.locator("#say textarea").fill(odd)
+    page.locator("#send").click()
+    expect(page.locator("#chat [data-testid='user']").last).to_have_text(odd, timeout=30_000)
+    expect(page.locator("#chat img")).to_have_count(0)
+    expect(page.locator("#chat strong, #chat b")).to_have_count(0)
+    expect(coached).to_have_count(2, timeout=30_000)
+    assert fetched == []
 
 
 def ended_session(web: Any, user: str, persona: str, said: list[str],

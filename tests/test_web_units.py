@@ -241,3 +241,20 @@ def test_my_progress_parses_each_rubric_version_once_and_draws_a_chart_once(
         build_progress(store, trainee="alex"), draw) == "<svg/>"
     assert drawn == [1]
     store.close()
+
+
+def test_chat_shows_trainee_and_persona_text_literally_and_sign_in_says_what_this_is() -> None:
+    """Issue 15: the chat renders no Markdown and no HTML from either side (a remote image in a
+    turn or a persona line is text, never fetched). Issue 16: the sign-in page is branded."""
+    from types import SimpleNamespace
+
+    from simulator.web.practice_ui import chat_messages
+    from simulator.web.sign_in_pages import sign_in_page
+
+    said = SimpleNamespace(speaker="counselor", text="![x](http://e.test/a.png) <img src=x> & 3<4")
+    reply = SimpleNamespace(speaker="client", text="<script>alert(1)</script>")
+    out = chat_messages([said, reply])
+    assert out[0]["content"] == "![x](http://e.test/a.png) &lt;img src=x&gt; &amp; 3&lt;4"
+    assert out[1] == {"role": "assistant", "content": "&lt;script&gt;alert(1)&lt;/script&gt;"}
+    page = sign_in_page()
+    assert "CounselSim" in page and "simulated clients" in page and 'action="/login"' in page
