@@ -194,7 +194,10 @@ def test_supervisor_corrects_a_code_and_the_report_changes(page: Page, web: Any,
     assert effective[1].machine["behaviour"] == machine  # the machine's code is kept beside it
 
 
-def test_educator_breaks_yaml_sees_line_number_fixes_and_previews(page: Page, web: Any) -> None:
+def test_educator_breaks_yaml_sees_line_number_fixes_and_previews(
+        page: Page, web: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.web import author_ui
+
     user, password = web.user("ed", "educator")
     login(page, web.url, user, password)
     expect(page.get_by_role("tab", name="Author")).to_be_visible()
@@ -221,6 +224,15 @@ def test_educator_breaks_yaml_sees_line_number_fixes_and_previews(page: Page, we
     page.keyboard.press("Backspace")
     page.keyboard.type("3")
     expect(status).to_contain_text("Valid", timeout=30_000)
+    # live validation waits for a pause: 26 keys at a steady pace are a few checks, not 26
+    checks: list[int] = []
+    real_check = author_ui.check_text
+    monkeypatch.setattr(author_ui, "check_text",
+                        lambda *a, **k: checks.append(1) or real_check(*a, **k))
+    page.keyboard.type("  # typed at a steady pace", delay=40)
+    page.wait_for_timeout(1500)
+    expect(status).to_contain_text("Valid", timeout=30_000)
+    assert 1 <= len(checks) <= 8, len(checks)
     page.locator("#author-preview-text textarea").fill("It sounds like nights are hard on you.")
     page.locator("#author-preview-send").click()
     preview = page.locator("#author-preview [data-testid='bot']")

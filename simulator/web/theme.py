@@ -56,8 +56,18 @@ PAGE_JS = """
       });
     }
   };
+  // Inputs Gradio draws with a placeholder only get a name a screen reader says
+  const names = [['#ad-users .search-input', 'Search accounts']];
+  const name = () => {
+    for (const [sel, label] of names) {
+      document.querySelectorAll(sel + ':not([aria-label])')
+        .forEach((el) => el.setAttribute('aria-label', label));
+    }
+  };
   mark();
-  new MutationObserver(mark).observe(document.body, {childList: true, subtree: true});
+  name();
+  new MutationObserver(() => { mark(); name(); })
+    .observe(document.body, {childList: true, subtree: true});
 }
 """
 """Run once when the page loads (``mount_gradio_app(js=...)``)."""
