@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from web_harness import PERSONA_ID, login, shot, sign_in_form
+from web_harness import PERSONA_ID, assert_accessible, login, shot, sign_in_form
 
 from simulator.service.users import add_user
 
@@ -33,6 +33,7 @@ def test_first_sign_in_forces_a_password_change(page: Page, web: Any) -> None:
     sign_in_form(page, web.url, "fresh_fay", one_time)
     expect(page.get_by_role("heading", name="Change your password")).to_be_visible()
     expect(page.locator("body")).to_contain_text("choose your own password")
+    assert_accessible(page, "forced password change")
     page.goto(web.url + "/")  # the app itself is not served until the password is changed
     expect(page).to_have_url(re.compile("/password$"))
     change_password(page, one_time, "password123")  # a common one is refused, with the reason
@@ -53,6 +54,10 @@ def test_admin_resets_disables_and_deletes_an_account(page: Page, web: Any,
         login(trainee, web.url, name, password)
         login(page, web.url, admin, admin_password)
         page.get_by_role("tab", name="Users").click()
+        expect(page.locator("#ad-users")).to_contain_text(admin, timeout=30_000)
+        # a class has more accounts than the table draws at once: the table's search finds one
+        search = page.locator("#ad-users input[placeholder^='Search']")
+        search.fill(name)
         expect(page.locator("#ad-users")).to_contain_text(name, timeout=30_000)
         # reset: a one-time password shown once; the trainee's sign-in ends
         choose(page, "ad-who", name)
@@ -73,6 +78,7 @@ def test_admin_resets_disables_and_deletes_an_account(page: Page, web: Any,
         choose(page, "ad-who", name)
         page.locator("#ad-disable").click()
         expect(result).to_contain_text("is disabled", timeout=30_000)
+        search.fill(name)
         expect(page.locator("#ad-users")).to_contain_text("disabled")
         trainee.reload()
         expect(trainee).to_have_url(re.compile("/login$"))
@@ -129,6 +135,9 @@ def test_two_tabs_of_one_session_do_not_drift_apart(page: Page, web: Any,
         shot(other, "accounts-5-second-tab-refused")
         other.locator("#send").click()  # now it has seen the turn: accepted
         expect(other.locator("#chat [data-testid='bot']")).to_have_count(3, timeout=30_000)
+        # the third bubble shows as soon as the turn is stored; the reply is stored when the
+        # send has finished (its coach card is drawn last)
+        expect(other.locator("#coach .cs-coach-turn")).to_have_count(2, timeout=30_000)
         speakers = [t.speaker for t in web.ctx.store.current_turns(sid)]
         assert speakers == ["client", "counselor", "client", "counselor", "client"]
     finally:

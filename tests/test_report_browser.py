@@ -56,5 +56,8 @@ def test_html_report_renders_charts_offline(tmp_path: Path, page: Page) -> None:
     assert page.locator("main script").count() == 0 and page.locator("img").count() == 0
     assert "Complex reflection" in text and "Reflection-to-question ratio" in text
     page.screenshot(path=str(artifacts / "report.png"), full_page=True)
+    from web_harness import axe_problems
+
+    assert axe_problems(page) == []  # the report document itself (issue 16 item 7)
     assert requests == [url], requests
     assert dialogs == []

@@ -128,3 +128,63 @@ def test_a_wrong_password_says_so_and_the_page_escapes_the_name(web: Any) -> Non
                    data={"username": "<b>api_wrong</b>", "password": "not-the-password"})
     assert r.status_code == 400 and "Incorrect user name or password." in r.text
     assert "<b>api_wrong" not in r.text and "&lt;b&gt;api_wrong" in r.text
+
+
+def test_unknown_handlers_are_refused_with_4xx_not_500(web: Any) -> None:
+    """Issue 15: a made-up ``fn_index`` or API name is the caller's mistake (4xx), never a 500."""
+    name, password = web.user("api_prober", "trainee", cohort="spring")
+    with httpx.Client(base_url=web.url, timeout=30) as c:
+        c.post("/login", data={"username": name, "password": password}).raise_for_status()
+        known = [d["id"] for d in c.get("/config").json()["dependencies"]]
+        for fn_index in (max(known) + 1, 99_999, -1):
+            r = c.post("/gradio_api/queue/join", json={
+                "data": [], "event_data": None, "fn_index": fn_index, "trigger_id": None,
+                "session_hash": "probe1234"})
+            assert r.status_code == 404, (fn_index, r.status_code, r.text)
+        for body in ({"data": [], "fn_index": "x", "session_hash": "p"}, {"fn_index": 1}):
+            r = c.post("/gradio_api/queue/join", json=body)
+            assert 400 <= r.status_code < 500, (body, r.status_code)
+        for path in ("/gradio_api/call/no_such_endpoint", "/gradio_api/run/no_such_endpoint"):
+            r = c.post(path, json={"data": []})
+            assert 400 <= r.status_code < 500, (path, r.status_code)
+        # a real handler still joins (the body is passed on unchanged)
+        r = c.post("/gradio_api/queue/join", json={
+            "data": [None], "event_data": None, "fn_index": known[0], "trigger_id": None,
+            "session_hash": "probe5678"})
+        assert r.status_code == 200, r.text
+
+
+def test_report_download_is_access_checked_and_leaves_no_copy(web: Any) -> None:
+    """Issue 15: the report is streamed by a route that checks who asks (owner, the cohort's
+    supervisor, an admin); nobody else gets it, and no transcript is written to the temp folder."""
+    import tempfile
+    from pathlib import Path
+
+    owner, owner_pw = web.user("dl_owner", "trainee", cohort="dl")
+    sid = web.ctx.practice.start(owner, PERSONA_ID, mode="coach")
+    secret = "the wedding in Gdansk"
+    one_turn(web, sid, owner, f"You mentioned {secret}.")
+    before = set(Path(tempfile.gettempdir()).rglob("counselsim-report-*"))
+
+    def fetch(name: str | None, password: str | None, path: str) -> httpx.Response:
+        with httpx.Client(base_url=web.url, timeout=30) as c:
+            if name:
+                c.post("/login", data={"username": name, "password": password}
+                       ).raise_for_status()
+            return c.get(path)
+
+    url = f"/reports/{sid}.html"
+    r = fetch(owner, owner_pw, url)
+    assert r.status_code == 200 and secret in r.text
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert "no-store" in r.headers["cache-control"]
+    assert web.ctx.report(sid)[1] == url  # the page's link is this route
+    sup, sup_pw = web.user("dl_sup", "supervisor", cohort="dl")
+    assert fetch(sup, sup_pw, url).status_code == 200
+    for name, role, cohort in (("dl_other", "trainee", "dl"), ("dl_sup2", "supervisor", "x")):
+        who, pw = web.user(name, role, cohort=cohort)
+        r = fetch(who, pw, url)
+        assert r.status_code == 404 and secret not in r.text, name
+        assert fetch(who, pw, "/reports/0000.html").text == r.text  # existence not revealed
+    assert fetch(None, None, url).status_code == 401
+    assert set(Path(tempfile.gettempdir()).rglob("counselsim-report-*")) == before

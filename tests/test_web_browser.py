@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from web_harness import PERSONA_ID, login, shot
+from web_harness import PERSONA_ID, assert_accessible, login, shot, tab_to
 
 pytestmark = pytest.mark.browser
 
@@ -30,20 +30,40 @@ def choose(page: Page, elem_id: str, name: re.Pattern[str]) -> None:
 
 
 def trainee_session(page: Page, web: Any, name: str, *, screenshots: bool) -> str:
-    """Log in as a trainee, hold a three-turn coach-mode session, end it, see the report."""
+    """Log in as a trainee, hold a three-turn coach-mode session, end it, see the report.
+
+    The first turn is sent with the keyboard only. With ``screenshots``, every page on the way is
+    also checked with axe-core (no serious or critical violations)."""
     user, password = web.user(name, "trainee", cohort="spring")
+    if screenshots:
+        page.goto(web.url + "/login")
+        assert_accessible(page, "sign-in page")
     login(page, web.url, user, password)
     expect(page.locator("#persona-cards .cs-card")).to_have_count(1)
     expect(page.locator("#cs-header")).to_contain_text("OFFLINE")
     if screenshots:
         shot(page, "trainee-1-choose-client")
+        assert_accessible(page, "practice start screen")
     page.locator("#start").click()
     bot = page.locator("#chat [data-testid='bot']")
     expect(bot).to_have_count(1, timeout=30_000)  # the client's opening line
+    box = page.locator("#say textarea")
     for n, said in enumerate(TURNS, start=1):
-        page.locator("#say textarea").fill(said)
-        page.locator("#send").click()
+        if n == 1:  # keyboard only: Tab to the box, type, Enter sends
+            tab_to(page, "#say textarea")
+            page.keyboard.type(said)
+            page.keyboard.press("Enter")
+        else:
+            box.fill(said)
+            page.locator("#send").click()
         expect(bot).to_have_count(n + 1, timeout=30_000)
+        if n == 1:  # the reply arrived, the box is empty and still has the focus
+            expect(bot.nth(1)).not_to_have_text("…", timeout=30_000)
+            expect(box).to_have_value("")
+            expect(box).to_be_focused()
+            page.keyboard.type("typed on")  # and typing goes on in it
+            expect(box).to_have_value("typed on")
+            box.fill("")
         cards = page.locator("#coach .cs-coach-turn:not(.cs-pending)")
         expect(cards).to_have_count(n, timeout=30_000)
         # the newest card is first and is about the turn just sent, with codes and a rationale
@@ -53,22 +73,32 @@ def trainee_session(page: Page, web: Any, name: str, *, screenshots: bool) -> st
         if screenshots:
             shot(page, f"trainee-{n + 1}-turn-{n}-coach-feedback")
     expect(page.locator("#chat [data-testid='user']")).to_have_count(3)
+    if screenshots:
+        assert_accessible(page, "running practice session")
     session_id = web.ctx.store.list_sessions(trainee=user)[0].session_id
     page.locator("#end").click()
     expect(page.locator("#self-rating")).to_be_visible(timeout=30_000)
     if screenshots:
         shot(page, "trainee-5-self-rating")
+        assert_accessible(page, "self-rating")
     page.locator("#self-save").click()
     frame = page.frame_locator("#report iframe")
     expect(frame.locator("body")).to_contain_text(TURNS[2][:30], timeout=30_000)
     expect(page.locator("#report iframe")).to_have_attribute("sandbox", "")
     if screenshots:
         shot(page, "trainee-6-report")
+        assert_accessible(page, "report view")
+        # the download comes from the access-checked route, rendered now (no file left behind)
+        with page.expect_download() as download:
+            page.locator("#report-download a").click()
+        saved = download.value.path().read_text(encoding="utf-8")
+        assert TURNS[2][:30] in saved and download.value.suggested_filename.endswith(".html")
         page.get_by_role("tab", name="My progress").click()
         expect(page.locator("#pg-table")).to_contain_text("ended", timeout=30_000)
         expect(page.locator("#pg-metrics svg").first).to_be_visible()
         expect(page.locator("#pg-gaps")).to_contain_text("Empathy")  # self-rating vs grader
         shot(page, "trainee-7-my-progress")
+        assert_accessible(page, "My progress")
     return session_id
 
 
@@ -141,6 +171,7 @@ def test_supervisor_corrects_a_code_and_the_report_changes(page: Page, web: Any,
     expect(frame.locator("body")).not_to_contain_text("Supervisor comments and corrections")
     before = page.locator("#rv-report iframe").get_attribute("srcdoc") or ""
     shot(page, "supervisor-2-transcript")
+    assert_accessible(page, "Review with a session open")
     # correct turn 2's reflection: to complex if the coder said simple, else to simple
     machine = web.ctx.store.effective_codes(session_id)[1].values["behaviour"]
     target = "SR" if machine == "CR" else "CR"
@@ -163,7 +194,10 @@ def test_supervisor_corrects_a_code_and_the_report_changes(page: Page, web: Any,
     assert effective[1].machine["behaviour"] == machine  # the machine's code is kept beside it
 
 
-def test_educator_breaks_yaml_sees_line_number_fixes_and_previews(page: Page, web: Any) -> None:
+def test_educator_breaks_yaml_sees_line_number_fixes_and_previews(
+        page: Page, web: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.web import author_ui
+
     user, password = web.user("ed", "educator")
     login(page, web.url, user, password)
     expect(page.get_by_role("tab", name="Author")).to_be_visible()
@@ -172,6 +206,7 @@ def test_educator_breaks_yaml_sees_line_number_fixes_and_previews(page: Page, we
     expect(editor).to_contain_text("id: dana-alcohol", timeout=30_000)
     expect(page.locator("#author-status")).to_contain_text("Valid")
     shot(page, "educator-1-editor")
+    assert_accessible(page, "Author")
     # break it: difficulty 9 is out of range (line 6 of the file)
     line = page.locator("#author-editor .cm-line", has_text="difficulty: 2")
     line.click()
@@ -189,6 +224,15 @@ def test_educator_breaks_yaml_sees_line_number_fixes_and_previews(page: Page, we
     page.keyboard.press("Backspace")
     page.keyboard.type("3")
     expect(status).to_contain_text("Valid", timeout=30_000)
+    # live validation waits for a pause: 26 keys at a steady pace are a few checks, not 26
+    checks: list[int] = []
+    real_check = author_ui.check_text
+    monkeypatch.setattr(author_ui, "check_text",
+                        lambda *a, **k: checks.append(1) or real_check(*a, **k))
+    page.keyboard.type("  # typed at a steady pace", delay=40)
+    page.wait_for_timeout(1500)
+    expect(status).to_contain_text("Valid", timeout=30_000)
+    assert 1 <= len(checks) <= 8, len(checks)
     page.locator("#author-preview-text textarea").fill("It sounds like nights are hard on you.")
     page.locator("#author-preview-send").click()
     preview = page.locator("#author-preview [data-testid='bot']")
@@ -253,6 +297,7 @@ def test_admin_adds_an_account_with_a_one_time_password(page: Page, web: Any) ->
     one_time = result.locator("code").inner_text()
     assert len(one_time) >= 12
     shot(page, "admin-1-user-added")
+    assert_accessible(page, "Users (admin)")
     assert web.ctx.store.get_user("new_trainee").role == "trainee"
     from simulator.service.accounts import authenticate
 

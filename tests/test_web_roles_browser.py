@@ -121,6 +121,10 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     page.locator("#say textarea").fill("What has it been like at home since March?")
     page.locator("#send").click()
     expect(bot).to_have_count(2, timeout=30_000)
+    # the send has finished when its coach card is up (a click on Send while the reply still
+    # streams is not taken: one turn at a time)
+    coached = page.locator("#coach .cs-coach-turn")
+    expect(coached).to_have_count(1, timeout=30_000)
     notice = page.locator("#say-notice .cs-notice")
     # an empty turn: a notice under the box; the conversation and the box are untouched
     page.locator("#say textarea").fill("   ")
@@ -143,6 +147,7 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     page.locator("#say textarea").fill("It sounds like the evenings are the hardest.")
     page.locator("#send").click()
     expect(bot).to_have_count(3, timeout=30_000)
+    expect(coached).to_have_count(2, timeout=30_000)
     expect(notice).to_have_count(0)
     # trying a turn again says so under the box; header and Sign out stay reachable
     page.locator("#rewind").click()
@@ -154,6 +159,20 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     stored = [t.text for t in lib_web.ctx.store.current_turns(
         lib_web.ctx.store.list_sessions(trainee=user)[0].session_id) if t.speaker == "counselor"]
     assert stored == ["What has it been like at home since March?"]  # refusals stored nothing
+    if w < 1000:
+        return
+    # issue 15: chat text is shown literally; Markdown or HTML images fetch nothing
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "127.0.0.2" in r.url else None)
+    odd = ("See ![x](http://127.0.0.2:9/md.png) and <img src=http://127.0.0.2:9/raw.png> "
+           "**so** 3 < 4 & <b>done</b>")
+    page.locator("#say textarea").fill(odd)
+    page.locator("#send").click()
+    expect(page.locator("#chat [data-testid='user']").last).to_have_text(odd, timeout=30_000)
+    expect(page.locator("#chat img")).to_have_count(0)
+    expect(page.locator("#chat strong, #chat b")).to_have_count(0)
+    expect(coached).to_have_count(2, timeout=30_000)
+    assert fetched == []
 
 
 def ended_session(web: Any, user: str, persona: str, said: list[str],
@@ -370,3 +389,133 @@ def test_educator_no_empty_versions_plain_yaml_errors_and_permissions_kept(
         [r for r in before.splitlines() if "setting:" in r]  # only what was meant changed
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     shot(page, f"roles-{w}-educator-2-saved")
+
+
+WIDTHS = [(1280, 800), (1024, 768), (768, 1024), (390, 844)]
+"""A laptop, a small laptop or a tablet on its side, a tablet upright, a phone."""
+
+LAYOUT_JS = r"""() => {
+  const out = [];
+  const vw = document.documentElement.clientWidth;
+  const measure = document.createElement('canvas').getContext('2d');
+  const shown = (el) => !!el.offsetParent && el.getClientRects().length > 0;
+  const scroller = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll') return p;
+    }
+    return null;
+  };
+  if (document.documentElement.scrollWidth > vw + 1)
+    out.push(`the page scrolls sideways (${document.documentElement.scrollWidth} > ${vw})`);
+  for (const t of document.querySelectorAll('table')) {
+    if (!shown(t)) continue;
+    const where = t.closest('[id]')?.id || 'table';
+    const box = scroller(t);
+    const right = box ? box.getBoundingClientRect().right : t.getBoundingClientRect().right;
+    if (right > vw + 1) out.push(`${where}: table past the right edge (${right} > ${vw})`);
+    if (!box && t.getBoundingClientRect().width > t.parentElement.getBoundingClientRect().width + 1)
+      out.push(`${where}: table wider than its box, cut off`);
+    for (const c of t.querySelectorAll('th, td')) {
+      // (Gradio's data frames keep a hidden copy of the table to measure: not shown, no text)
+      if (!shown(c) || getComputedStyle(c).visibility === 'hidden' || !c.innerText.trim()) continue;
+      if (c.scrollWidth > c.clientWidth + 1 && getComputedStyle(c).overflowX !== 'auto') {
+        out.push(`${where}: a cell is cut ("${c.innerText.slice(0, 40)}")`); break;
+      }
+      // no word broken across lines: the widest word fits the cell's content box
+      const style = getComputedStyle(c);
+      measure.font = style.font;
+      const room = c.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      const words = c.innerText.split(/[\s\/-]+/);  // where a browser may break a line
+      const widest = Math.max(0, ...words.map((w) => measure.measureText(w).width));
+      if (widest > room + 1) {
+        out.push(`${where}: a word is broken in "${c.innerText.slice(0, 40)}"`); break;
+      }
+    }
+  }
+  for (const svg of document.querySelectorAll('#pg-metrics svg')) {
+    if (!shown(svg)) continue;
+    // matplotlib draws its labels as paths: readable when drawn near the size they were made
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    if (scale < 0.8) out.push(`chart drawn at ${scale.toFixed(2)} of its size`);
+    const box = scroller(svg) || svg;
+    if (box.getBoundingClientRect().right > vw + 1) out.push('chart past the right edge');
+  }
+  return out;
+}"""
+
+
+def layout_problems(page: Page) -> list[str]:
+    """What does not fit: sideways scrolling, tables past the edge or cut, unreadable charts,
+    Sign out out of reach."""
+    page.evaluate("window.scrollTo(0, 0)")
+    problems: list[str] = page.evaluate(LAYOUT_JS)
+    signout = page.locator("#cs-header a.cs-signout[href='/logout']")
+    if signout.count() and not (signout.is_visible() and uncovered(
+            page, "#cs-header a.cs-signout[href='/logout']")):
+        problems.append("Sign out is not reachable")
+    if signout.count():
+        box = signout.bounding_box()
+        if box is None or box["x"] + box["width"] > width_of(page) + 1:
+            problems.append("Sign out lies beyond the viewport")
+    return problems
+
+
+def at_every_width(page: Page, name: str) -> list[str]:
+    """Layout problems of the page as it is, at each width (screenshots for a person)."""
+    found = []
+    for w, h in WIDTHS:
+        page.set_viewport_size({"width": w, "height": h})
+        page.wait_for_timeout(150)  # let the layout settle
+        found += [f"{name} at {w}: {p}" for p in layout_problems(page)]
+        page.screenshot(path=str(shot(page, f"layout-{name}-{w}")), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    return found
+
+
+def test_every_page_fits_at_1280_1024_768_and_a_phone_width(page: Page, lib_web: Any) -> None:
+    """Issue 16 item 3: the header with Sign out within reach, tables not cut, charts readable,
+    no sideways scrolling, on every page an admin sees (all tabs) and the sign-in page."""
+    found: list[str] = []
+    page.goto(lib_web.url + "/login")
+    found += at_every_width(page, "sign-in")
+    admin = "layla"
+    said = ["What brings you here today?", "So the evenings are the hardest part for you."]
+    user, password = lib_web.user(admin, "admin", cohort=None)
+    trainee, _ = lib_web.user("lena", "trainee", cohort="spring")
+    sid = ended_session(lib_web, trainee, MAI, said, [3, 4, 3, 2])
+    ended_session(lib_web, user, MAI, said, [3, 4, 3, 2])
+    login(page, lib_web.url, user, password)
+    page.get_by_role("tab", name="Practice").click()
+    expect(page.locator("#persona-cards .cs-card")).to_have_count(9)
+    found += at_every_width(page, "practice-start")
+    page.locator("#start").click()
+    bot = page.locator("#chat [data-testid='bot']")
+    expect(bot).to_have_count(1, timeout=30_000)
+    page.locator("#say textarea").fill(said[0])
+    page.locator("#send").click()
+    expect(page.locator("#coach .cs-coach-turn:not(.cs-pending)")).to_have_count(1,
+                                                                              timeout=30_000)
+    found += at_every_width(page, "practice-session")
+    page.locator("#end").click()
+    page.locator("#self-skip").click()
+    expect(page.frame_locator("#report iframe").locator("body")).to_contain_text(
+        said[0], timeout=30_000)
+    found += at_every_width(page, "report")
+    page.get_by_role("tab", name="My progress").click()
+    expect(page.locator("#pg-metrics svg").first).to_be_visible(timeout=60_000)
+    found += at_every_width(page, "my-progress")
+    page.get_by_role("tab", name="Review").click()
+    expect(page.locator("#rv-table")).to_contain_text(trainee, timeout=30_000)
+    page.locator("#rv-pick input").click()
+    page.get_by_role("option", name=re.compile(f"^{trainee} ")).first.click()
+    expect(page.locator("#rv-transcript")).to_contain_text(said[1], timeout=30_000)
+    found += at_every_width(page, "review")
+    page.get_by_role("tab", name="Author").click()
+    expect(page.locator("#author-editor .cm-content")).to_contain_text("id:", timeout=30_000)
+    found += at_every_width(page, "author")
+    page.get_by_role("tab", name="Users").click()
+    expect(page.locator("#ad-users")).to_contain_text(trainee, timeout=30_000)
+    found += at_every_width(page, "users")
+    assert not found, "\n".join(found)
+    assert sid

@@ -29,7 +29,8 @@ def content(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("name", ["../secrets.yaml", "/etc/passwd", "a/../../b.yaml", "x.txt",
-                                  "..", "", "UPPER.yaml", "dana-alcohol.yaml/../x.yaml"])
+                                  "..", "", "UPPER.yaml", "dana-alcohol.yaml/../x.yaml",
+                                  "..yaml", ".hidden.yaml", "a..b.yaml"])
 def test_file_names_from_the_browser_cannot_leave_the_folder(tmp_path: Path, name: str) -> None:
     with pytest.raises(EditError):
         safe_path(tmp_path, name)
@@ -167,3 +168,93 @@ def test_yaml_errors_are_in_plain_words_at_the_line_to_change(
     [err] = check_text("persona", "\n".join(colon), "p.yaml", lib).errors
     assert rows[err.line - 1].startswith("language:")
     assert "<" not in err.message and "no ':' after its key" in err.message
+
+
+def test_new_files_and_archived_versions_are_private_and_dotted_rubric_ids_save(
+        content: tuple[Path, Path]) -> None:
+    """Issue 15: content the app writes is 0600 (a file saved over keeps its owner's mode, see
+    above); the MITI rubric, whose id has dots, is listed, opened and saved like any other."""
+    from simulator.web.content_edit import list_files, read_file
+
+    personas, rubrics = content
+    lib = load_library([personas], [rubrics])
+    new = (personas / "dana-alcohol.yaml").read_text().replace("id: dana-alcohol", "id: dana-b", 1)
+    path, _ = save_new_version(personas, "persona", new, lib)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "miti-4.2.1.yaml" in list_files(rubrics)
+    text = read_file(rubrics, "miti-4.2.1.yaml")
+    changed = text + "\n# edited\n"
+    saved, version = save_new_version(rubrics, "rubric", changed, lib)
+    assert saved.name == "miti-4.2.1.yaml" and version >= 2
+    [archived] = (rubrics / ".versions").glob("miti-4.2.1.*.yaml")
+    assert archived.stat().st_mode & 0o777 == 0o600
+    assert (rubrics / ".versions").stat().st_mode & 0o777 == 0o700
+
+
+def test_live_validation_refuses_a_bracket_bomb_at_once(content: tuple[Path, Path]) -> None:
+    """Issue 15: thousands of nested brackets took the YAML parser 12 s; refused before parsing,
+    at the line and column where the nesting gets too deep (quoted brackets do not count)."""
+    personas, rubrics = content
+    lib = load_library([personas], [rubrics])
+    started = time.perf_counter()
+    [err] = check_text("persona", "id: x\ntitle: " + "[" * 5000, "p.yaml", lib).errors
+    assert time.perf_counter() - started < 0.5
+    assert (err.line, err.column) == (2, 68) and "nested more than" in err.message
+    quoted = PERSONA.read_text().replace("difficulty: 2",
+                                         "difficulty: 2\nnote: '" + "[" * 100 + "'")
+    found = check_text("persona", quoted, "p.yaml", lib).errors
+    assert "nested" not in " ".join(e.message for e in found)
+
+
+def test_my_progress_parses_each_rubric_version_once_and_draws_a_chart_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: My progress took ~9 s cold. Profiled: every session listed re-parsed its stored
+    rubric YAML (0.3 s each for MITI), and the chart was redrawn on every visit (~1 s)."""
+    from content_fixtures import fill_session, new_session
+
+    from simulator.content import loader
+    from simulator.grader.scores import session_rubric
+    from simulator.reports.progress import build_progress
+    from simulator.store import open_store
+    from simulator.web import progress_ui
+
+    store = open_store(tmp_path / "db.sqlite")
+    store.add_user("alex", "trainee", cohort="c")
+    sids = [new_session(store) for _ in range(3)]
+    for sid in sids:
+        fill_session(store, sid)
+        store.end_session(sid)
+    parsed: list[str] = []
+    real = loader.load_model_text
+    monkeypatch.setattr(loader, "load_model_text",
+                        lambda *a, **k: parsed.append(a[2]) or real(*a, **k))
+    rubrics = [session_rubric(store, store.get_session(sid)) for sid in sids * 2]
+    assert len(parsed) <= 1 and all(r is rubrics[0] for r in rubrics)  # one stored version
+    drawn: list[int] = []
+
+    def draw(progress: object) -> str:
+        drawn.append(1)
+        return "<svg/>"
+
+    progress = build_progress(store, trainee="alex")
+    assert progress_ui._chart(progress, draw) == progress_ui._chart(
+        build_progress(store, trainee="alex"), draw) == "<svg/>"
+    assert drawn == [1]
+    store.close()
+
+
+def test_chat_shows_trainee_and_persona_text_literally_and_sign_in_says_what_this_is() -> None:
+    """Issue 15: the chat renders no Markdown and no HTML from either side (a remote image in a
+    turn or a persona line is text, never fetched). Issue 16: the sign-in page is branded."""
+    from types import SimpleNamespace
+
+    from simulator.web.practice_ui import chat_messages
+    from simulator.web.sign_in_pages import sign_in_page
+
+    said = SimpleNamespace(speaker="counselor", text="![x](http://e.test/a.png) <img src=x> & 3<4")
+    reply = SimpleNamespace(speaker="client", text="<script>alert(1)</script>")
+    out = chat_messages([said, reply])
+    assert out[0]["content"] == "![x](http://e.test/a.png) &lt;img src=x&gt; &amp; 3&lt;4"
+    assert out[1] == {"role": "assistant", "content": "&lt;script&gt;alert(1)&lt;/script&gt;"}
+    page = sign_in_page()
+    assert "CounselSim" in page and "simulated clients" in page and 'action="/login"' in page

@@ -111,3 +111,34 @@ def shot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"web-{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def axe_problems(page: Any) -> list[str]:
+    """The serious and critical axe-core violations on the page as it is now (WCAG rules shipped
+    in the ``axe-playwright-python`` package's axe.min.js; nothing is fetched)."""
+    from axe_playwright_python.base import AXE_SCRIPT
+
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_SCRIPT)
+    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']} ({v['impact']}): {v['help']} at "
+            f"{[n['target'] for n in v['nodes']][:4]}"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def assert_accessible(page: Any, where: str) -> None:
+    problems = axe_problems(page)
+    assert not problems, f"{where}: " + "; ".join(problems)
+
+
+def tab_to(page: Any, selector: str, limit: int = 80) -> int:
+    """Press Tab until the element ``selector`` has the keyboard focus; the number of presses.
+
+    Starts from the top of the document, as a keyboard user arriving on the page does."""
+    page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+    for n in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        if page.evaluate("(sel) => document.activeElement === document.querySelector(sel)",
+                         selector):
+            return n
+    raise AssertionError(f"{selector} was not reached in {limit} presses of Tab")

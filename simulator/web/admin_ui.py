@@ -34,6 +34,8 @@ def status_of(user: Any) -> str:
 
 def build(ctx: WebContext) -> dict[str, Any]:
     users = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=300, elem_id="ad-users",
+                         column_widths=["180px", "110px", "130px", "200px", "170px"], wrap=True,
+                         show_search="search",
                          label="Accounts")
     gr.Markdown("#### Add an account")
     with gr.Row(equal_height=True):

@@ -23,7 +23,9 @@ from simulator.web import admin_ui, author_ui, practice_ui, progress_ui, render,
 from simulator.web.access import ADMIN, EDUCATOR, SUPERVISOR, TRAINEE, current_user
 from simulator.web.auth_routes import add_routes, make_auth_dependency
 from simulator.web.context import WebContext
-from simulator.web.theme import CSS, theme
+from simulator.web.known_events import KnownEvents
+from simulator.web.report_download import add_report_route
+from simulator.web.theme import CSS, PAGE_JS, theme
 
 PUBLIC_ENDPOINTS = ("/open_session", "/report", "/transcript")
 """The only endpoints listed by ``view_api()``; each checks the caller's role and session access."""
@@ -118,12 +120,14 @@ def build_app(settings: Settings, practice: Practice | None = None) -> tuple[Fas
     sign_ins = SignIns(ctx.store, hours=settings.sign_in_hours,
                        idle_minutes=settings.sign_in_idle_minutes,
                        hash_workers=settings.login_hash_workers, hash_queue=settings.login_queue)
+    app.add_middleware(KnownEvents, handlers=lambda: demo.fns)  # inside the size limit
     add_routes(app, sign_ins, secure_cookies=settings.secure_cookies,
                max_request_kb=settings.max_request_kb)
+    add_report_route(app, ctx)  # before the mount at "/", which would otherwise take the path
     app = gr.mount_gradio_app(
         app, demo, path="/", auth_dependency=make_auth_dependency(sign_ins),
         footer_links=[], run_history=False, enable_monitoring=False, mcp_server=False,
-        pwa=False, ssr_mode=False, theme=theme(), css=CSS, show_error=True,
+        pwa=False, ssr_mode=False, theme=theme(), css=CSS, js=PAGE_JS, show_error=True,
     )
     app.state.counselsim = ctx
     app.state.sign_ins = sign_ins

@@ -9,6 +9,7 @@ touching the session store.
 from __future__ import annotations
 
 import asyncio
+import html
 from typing import Any
 
 import gradio as gr
@@ -25,10 +26,15 @@ from simulator.web.content_edit import (
     save_new_version,
 )
 from simulator.web.context import WebContext
+from simulator.web.practice_ui import literal
 
 KINDS = {"Persona": "persona", "Rubric": "rubric"}
 MAX_PREVIEW_TURNS = 30
 MAX_TEXT = 200_000
+SETTLE_S = 0.4
+"""Live validation waits this long after a keystroke. With ``trigger_mode="always_last"`` the
+browser sends no new check while one is waiting or running, only the last text after it: a fast
+typist costs about two checks a second, not one per key."""
 
 
 def _kind(label: str) -> str:
@@ -61,7 +67,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                         "(nothing is saved).")
             preview = gr.Chatbot(height=330, label="Preview", show_label=False,
                                  elem_id="author-preview", buttons=[], feedback_options=None,
-                                 layout="bubble")
+                                 layout="bubble", render_markdown=False)
             with gr.Row():
                 preview_text = gr.Textbox(placeholder="Say something to the client...",
                                           show_label=False, scale=4, elem_id="author-preview-text",
@@ -90,6 +96,13 @@ def build(ctx: WebContext) -> dict[str, Any]:
         except EditError as exc:
             raise Denied(str(exc)) from None
         return text, validate(kind_label, text, name, request), []
+
+    async def validate_live(kind_label: str, text: str, name: str | None,
+                            request: gr.Request) -> str:
+        """The editor's check as the author types: after a pause, off the event loop."""
+        require(ctx.store, request, AUTHOR)
+        await asyncio.sleep(SETTLE_S)
+        return await asyncio.to_thread(validate, kind_label, text, name, request)
 
     def validate(kind_label: str, text: str, name: str | None, request: gr.Request) -> str:
         require(ctx.store, request, AUTHOR)
@@ -147,9 +160,10 @@ def build(ctx: WebContext) -> dict[str, Any]:
         said = said[-MAX_PREVIEW_TURNS:]
         assert isinstance(checked.model, Persona)
         replies = await asyncio.to_thread(ctx.preview, checked.model, said)
-        out: list[dict[str, str]] = [{"role": "assistant", "content": replies[0]}]
+        out: list[dict[str, str]] = [{"role": "assistant", "content": literal(replies[0])}]
         for trainee, reply in zip(said, replies[1:], strict=False):
-            out += [{"role": "user", "content": trainee}, {"role": "assistant", "content": reply}]
+            out += [{"role": "user", "content": literal(trainee)},
+                    {"role": "assistant", "content": literal(reply)}]
         return out, ""
 
     async def selfplay_fn(kind_label: str, text: str, request: gr.Request) -> str:
@@ -165,8 +179,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
     private: dict[str, Any] = {"api_visibility": "private"}
     kind.change(files_for, [kind], [file], **private)
     file.change(open_file, [kind, file], [editor, status, preview], **private)
-    editor.input(validate, [kind, editor, file], [status], trigger_mode="always_last",
-                 show_progress="hidden", **private)
+    editor.input(validate_live, [kind, editor, file], [status], trigger_mode="always_last",
+                 show_progress="hidden", concurrency_limit=4, concurrency_id="author-check",
+                 **private)
     new_btn.click(template, [kind], [editor, file, save_status], **private)
     save_btn.click(save, [kind, editor], [save_status, file], **private)
     for trigger in (preview_send.click, preview_text.submit):
@@ -195,7 +210,7 @@ def _text_of(message: Any) -> str:
     """Plain text of a Gradio 6 message (content is a string or a list of typed parts)."""
     content = message.get("content", "") if isinstance(message, dict) else ""
     if isinstance(content, str):
-        return content
+        return html.unescape(content)  # shown escaped (``literal``), replayed as typed
     if isinstance(content, list):
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""

@@ -33,8 +33,13 @@ from simulator.content.persona import Persona
 from simulator.content.rubric import Rubric
 from simulator.errors import InvalidInput
 
-FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.ya?ml$")
-ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+FILE_NAME = re.compile(r"^(?!.*\.\.)[a-z0-9][a-z0-9_.-]{0,63}\.ya?ml$")
+ID = re.compile(r"^(?!.*\.\.)[a-z0-9][a-z0-9_.-]{0,63}$")
+"""Dots are allowed inside (rubric ids carry versions: ``miti-4.2.1``), never two in a row, and a
+name never starts with one (no hidden files, no ``..``)."""
+MAX_NESTING = 60
+"""Deepest ``[`` / ``{`` nesting the editor parses: the YAML parser takes seconds on thousands of
+nested brackets (and refuses past ~1,000 anyway), so deeper text is refused before parsing."""
 ARCHIVE = ".versions"
 
 
@@ -64,7 +69,8 @@ def list_files(folder: Path) -> list[str]:
 def safe_path(folder: Path, name: str) -> Path:
     """``folder/name`` if ``name`` is a plain file name inside ``folder``, else EditError."""
     if not isinstance(name, str) or not FILE_NAME.match(name):
-        raise EditError("not a content file name (lowercase letters, digits, - and _, then .yaml)")
+        raise EditError("not a content file name (lowercase letters, digits, ., - and _, "
+                        "then .yaml)")
     root = folder.resolve()
     path = (root / name).resolve()
     if path.parent != root:
@@ -86,6 +92,12 @@ def check_text(kind: str, text: str, shown: str, library: Library) -> Checked:
     for a skill code no rubric defines could never fire.
     """
     model_cls: type[Persona] | type[Rubric] = Persona if kind == "persona" else Rubric
+    too_deep = _too_deep(text)
+    if too_deep is not None:
+        line, col = too_deep
+        return Checked(None, [ContentError(
+            shown, line, col, "", f"brackets nested more than {MAX_NESTING} deep: "
+            "close the [ or { lists sooner")])
     try:
         model = load_model_text(model_cls, text, shown)
     except ContentErrors as exc:
@@ -105,6 +117,38 @@ def check_text(kind: str, text: str, shown: str, library: Library) -> Checked:
                         shown, line, col, f"hidden_facts[{i}].unlock.skills.codes[{j}]",
                         f"code {code!r} is not defined by any loaded rubric"))
     return Checked(model if not errors else None, errors)
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """(line, column) where ``[``/``{`` nesting first passes ``MAX_NESTING``, else None.
+
+    Brackets inside quotes and comments do not count. One pass over the text, so a pasted
+    bracket bomb costs microseconds, not the parser's seconds.
+    """
+    depth, line, col, quote = 0, 1, 0, ""
+    prev = "\n"
+    comment = False
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col, quote, comment = line + 1, 0, "", False
+        elif comment:
+            pass
+        elif quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"" and (prev in " \t\n[{,:" or col == 1):
+            quote = ch
+        elif ch == "#" and prev in " \t\n":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line, col
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        prev = ch
+    return None
 
 
 PLAIN = [
@@ -238,7 +282,7 @@ def save_new_version(folder: Path, kind: str, text: str, library: Library) -> tu
         raise ContentErrors(checked.errors)
     content_id = checked.model.id
     if not ID.match(content_id):
-        raise EditError("the id must be lowercase letters, digits, - and _")
+        raise EditError("the id must be lowercase letters, digits, ., - and _")
     path = safe_path(folder, f"{content_id}.yaml")
     version = checked.model.version
     mode: int | None = None
@@ -255,9 +299,9 @@ def save_new_version(folder: Path, kind: str, text: str, library: Library) -> tu
         except (ContentErrors, UnicodeDecodeError):
             old_text = path.read_text(encoding="utf-8", errors="replace")
         archive = folder / ARCHIVE
-        archive.mkdir(exist_ok=True)
+        archive.mkdir(mode=0o700, exist_ok=True)
         digest = hashlib.sha256(old_text.encode()).hexdigest()[:10]
-        (archive / f"{content_id}.{digest}.yaml").write_text(old_text, encoding="utf-8")
+        _write_private(archive / f"{content_id}.{digest}.yaml", old_text)
     else:
         clash = _id_in_other_file(library, kind, content_id, path)
         if clash:
@@ -266,9 +310,10 @@ def save_new_version(folder: Path, kind: str, text: str, library: Library) -> tu
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(new_text)
-    # mkstemp makes the file private (0600); the saved file keeps the old file's permissions,
-    # or a new one gets what the umask gives any new file, so the server can still read it
-    os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+    # mkstemp makes the file private (0600): a new file stays so (content can hold case
+    # material); a file saved over keeps the permissions its owner gave it
+    if mode is not None:
+        os.chmod(tmp, mode)
     os.replace(tmp, path)
     return path, version
 
@@ -280,10 +325,12 @@ def _same(old: str, new: str) -> bool:
     return norm(old) == norm(new)
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only (0600), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an archive copy that already existed is made private too
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _id_in_other_file(library: Library, kind: str, content_id: str, path: Path) -> str | None:

@@ -93,7 +93,8 @@ class WebContext:
         rubric = self.library().rubric(self.settings.engine_rubric)
         return await preview_replies(self.practice, rubric, persona, said)
 
-    def report(self, session_id: str) -> tuple[str, Any]:
+    def report(self, session_id: str) -> tuple[str, str]:
+        """(report HTML, its download URL)."""
         return report_for(self, session_id)
 
     def selfplay_check(self, persona: Persona, turns: int = 12) -> str:
@@ -118,42 +119,27 @@ class WebContext:
         return selfplay_html(persona, runs)
 
 
-_REPORT_DIR: list[Any] = []
+def report_for(ctx: WebContext, session_id: str) -> tuple[str, str]:
+    """A session's report rendered now (with current corrections), and where to download it.
 
-
-def _report_dir() -> Any:
-    """A private temp folder for report downloads (Gradio copies returned files into its cache).
-
-    Not ``allowed_paths``: that would let any signed-in user fetch any report by its file name.
+    The download is ``report_download``'s access-checked route, which renders it again on
+    request: no copy of a transcript is ever written to disk for it.
     """
-    import tempfile
-    from pathlib import Path
-
-    if not _REPORT_DIR:
-        _REPORT_DIR.append(Path(tempfile.mkdtemp(prefix="counselsim-reports-")))
-    return _REPORT_DIR[0]
+    return render_report_html(ctx, session_id), f"/reports/{session_id}.html"
 
 
-def report_for(ctx: WebContext, session_id: str) -> tuple[str, Any]:
-    """Render a session's report now (with current corrections); HTML text and a file for download.
-
-    The download is rewritten on every render, so it is never stale; Gradio serves its cached copy
-    under an unguessable path, to signed-in users only.
-    """
+def render_report_html(ctx: WebContext, session_id: str) -> str:
+    """The report as an HTML document; a page saying what failed if the template broke."""
     from simulator.reports.render import render_report
 
     try:
-        html_doc = render_report(ctx.store, session_id, "html",
-                                 feedback_dir=ctx.settings.feedback)
+        return render_report(ctx.store, session_id, "html", feedback_dir=ctx.settings.feedback)
     except Exception as exc:  # a broken template must not take the page down with it
         log.exception("report for session %s failed", session_id)
-        html_doc = ("<!doctype html><meta charset=utf-8><title>Report unavailable</title>"
-                    "<body style='font-family:sans-serif'><h2>The report could not be built</h2>"
-                    f"<p>{escape(type(exc).__name__)}: {escape(str(exc))}</p>"
-                    "<p>The session is saved; try again later or tell your administrator.</p>")
-    path = _report_dir() / f"counselsim-report-{session_id}.html"
-    path.write_text(html_doc, encoding="utf-8")
-    return html_doc, path
+        return ("<!doctype html><meta charset=utf-8><title>Report unavailable</title>"
+                "<body style='font-family:sans-serif'><h2>The report could not be built</h2>"
+                f"<p>{escape(type(exc).__name__)}: {escape(str(exc))}</p>"
+                "<p>The session is saved; try again later or tell your administrator.</p>")
 
 
 def selfplay_html(persona: Persona, runs: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ signed-in user owns the session before reading or writing it.
 from __future__ import annotations
 
 import contextlib
+import html
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -65,8 +66,15 @@ if (!window.counselsimDrafts) {
 
 def chat_messages(turns: list[Any]) -> list[dict[str, str]]:
     """Stored turns -> Gradio chat messages (the trainee is the user, the client the assistant)."""
-    return [{"role": "user" if t.speaker == "counselor" else "assistant", "content": t.text}
-            for t in turns]
+    return [{"role": "user" if t.speaker == "counselor" else "assistant",
+             "content": literal(t.text)} for t in turns]
+
+
+def literal(text: str) -> str:
+    """Chat text shown exactly as typed. The chat renders no Markdown (``render_markdown=False``)
+    but would still render HTML tags: escaped, ``<img src=...>`` is text, so nothing a trainee
+    or a persona wrote makes the browser fetch a remote URL."""
+    return html.escape(text, quote=False)
 
 
 def build(ctx: WebContext) -> dict[str, Any]:
@@ -102,7 +110,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
             with gr.Column(scale=3, min_width=480):
                 chat = gr.Chatbot(height=330, label="Conversation", show_label=False,
                                   elem_id="chat", buttons=[], feedback_options=None,
-                                  layout="bubble")
+                                  layout="bubble", render_markdown=False)
                 with gr.Row(equal_height=True):
                     text = gr.Textbox(placeholder="What do you say to the client? "
                                       "(Enter to send, Shift+Enter for a new line)",
@@ -139,8 +147,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         with gr.Column(visible=False, elem_id="report-box") as report_box:
             with gr.Row(equal_height=True):
                 gr.Markdown("### Your feedback report")
-                download = gr.DownloadButton("Download report (HTML)", size="sm",
-                                             elem_id="report-download")
+                download = gr.HTML(elem_id="report-download")
                 again = gr.Button("Practise again", size="sm", variant="primary",
                                   elem_id="again")
             report = gr.HTML(elem_id="report")
@@ -258,7 +265,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
             return
         turns = ctx.store.current_turns(session_id)
         history = chat_messages(turns)
-        pending = {"role": "user", "content": said}
+        pending = {"role": "user", "content": literal(said)}
         reply = {"role": "assistant", "content": "…"}
         # a browser always shows the client's opening line; an empty chat is an API caller
         # that did not say what it saw (Gradio turns None into []): then nothing is checked
@@ -279,7 +286,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                     if time.monotonic() - sent_at < STREAM_EVERY_S:
                         continue
                     sent_at = time.monotonic()
-                    reply = {"role": "assistant", "content": text_out}
+                    reply = {"role": "assistant", "content": literal(text_out)}
                     yield [*history, pending, reply], gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 elif ev.kind == "error":
                     problems.append(ev.text)
@@ -287,7 +294,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
             yield history, message, gr.skip(), gr.skip(), render.notice(_words(exc))
             return
         turns = ctx.store.current_turns(session_id)
-        yield (chat_messages(turns), "", coach_html(session_id),
+        # the box was cleared when the turn was stored: what the trainee has typed since (the
+        # next turn, while the reply streamed) stays
+        yield (chat_messages(turns), gr.skip(), coach_html(session_id),
                gr.Button(visible=bool(problems) or _awaiting_reply(turns)),
                render.notice(" ".join(problems)) if problems else "")
 
@@ -311,7 +320,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                     if time.monotonic() - sent_at < STREAM_EVERY_S:
                         continue
                     sent_at = time.monotonic()
-                    yield ([*history, {"role": "assistant", "content": text_out}],
+                    yield ([*history, {"role": "assistant", "content": literal(text_out)}],
                            gr.skip(), gr.skip(), "")
                 elif ev.kind == "error":
                     problems.append(ev.text)
@@ -372,9 +381,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
     def show_report(session_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         user = user_of(request)
         session_id = check_own_session(ctx.practice, session_id, user)
-        html_doc, path = ctx.report(session_id)
+        html_doc, url = ctx.report(session_id)
         return (gr.Column(visible=False), gr.Column(visible=True), render.report_frame(html_doc),
-                gr.DownloadButton(value=str(path)))
+                render.download_link(url))
 
     def rate_fn(session_id: str | None, note: str, s0: Any, s1: Any, s2: Any, s3: Any, s4: Any,
                 s5: Any, request: gr.Request) -> tuple[Any, ...]:

@@ -95,13 +95,32 @@ def progress_svg(ctx: WebContext, user_name: str) -> str:
     from simulator.reports.progress import build_progress, progress_chart
 
     try:
-        svg = progress_chart(build_progress(ctx.store, trainee=user_name))
+        progress = build_progress(ctx.store, trainee=user_name)
     except ValueError:
-        svg = None
+        progress = None
+    svg = _chart(progress, progress_chart) if progress is not None else None
     if not svg:
         return ('<p class="cs-muted">Your summary scores appear here after your first session '
                 "with coded turns.</p>")
     return f'<div class="cs-brief"><b>Summary scores over your sessions</b>{svg}</div>'
+
+
+_CHARTS: dict[str, str | None] = {}
+MAX_CHARTS = 256
+
+
+def _chart(progress: Any, draw: Any) -> str | None:
+    """The chart of these figures, drawn once: matplotlib takes about a second for it, and the
+    tab is rebuilt every time it is opened (nothing changed since, most times)."""
+    import hashlib
+
+    key = hashlib.sha256(progress.model_dump_json().encode()).hexdigest()
+    if key not in _CHARTS:
+        svg = draw(progress)
+        if len(_CHARTS) >= MAX_CHARTS:
+            _CHARTS.pop(next(iter(_CHARTS)))
+        _CHARTS[key] = svg
+    return _CHARTS[key]
 
 
 def build(ctx: WebContext) -> dict[str, Any]:
@@ -120,7 +139,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         pick = gr.Dropdown(choices=[], label="Open the report of an ended session",
                            allow_custom_value=True, scale=4, elem_id="pg-pick")
         open_btn = gr.Button("Open report", scale=1, elem_id="pg-open")
-        download = gr.DownloadButton("Download", size="sm", scale=1, elem_id="pg-download")
+        download = gr.HTML(scale=1, min_width=120, elem_id="pg-download")
     report = gr.HTML(elem_id="pg-report")
 
     def load(request: gr.Request) -> tuple[Any, ...]:
@@ -135,8 +154,8 @@ def build(ctx: WebContext) -> dict[str, Any]:
         """Public API ``/report``: a session's report, if you may see that session."""
         user = require(ctx.store, request, PRACTISE)
         session_id = check_session(ctx.practice, session_id, user)
-        html_doc, path = ctx.report(session_id)
-        return render.report_frame(html_doc), gr.DownloadButton(value=str(path))
+        html_doc, url = ctx.report(session_id)
+        return render.report_frame(html_doc), render.download_link(url, "Download")
 
     outputs = [table, metrics, gaps, pick]
     refresh.click(load, None, outputs, api_visibility="private")

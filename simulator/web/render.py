@@ -111,6 +111,11 @@ def notice(message: str, kind: str = "error") -> str:
     return f'<div class="{cls}" role="{role}">{e(message)}</div>'
 
 
+def download_link(url: str, label: str = "Download report (HTML)") -> str:
+    """A link to the access-checked report download (``report_download``)."""
+    return (f'<a class="cs-download" href="{e(url)}" download>{e(label)}</a>' if url else "")
+
+
 def report_frame(html_document: str, title: str = "Feedback report") -> str:
     """A whole report document in a sandboxed iframe: no scripts, no same-origin access."""
     return (f'<iframe class="cs-report-frame" title="{e(title)}" sandbox="" '

@@ -25,6 +25,8 @@ from simulator.web.context import WebContext
 
 COLUMNS = ["Started (UTC)", "Trainee", "Client", "Mode", "Status", "Trainee turns",
            "Session id"]
+COLUMN_WIDTHS: list[str | int] = ["150px", "120px", "250px", "100px", "80px", "80px", "300px"]
+"""Fixed widths: no word is broken or cut; on a narrow screen the table scrolls sideways."""
 ANY = "(any)"
 
 
@@ -40,6 +42,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                              scale=2, elem_id="rv-query")
         f_go = gr.Button("Search", scale=0, min_width=90, elem_id="rv-go")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=220, wrap=True,
+                         column_widths=COLUMN_WIDTHS,
                          elem_id="rv-table", label="Sessions (click a row to open it)")
     hits = gr.HTML(elem_id="rv-hits", js_on_load=HITS_JS)
     focus = gr.State(None)  # the turn a search hit asked to open
@@ -66,7 +69,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
             s_save = gr.Button("Save score", elem_id="rv-ssave")
             status = gr.HTML(elem_id="rv-saved")
     with gr.Accordion("Report (rebuilt with corrections)", open=True):
-        download = gr.DownloadButton("Download report (HTML)", size="sm", elem_id="rv-download")
+        download = gr.HTML(elem_id="rv-download")
         report = gr.HTML(elem_id="rv-report")
     with gr.Accordion("Agreement between supervisors and the machine", open=False):
         agree_btn = gr.Button("Compute agreement over my cohort", size="sm",
@@ -148,7 +151,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
         items = [(it.title, it.id) for it in rubric.turn_items if it.kind == "categorical"] \
             if rubric else []
         sitems = [(it.title, it.id) for it in rubric.session_items] if rubric else []
-        html_doc, path = ctx.report(session_id)
+        html_doc, url = ctx.report(session_id)
         first_item = items[0][1] if items else None
         first_score = sitems[0][1] if sitems else None
         turn_ids = {value for _, value in turns}
@@ -159,7 +162,7 @@ def build(ctx: WebContext) -> dict[str, Any]:
                 value_choices(session_id, first_item),
                 gr.Dropdown(choices=sitems, value=first_score),
                 score_box(user, session_id, first_score),
-                render.report_frame(html_doc), gr.DownloadButton(value=str(path)), "")
+                render.report_frame(html_doc), render.download_link(url), "")
 
     def open_if(session_id: str | None, focus_turn: str | None,
                 request: gr.Request) -> tuple[Any, ...]:
@@ -229,9 +232,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
                                                     item_id, value, comment))
         sid = review.session_id
         title = title_of(sid, review.item_id, turn=True)
-        html_doc, path = ctx.report(sid)
+        html_doc, url = ctx.report(sid)
         return (transcript_html(ctx, sid), render.report_frame(html_doc),
-                gr.DownloadButton(value=str(path)),
+                render.download_link(url),
                 render.ok(f"Saved: {title} = {value}. The machine's code is kept beside it."),
                 "")
 
@@ -242,9 +245,9 @@ def build(ctx: WebContext) -> dict[str, Any]:
                                                           item_id, value, comment))
         sid = review.session_id
         title = title_of(sid, review.item_id, turn=False)
-        html_doc, path = ctx.report(sid)
+        html_doc, url = ctx.report(sid)
         return (transcript_html(ctx, sid), render.report_frame(html_doc),
-                gr.DownloadButton(value=str(path)),
+                render.download_link(url),
                 render.ok(f"Saved: {title} = {float(value or 0):g}. The machine's value is "
                           "kept beside it."), "", score_box(user, sid, review.item_id))
 

@@ -24,14 +24,19 @@ h1{font-size:1.3rem;margin:0 0 4px}p.lead{color:#4a5868;margin:0 0 18px;font-siz
 label{display:block;font-weight:600;font-size:.9rem;margin:12px 0 4px}
 input{width:100%;box-sizing:border-box;padding:9px 10px;border:1px solid #b8c2cc;border-radius:6px;
 font-size:1rem}
-button{margin-top:18px;width:100%;padding:10px;border:0;border-radius:6px;background:#1f6feb;
+button{margin-top:18px;width:100%;padding:10px;border:0;border-radius:6px;background:#0f766e;
 color:#fff;font-size:1rem;font-weight:600;cursor:pointer}
 .problem{background:#fdecea;color:#8a1c12;border-radius:6px;padding:9px 11px;margin:0 0 8px}
 .ok{background:#e8f5e9;color:#1b5e20;border-radius:6px;padding:9px 11px;margin:0 0 8px}
 .hint{color:#4a5868;font-size:.85rem;margin-top:10px}
-a{color:#1f6feb}
+a{color:#1f5fc7}
+.brand{border-bottom:1px solid #e3e8ee;margin:0 0 16px;padding-bottom:12px}
+.brand .name{font-weight:700;color:#0f3d3a;font-size:1.5rem;letter-spacing:.2px}
+.brand .what{color:#4a5868;margin:4px 0 0;font-size:.92rem;line-height:1.35}
 </style></head><body><main>
-<div class="brand" style="font-weight:700;color:#1f6feb;margin-bottom:10px">CounselSim</div>
+<header class="brand"><div class="name">CounselSim</div>
+<p class="what">Practise counseling conversations with simulated clients and get feedback on
+each turn from a coach and your supervisor.</p></header>
 <h1>{{ title }}</h1>
 {% if lead %}<p class="lead">{{ lead }}</p>{% endif %}
 {% if problem %}<p class="problem" role="alert" id="problem">{{ problem }}</p>{% endif %}

@@ -27,7 +27,50 @@ def theme() -> gr.themes.Base:
         button_primary_background_fill="#0f766e",
         button_primary_background_fill_hover="#115e59",
         button_primary_text_color="#ffffff",
+        # text on the Soft theme's light teal fills falls below WCAG AA contrast (axe-core's
+        # color-contrast rule, checked in the browser tests): labels and hints one shade darker
+        block_title_text_color="*primary_800",
+        block_label_text_color="*primary_800",
+        block_info_text_color="*neutral_600",
+        body_text_color_subdued="*neutral_600",
+        input_placeholder_color="*neutral_500",
+        checkbox_label_background_fill_selected="#0f766e",
+        checkbox_label_text_color_selected="#ffffff",
     )
+
+
+PAGE_JS = """
+() => {
+  // Keyboard access to scrolled regions (axe-core: scrollable-region-focusable): the chat logs
+  // scroll but hold nothing focusable, and CodeMirror's editable area carries no tabindex.
+  const regions = [
+    ['#chat .bubble-wrap', 'Conversation with the client'],
+    ['#author-preview .bubble-wrap', 'Preview conversation'],
+    ['#author-editor .cm-content', null],
+  ];
+  const mark = () => {
+    for (const [sel, label] of regions) {
+      document.querySelectorAll(sel + ':not([tabindex])').forEach((el) => {
+        el.setAttribute('tabindex', '0');
+        if (label) { el.setAttribute('role', 'log'); el.setAttribute('aria-label', label); }
+      });
+    }
+  };
+  // Inputs Gradio draws with a placeholder only get a name a screen reader says
+  const names = [['#ad-users .search-input', 'Search accounts']];
+  const name = () => {
+    for (const [sel, label] of names) {
+      document.querySelectorAll(sel + ':not([aria-label])')
+        .forEach((el) => el.setAttribute('aria-label', label));
+    }
+  };
+  mark();
+  name();
+  new MutationObserver(() => { mark(); name(); })
+    .observe(document.body, {childList: true, subtree: true});
+}
+"""
+"""Run once when the page loads (``mount_gradio_app(js=...)``)."""
 
 
 CSS = """
@@ -36,6 +79,8 @@ CSS = """
 footer { display: none !important; }
 #chat button[aria-label="Clear"], #author-preview button[aria-label="Clear"] {
   display: none !important; }
+#author-editor .cm-gutterElement { color: #475569 !important; }
+#author-editor .cm-line span { color: inherit !important; }
 #cs-header { background: #0f3d3a; border-radius: 10px; padding: 8px 16px; }
 #cs-header .cs-bar, #cs-header .cs-bar * { color: #f8fafc !important; }
 #cs-header .cs-bar { display: flex; align-items: center; gap: 14px; flex-wrap: nowrap;
@@ -94,7 +139,7 @@ footer { display: none !important; }
 .cs-risk-warning { margin: 0 0 8px; padding: 8px 10px; border: 2px solid #b91c1c;
                    border-radius: 6px; background: #fde8e8; font-size: .9rem; }
 .cs-risk-warning b { color: #b91c1c; }
-.cs-muted { color: #64748b; font-size: .88rem; }
+.cs-muted { color: #475569; font-size: .88rem; }
 .cs-brief { background: #fff; border: 1px solid #d7dee5; border-radius: 10px; padding: 10px 14px;
   font-size: .9rem; }
 .cs-errors { background: #fef2f2; border: 1px solid #fecaca; border-radius: 8px; padding: 8px 12px;
@@ -105,15 +150,19 @@ footer { display: none !important; }
 .cs-notice { border-radius: 8px; padding: 6px 12px; font-size: .9rem; margin-top: 2px; }
 .cs-notice-error { background: #fef2f2; border: 1px solid #fecaca; color: #7f1d1d; }
 .cs-notice-info { background: #f0fdfa; border: 1px solid #99f6e4; color: #134e4a; }
+a.cs-download { display: inline-block; border: 1px solid #0f766e; border-radius: 6px;
+  padding: 4px 12px; color: #115e59; font-weight: 600; font-size: .88rem; text-decoration: none;
+  white-space: nowrap; }
+a.cs-download:hover, a.cs-download:focus-visible { background: #e6fffa; }
 .cs-report-frame { width: 100%; height: 560px; border: 1px solid #d7dee5; border-radius: 10px;
   background: #fff; }
 .cs-transcript { display: flex; flex-direction: column; gap: 6px; font-size: .9rem; }
 .cs-tturn { background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 6px 10px; }
 .cs-tturn.cs-trainee { border-left: 4px solid #0f766e; }
 .cs-tturn.cs-client { border-left: 4px solid #64748b; }
-.cs-tturn.cs-abandoned { opacity: .6; border-style: dashed; }
+.cs-tturn.cs-abandoned { border-style: dashed; background: #f8fafc; }
 .cs-tturn .cs-who { font-weight: 600; font-size: .8rem; color: #334155; }
-.cs-tturn .cs-state { font-size: .76rem; color: #64748b; }
+.cs-tturn .cs-state { font-size: .76rem; color: #475569; }
 .cs-kappa table { border-collapse: collapse; font-size: .82rem; width: 100%;
   table-layout: fixed; }
 .cs-kappa td, .cs-kappa th { border-bottom: 1px solid #e2e8f0; padding: 3px 6px;
@@ -130,6 +179,11 @@ footer { display: none !important; }
 .cs-sessions .cs-nowrap { white-space: nowrap; }
 .cs-sessions .cs-wide { min-width: 40%; }
 .cs-brief svg { width: 100%; height: auto; }
+.cs-kappa { overflow-x: auto; }
+#pg-metrics .cs-brief { overflow-x: auto; }
+#pg-metrics svg.chart { min-width: 440px; }
+#rv-table th, #rv-table td, #ad-users th, #ad-users td { word-break: normal !important;
+  overflow-wrap: normal !important; }
 @media (max-width: 1100px) {
   #cs-header .cs-bar { flex-wrap: wrap; white-space: normal; row-gap: 4px; }
   #cs-header .cs-models { order: 3; flex-basis: 100%; margin-left: 0; }
