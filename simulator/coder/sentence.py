@@ -1,4 +1,8 @@
-"""The client's sentence encoder: all-MiniLM-L6-v2 as int8 ONNX, shipped in ``model/``.
+"""The sentence encoder: all-MiniLM-L6-v2 as int8 ONNX, shipped in ``simulator/client/model/``.
+
+Two users share one loaded copy: the client (what did the trainee ask about?) and the MITI
+utterance coder (what does the utterance mean: a confrontation is a stance, in any words). It
+lives in the coder layer so both can import it (the client sits above the coder).
 
 Why this one: the client must tell what a trainee asked about from wordings no author listed
 ("How are your nights?" is about sleep), so it compares sentence meanings, not keywords. MiniLM-L6
@@ -17,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-MODEL_DIR = Path(__file__).resolve().parent / "model"
+MODEL_DIR = Path(__file__).resolve().parents[1] / "client" / "model"
 MODEL_FILE = MODEL_DIR / "sentence-encoder.onnx"
 TOKENIZER_FILE = MODEL_DIR / "sentence-encoder.tokenizer.json"
 MAX_TOKENS = 64
@@ -44,6 +48,7 @@ class SentenceEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self._cache: dict[str, np.ndarray] = {}
+        self._alone: dict[str, np.ndarray] = {}
 
     def _run(self, texts: Sequence[str]) -> np.ndarray:
         encoded = [self.tokenizer.encode(t) for t in texts]
@@ -56,6 +61,26 @@ class SentenceEncoder:
         }
         out: np.ndarray = self.session.run(["embedding"], feed)[0]
         return out.astype(np.float32)
+
+    def clear(self) -> None:
+        """Forget the embeddings seen so far (a bench timing a live turn, whose words are new)."""
+        self._cache.clear()
+        self._alone.clear()
+
+    def embed_alone(self, texts: Sequence[str]) -> np.ndarray:
+        """Like ``embed``, but each text runs alone: the int8 graph scales activations per call,
+        so an embedding computed in a batch shifts slightly with its batch-mates. A model
+        trained on these embeddings (the MITI coder) gets the same numbers in training, in the
+        bench and live, where a turn's utterance is embedded on its own."""
+        keys = [t.strip().lower() for t in texts]
+        for k in keys:
+            if k not in self._alone:
+                if len(self._alone) > CACHE_SIZE:
+                    self._alone.clear()
+                self._alone[k] = self._run([k])[0]
+        if not keys:
+            return np.zeros((0, 384), np.float32)
+        return np.stack([self._alone[k] for k in keys])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One unit-length row per text (shape ``(len(texts), 384)``)."""

@@ -36,6 +36,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from simulator.coder.labels import CodedTurn, Utterance
+from simulator.coder.risk import detect_risk
 from simulator.content.rubric import Rubric
 from simulator.grader.risk_review import (
     item_topics,
@@ -483,7 +484,10 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     own_clause = own if "?" not in own and 3 <= len(own.split()) <= MAX_CLAUSE_WORDS and \
         not _ADVICE_WORDS.search(own) else None
     labels = coded.labels.model_dump() | {"utterances": utterances_all}
-    risk = sorted(turn_topics(turn_text, labels, must_assess))
+    # The coder's risk topics, and the risk phrasings read here too: a coder that codes whole
+    # turns (or an LLM that missed it) must not get a risk question rewritten or marked down.
+    risk = sorted(turn_topics(turn_text, labels, must_assess) |
+                  set(detect_risk(turn_text, [u.text for u in transcript])))
     possible = [] if risk else [item for item in must_assess
                                 if item_topics(item) and loosely_mentions(item, turn_text)]
     asked = [u.text for u in transcript if u.speaker == "counselor"] + [turn_text]
