@@ -79,3 +79,25 @@ def test_the_risk_check_catches_a_rewrite() -> None:
                                         .rubric("miti-4.2.1"))
               if r.kind == "risk_as_closed_to_open" and r.turn == "Do you have a plan?"]
     assert row.alternative is None and row.problems == []
+
+
+def test_the_coach_does_not_ask_again_for_a_risk_topic_already_asked() -> None:
+    """A practice session asked "Do you ever think about killing yourself?" and, two turns later,
+    the coach still said to "Ask directly about suicidal thoughts"."""
+    from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
+    from simulator.grader.coach_offline import coaching_context
+
+    rubric = load_library([ROOT / "personas"], [ROOT / "rubrics"]).rubric("miti-4.2.1")
+    must = ["Ask directly about suicidal thoughts", "Plan, intent, previous attempts",
+            "Protective factors and supports"]
+    transcript = [Utterance(speaker="counselor", text="Do you ever think about killing yourself?"),
+                  Utterance(speaker="client", text="Nothing like that."),
+                  Utterance(speaker="counselor", text="Do you have a plan?"),
+                  Utterance(speaker="client", text="No.")]
+    coded = CodedTurn(labels=CounselorLabels(behaviour="question", coder="t"),
+                      codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=rubric.id)
+    ctx = coaching_context(coded, rubric, transcript, "Is there anything at home you could use?",
+                           must_assess=must)
+    assert ctx["risk"] == ["means"]
+    assert ctx["risk_todo"] == ["Plan, intent, previous attempts",
+                                "Protective factors and supports"]

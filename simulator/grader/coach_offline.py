@@ -39,6 +39,7 @@ from simulator.coder.labels import CodedTurn, Utterance
 from simulator.coder.risk import detect_risk
 from simulator.content.rubric import Rubric
 from simulator.grader.risk_review import (
+    item_answered,
     item_topics,
     loosely_mentions,
     mentions_item,
@@ -491,8 +492,14 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     possible = [] if risk else [item for item in must_assess
                                 if item_topics(item) and loosely_mentions(item, turn_text)]
     asked = [u.text for u in transcript if u.speaker == "counselor"] + [turn_text]
+    # topics earlier turns asked about, by the same phrasings: "Do you ever think about killing
+    # yourself?" two turns ago covers "Ask directly about suicidal thoughts"
+    covered = set(risk)
+    for i, u in enumerate(transcript):
+        if u.speaker == "counselor":
+            covered.update(detect_risk(u.text, [x.text for x in transcript[:i]]))
     risk_todo = [item for item in must_assess if item_topics(item) and
-                 not set(item_topics(item)) <= set(risk) and
+                 not item_answered(item, covered) and
                  not any(mentions_item(item, said) for said in asked)]
     return {
         "codes": codes,
