@@ -495,9 +495,9 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     # topics earlier turns asked about, by the same phrasings: "Do you ever think about killing
     # yourself?" two turns ago covers "Ask directly about suicidal thoughts"
     covered = set(risk)
-    for i, u in enumerate(transcript):
-        if u.speaker == "counselor":
-            covered.update(detect_risk(u.text, [x.text for x in transcript[:i]]))
+    for i, said in enumerate(transcript):
+        if said.speaker == "counselor":
+            covered.update(detect_risk(said.text, [x.text for x in transcript[:i]]))
     risk_todo = [item for item in must_assess if item_topics(item) and
                  not item_answered(item, covered) and
                  not any(mentions_item(item, said) for said in asked)]
