@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.content.library import load_library
-from simulator.grader.alternatives_check import KINDS, build_set, problems, summary
+from simulator.grader.alternatives_check import KINDS, build_risk_set, build_set, problems, summary
 from simulator.settings import ROOT
 
 
@@ -60,3 +60,44 @@ def test_the_checks_pass_good_alternatives() -> None:
     assert problems("closed_to_open", "", "How ready are you to quit?") == []
     assert problems("confront_to_reflect", "Sarah left me.",
                     "It sounds like Sarah left you, and that matters to you.") == []
+
+
+def test_risk_questions_are_never_rewritten_whatever_their_code() -> None:
+    """A risk question coded as a restatement, a closed question, advice or a confrontation is
+    still praised as a risk question and never given an alternative ("Let's make a plan together
+    for keeping you safe" was coached as a simple reflection)."""
+    rows = build_risk_set(load_library([ROOT / "personas"], [ROOT / "rubrics"])
+                          .rubric("miti-4.2.1"))
+    assert len(rows) >= 20
+    assert [(r.kind, r.turn, r.problems) for r in rows if r.problems] == []
+    plan = next(r for r in rows if r.turn.startswith("Let's make a plan"))
+    assert "safety plan" in plan.rationale and "reflection" not in plan.rationale.lower()
+
+
+def test_the_risk_check_catches_a_rewrite() -> None:
+    (row,) = [r for r in build_risk_set(load_library([ROOT / "personas"], [ROOT / "rubrics"])
+                                        .rubric("miti-4.2.1"))
+              if r.kind == "risk_as_closed_to_open" and r.turn == "Do you have a plan?"]
+    assert row.alternative is None and row.problems == []
+
+
+def test_the_coach_does_not_ask_again_for_a_risk_topic_already_asked() -> None:
+    """A practice session asked "Do you ever think about killing yourself?" and, two turns later,
+    the coach still said to "Ask directly about suicidal thoughts"."""
+    from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
+    from simulator.grader.coach_offline import coaching_context
+
+    rubric = load_library([ROOT / "personas"], [ROOT / "rubrics"]).rubric("miti-4.2.1")
+    must = ["Ask directly about suicidal thoughts", "Plan, intent, previous attempts",
+            "Protective factors and supports"]
+    transcript = [Utterance(speaker="counselor", text="Do you ever think about killing yourself?"),
+                  Utterance(speaker="client", text="Nothing like that."),
+                  Utterance(speaker="counselor", text="Do you have a plan?"),
+                  Utterance(speaker="client", text="No.")]
+    coded = CodedTurn(labels=CounselorLabels(behaviour="question", coder="t"),
+                      codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=rubric.id)
+    ctx = coaching_context(coded, rubric, transcript, "Is there anything at home you could use?",
+                           must_assess=must)
+    assert ctx["risk"] == ["means"]
+    assert ctx["risk_todo"] == ["Plan, intent, previous attempts",
+                                "Protective factors and supports"]

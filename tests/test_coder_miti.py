@@ -15,8 +15,15 @@ from langchain_core.runnables import RunnableLambda
 from simulator.bench.coder_miti import run_miti_bench, score_behaviours
 from simulator.coder.labels import CounselorLabels, Utterance, UtteranceCode
 from simulator.coder.llm import LLMMitiCoder, MitiUtteranceSchema, miti_system_prompt
-from simulator.coder.miti import apply_rules, miti_coder
+from simulator.coder.miti import (
+    apply_rules,
+    load_miti_model,
+    miti_coder,
+    miti_fields,
+    permission_granted,
+)
 from simulator.coder.miti_data import DEFAULT_DATA, read_trainee
+from simulator.coder.miti_training import fit_miti, model_target
 from simulator.coder.rubric_codes import code_turn
 from simulator.content.library import load_paths
 from simulator.content.rubric import Rubric
@@ -85,6 +92,35 @@ def test_advice_after_a_client_question_that_is_not_a_request() -> None:
     (u,) = miti_coder().code_counselor("You should try to get more sleep and exercise.",
                                        chatting).utterances
     assert u.behaviour == "PERSUADE"
+
+
+@pytest.mark.parametrize("text", ["What do you think might help?", "That's a big question."])
+def test_no_advice_is_not_persuade_after_a_request_for_advice(text: str) -> None:
+    """After the client asks for advice, an utterance with no advice in it is not Persuade with
+    permission: the context feeds the permission rule, not the model (docs/coder.md, round 6)."""
+    asked = [Utterance(speaker="client", text="What do you think I should do about it?")]
+    (u,) = miti_coder().code_counselor(text, asked).utterances
+    assert u.behaviour not in {"PERSUADE", "PERSUADE_WITH"}
+    assert "ctx_client_asked" not in miti_fields(text, asked)["cues"]
+    # the advice itself still gets the permission the client gave
+    (advice,) = miti_coder().code_counselor("You could try a smaller glass.", asked).utterances
+    assert advice.behaviour == "PERSUADE_WITH"
+
+
+def test_a_model_with_meaning_trains_saves_and_loads(tmp_path: Path) -> None:
+    """The embedding path end to end on a small slice (the shipped model's recipe, tiny)."""
+    rows = [r for r in read_trainee(DEFAULT_DATA) if r.split == "train" and
+            r.speaker == "counselor"][::25]
+    fields = [miti_fields(r.text, r.context) for r in rows]
+    model = fit_miti(rows, fields, 10.0, {"fields": ["text"], "weight": 1.0})
+    width = sum(len(b.vocab) for b in model.model.counselor.blocks)
+    assert model.model.counselor.heads["behaviour"].coef.shape[1] == width + 384
+    model.model.save(tmp_path / "m.npz")
+    loaded = load_miti_model(tmp_path / "m.npz")
+    codes, proba, _ = loaded.predict(fields[:3])
+    assert codes == model.predict(fields[:3])[0] and proba.shape == (3, len(loaded.classes))
+    assert model_target(next(r for r in rows if r.behaviour == "PERSUADE_WITH" and
+                             permission_granted(r.context, ()))) == "PERSUADE"
 
 
 @pytest.mark.parametrize("text", ["That is a cop-out.", "You're just being lazy."])

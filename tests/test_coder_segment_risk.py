@@ -99,3 +99,19 @@ def test_a_plan_question_is_not_counted_again_as_ideation() -> None:
     assert detect_risk("Have you made any plans to end your life?") == ["plan"]
     assert detect_risk("Are you thinking about suicide, and have you thought about how?") == [
         "ideation", "plan"]
+
+
+@pytest.mark.parametrize(("text", "context"), [
+    ("Let's make a plan together for keeping you safe.", []),
+    ("Let's make a plan together for keeping you safe.", ["I keep thinking about ending it."]),
+    ("Shall we make a plan for what to do if the suicidal thoughts get worse?", []),
+])
+def test_a_plan_to_stay_safe_is_safety_planning_not_a_plan(text: str, context: list) -> None:
+    topics = detect_risk(text, context)
+    assert "safety_plan" in topics and "plan" not in topics
+
+
+def test_safety_words_without_suicide_are_not_risk() -> None:
+    assert detect_risk("What's your plan for staying safe on the roads?") == []
+    assert detect_risk("Do you have a plan for paying the cards off?") == []
+    assert detect_risk("Have you made any plans to end your life?") == ["plan"]

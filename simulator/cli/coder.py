@@ -59,9 +59,8 @@ def train_miti_command(data: Path | None, out: Path | None, as_json: bool) -> di
     report = train_miti(data, out, progress=lambda m: print(m, file=sys.stderr))
     if not as_json:
         print(f"model: {report['model']} ({report['size_bytes'] / 1e3:.0f} kB), "
-              f"{report['train_rows']} train-part utterances, C={report['C']:g}")
-        print("cross-validated macro-F1 on the train part, by C: "
-              + json.dumps(report["cv_macro_f1"]))
+              f"{report['train_rows']} train-part utterances, chosen: {report['chosen']}")
+        print("cross-validated macro-F1 on the train part: " + json.dumps(report["cv_macro_f1"]))
     return report
 
 

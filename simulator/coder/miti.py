@@ -6,8 +6,12 @@ utterance's words (word and character n-grams), of cue tokens (``coder.miti_cues
 Confront, Persuade, Affirm, Seek, Emphasize..., and context such as "the client just granted
 permission"), of the AnnoMI coder's label for the utterance (question/reflection/input/other and
 subtype, which carries what AnnoMI's 13,000 expert-coded utterances teach about reflections),
-and of the client's last words. It is trained on the train part of the trainee-style labelled
-set (``data/miti-trainee/``, see docs/coder.md) and ships as plain arrays
+and of the client's last words; and, since round 6, the meaning of the utterance: its
+all-MiniLM-L6-v2 sentence embedding (``coder.sentence``, the encoder the client already loads),
+so a confrontation or a piece of advice in words the training set never used still lands near
+the ones it did. The permission context (the client asked for advice or said yes) is not a model
+feature: the rules below alone decide it. It is trained on the train part of the trainee-style
+labelled set (``data/miti-trainee/``, see docs/coder.md) and ships as plain arrays
 (``model/miti-coder.npz``, the ``CoderModel`` format).
 
 The rules are the manual's decision rules that a word model cannot see reliably:
@@ -29,8 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from simulator.coder.features import Block, transform_blocks
 from simulator.coder.labels import (
@@ -63,13 +69,17 @@ def miti_fields(text: str, context: Sequence[Utterance], before: Sequence[str] =
                 annomi: CounselorLabels | None = None) -> dict[str, str]:
     """The fields the MITI model reads for one utterance (``before``: earlier utterances of the
     same turn; ``annomi``: the AnnoMI coder's label for the utterance)."""
-    cues = cue_tokens(text, context, before)
+    # The context tokens (the client asked for advice / granted permission / permission was
+    # asked earlier in the turn) feed the permission rule only: as model features they made the
+    # model call "What do you think might help?" Persuade with permission after a request for
+    # advice. The model judges the utterance; ``apply_rules`` alone decides permission.
+    cues = [c for c in cue_tokens(text, context, before) if not c.startswith("ctx_")]
     if annomi is not None:
         cues += [f"annomi_{annomi.behaviour}", f"annomi_{annomi.behaviour}_{annomi.subtype}"]
     return {"text": text, "cues": " ".join(cues), "client": last_client(context)}
 
 
-def _granted(context: Sequence[Utterance], before: Sequence[str]) -> bool:
+def permission_granted(context: Sequence[Utterance], before: Sequence[str]) -> bool:
     """Permission for advice is in place: asked earlier in this turn, or the client asked for
     advice or said yes to the counselor's request for permission."""
     if before and has_cue(before[-1], "permission"):
@@ -86,7 +96,7 @@ def _granted(context: Sequence[Utterance], before: Sequence[str]) -> bool:
 def apply_rules(code: str, text: str, context: Sequence[Utterance],
                 before: Sequence[str]) -> str:
     """The manual's decision rules on top of the model's code (see the module docstring)."""
-    if code == "PERSUADE" and (has_cue(text, "autonomy") or _granted(context, before)):
+    if code == "PERSUADE" and (has_cue(text, "autonomy") or permission_granted(context, before)):
         return "PERSUADE_WITH"
     if (before and has_cue(before[-1], "permission") and has_cue(text, "advice")
             and not is_question(text)):
@@ -98,17 +108,48 @@ def apply_rules(code: str, text: str, context: Sequence[Utterance],
     return code
 
 
+def embedding_block(rows: Sequence[dict[str, str]], spec: dict[str, Any]) -> sparse.csr_matrix:
+    """The meaning block: the sentence encoder's embedding of each field in ``spec["fields"]``
+    (unit length), times ``spec["weight"]``, side by side. Word n-grams learn the words of the
+    confrontations they have seen; an embedding places "You're acting like a spoilt child" near
+    "You're being selfish" without sharing a word."""
+    from simulator.coder.sentence import sentence_encoder
+
+    enc = sentence_encoder()
+    parts = []
+    for f in spec["fields"]:
+        texts = [r[f] for r in rows]
+        e = enc.embed_alone([t or "." for t in texts])
+        e[[i for i, t in enumerate(texts) if not t.strip()]] = 0.0  # no client words: zeros
+        parts.append(e)
+    return sparse.csr_matrix(np.hstack(parts) * np.float32(spec["weight"]))
+
+
 @dataclass
 class MitiModel:
-    """The trained MITI head(s) over ``miti_fields`` (a ``CoderModel`` on disk)."""
+    """The trained MITI head(s) over ``miti_fields`` (a ``CoderModel`` on disk), and, when the
+    model's ``meta["embedding"]`` says so, the sentence encoder's embeddings (the last columns
+    of every head's weights)."""
 
     model: CoderModel
+
+    @property
+    def embedding(self) -> dict[str, Any] | None:
+        spec = self.model.meta.get("embedding")
+        return spec if isinstance(spec, dict) and spec.get("weight") else None
+
+    def features(self, rows: Sequence[dict[str, str]]) -> sparse.csr_matrix:
+        x = transform_blocks(self.model.counselor.blocks, rows)
+        spec = self.embedding
+        if spec is None:
+            return x
+        return sparse.hstack([x, embedding_block(rows, spec)], format="csr")
 
     def predict(self, rows: Sequence[dict[str, str]]) -> tuple[list[str], np.ndarray,
                                                                  list[str | None]]:
         """Codes, their probability rows (in ``classes`` order) and question types."""
         tm = self.model.counselor
-        x = transform_blocks(tm.blocks, rows)
+        x = self.features(rows)
         head = tm.heads["behaviour"]
         proba = head.proba(x)
         codes = [head.classes[int(i)] for i in proba.argmax(axis=1)]
@@ -140,6 +181,14 @@ class MitiCoder:
         return (f"{getattr(self.base, 'description', self.base.name)}; MITI 4.2.1 utterance "
                 "codes from logistic regression over words, cues and AnnoMI labels, plus the "
                 "manual's permission rules")
+
+    def forget(self) -> None:
+        """Drop cached sentence embeddings, so timing a turn counts the encoder's pass (a live
+        turn's words are new; ``bench coder`` calls this before each timed turn)."""
+        if self.model.embedding is not None:
+            from simulator.coder.sentence import sentence_encoder
+
+            sentence_encoder().clear()
 
     def code_segments(self, items: Sequence[tuple[str, Sequence[Utterance], Sequence[str]]],
                       annomi: Sequence[CounselorLabels] | None = None) -> list[UtteranceCode]:
@@ -226,7 +275,16 @@ def a_open(labels: CounselorLabels) -> bool:
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: int) -> MitiModel:
-    return MitiModel(CoderModel.load(path))
+    model = MitiModel(CoderModel.load(path))
+    spec = model.embedding
+    if spec is not None:
+        from simulator.coder.offline import file_sha256
+        from simulator.coder.sentence import MODEL_FILE
+
+        if not MODEL_FILE.is_file() or file_sha256(MODEL_FILE) != spec.get("encoder_sha256"):
+            raise ValueError(f"{path}: trained with another sentence encoder than {MODEL_FILE} "
+                             "(run counselsim train-coder --miti again)")
+    return model
 
 
 def load_miti_model(path: str | Path | None = None) -> MitiModel:

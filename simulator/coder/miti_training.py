@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
@@ -24,13 +25,22 @@ from simulator.coder.miti import (
     MITI_MODEL_PATH,
     MitiModel,
     apply_rules,
+    embedding_block,
     miti_blocks,
     miti_fields,
+    permission_granted,
 )
 from simulator.coder.miti_data import DEFAULT_DATA, TraineeUtterance, read_trainee
 from simulator.coder.offline import CoderModel, LinearHead, TextModel
 
-C_GRID = (1.0, 3.0, 10.0, 30.0)
+C_GRID = (3.0, 10.0, 30.0, 100.0)
+MEANING: dict[str, Any] = {"fields": ["text"], "weight": 2.0}
+"""The embedding the shipped model reads: the utterance's meaning, weighted 2 against the TF-IDF
+blocks (cross-validated in docs/coder.md, round 6)."""
+GRID: tuple[tuple[float, dict[str, Any] | None], ...] = tuple(
+    (c, emb) for emb in (None, {"fields": ["text"], "weight": 1.0}, MEANING,
+                         {"fields": ["text"], "weight": 3.0}) for c in C_GRID)
+"""Chosen by 5-fold cross-validation on the train part (``train_miti``)."""
 
 
 def _head(x: Any, y: Sequence[str], c: float) -> LinearHead:
@@ -45,15 +55,47 @@ def training_rows(rows: Sequence[TraineeUtterance], base: Coder) -> list[dict[st
     return [miti_fields(r.text, r.context, (), a) for r, a in zip(rows, annomi, strict=True)]
 
 
+def model_target(row: TraineeUtterance) -> str:
+    """The code the model learns for a row: its label, except that advice labelled Persuade with
+    permission only because of the context (the client asked or granted permission) is learnt as
+    Persuade. The model cannot see the context (``miti_fields``), so it learns what the utterance
+    says; ``apply_rules`` then adds the permission from the context."""
+    code = row.behaviour or "NC"
+    if code == "PERSUADE_WITH" and permission_granted(row.context, ()):
+        return "PERSUADE"
+    return code
+
+
 def fit_miti(rows: Sequence[TraineeUtterance], fields: Sequence[dict[str, str]],
-             c: float) -> MitiModel:
+             c: float, embedding: dict[str, Any] | None = None) -> MitiModel:
+    """Fit the heads on TF-IDF blocks of ``fields`` and, when ``embedding`` is given
+    (``{"fields": [...], "weight": w}``), the sentence encoder's embeddings of those fields."""
     blocks = miti_blocks()
     x = fit_blocks(blocks, fields)
-    heads = {"behaviour": _head(x, [r.behaviour or "NC" for r in rows], c)}
+    meta: dict[str, Any] = {}
+    if embedding is not None:
+        from simulator.coder.offline import file_sha256
+        from simulator.coder.sentence import MODEL_FILE
+
+        meta["embedding"] = {**embedding, "encoder": MODEL_FILE.name,
+                             "encoder_sha256": _sha(MODEL_FILE, file_sha256)}
+        x = sparse.hstack([x, embedding_block(fields, embedding)], format="csr")
+    heads = {"behaviour": _head(x, [model_target(r) for r in rows], c)}
     q = [i for i, r in enumerate(rows) if r.behaviour == "Q" and r.question_type]
     if q:
         heads["question_type"] = _head(x[q], [rows[i].question_type or "" for i in q], c)
-    return MitiModel(CoderModel(counselor=TextModel(blocks=blocks, heads=heads), client=None))
+    return MitiModel(CoderModel(counselor=TextModel(blocks=blocks, heads=heads), client=None,
+                                meta=meta))
+
+
+_SHA: dict[str, str] = {}
+
+
+def _sha(path: Path, digest: Callable[[Path], str]) -> str:
+    """The encoder's hash, once per process (cross-validation fits many models)."""
+    if str(path) not in _SHA:
+        _SHA[str(path)] = digest(path)
+    return _SHA[str(path)]
 
 
 def _predict(model: MitiModel, rows: Sequence[TraineeUtterance],
@@ -63,22 +105,36 @@ def _predict(model: MitiModel, rows: Sequence[TraineeUtterance],
 
 
 def cross_validate(rows: Sequence[TraineeUtterance], fields: Sequence[dict[str, str]],
-                   c: float, folds: int = 5) -> float:
-    """Macro-F1 over the ten behaviours, 5-fold stratified, on the rows given (train part)."""
+                   c: float, folds: int = 5, embedding: dict[str, Any] | None = None,
+                   detail: dict[str, float] | None = None) -> float:
+    """Macro-F1 over the ten behaviours, 5-fold stratified, on the rows given (train part).
+    ``detail``, when given, receives the cross-validated Confront and MI-non-adherent recall."""
     y = [r.behaviour or "NC" for r in rows]
     truth: list[str] = []
     pred: list[str] = []
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=13).split(rows, y):
-        m = fit_miti([rows[i] for i in tr], [fields[i] for i in tr], c)
+        m = fit_miti([rows[i] for i in tr], [fields[i] for i in tr], c, embedding)
         pred += _predict(m, [rows[i] for i in te], [fields[i] for i in te])
         truth += [y[i] for i in te]
+    if detail is not None:
+        for name, codes in (("confront_recall", {"CONFRONT"}),
+                            ("non_adherent_recall", {"CONFRONT", "PERSUADE"})):
+            hits = [p in codes for t, p in zip(truth, pred, strict=True) if t in codes]
+            detail[name] = round(sum(hits) / len(hits), 4) if hits else 0.0
     return macro_f1(truth, pred, labels=list(MITI_BEHAVIOURS))
 
 
+def _name(c: float, embedding: dict[str, Any] | None) -> str:
+    if embedding is None:
+        return f"C={c:g}, words and cues"
+    return f"C={c:g}, + meaning of {'+'.join(embedding['fields'])} x{embedding['weight']:g}"
+
+
 def train_miti(data: str | Path | None = None, out: str | Path | None = None, *,
-               base: Coder | None = None,
-               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Fit on the train part, choose C by cross-validation there, save, and report."""
+               base: Coder | None = None, grid: Sequence[tuple[float, dict[str, Any] | None]]
+               | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fit on the train part, choose C and the embedding by cross-validation there, save, and
+    report."""
     if base is None:
         from simulator.coder.offline import load_offline_coder
 
@@ -86,18 +142,24 @@ def train_miti(data: str | Path | None = None, out: str | Path | None = None, *,
     path = Path(data) if data is not None else DEFAULT_DATA
     rows = [r for r in read_trainee(path) if r.split == "train" and r.speaker == "counselor"]
     fields = training_rows(rows, base)
-    scores = {}
-    for c in C_GRID:
-        scores[c] = round(cross_validate(rows, fields, c), 4)
+    grid = list(grid if grid is not None else GRID)
+    scores: dict[str, float] = {}
+    details: dict[str, dict[str, float]] = {}
+    for c, emb in grid:
+        detail: dict[str, float] = {}
+        key = _name(c, emb)
+        scores[key] = round(cross_validate(rows, fields, c, embedding=emb, detail=detail), 4)
+        details[key] = detail
         if progress:
-            progress(f"C={c:g}: cross-validated macro-F1 {scores[c]:.3f}")
-    best = max(C_GRID, key=lambda c: (scores[c], -c))
-    model = fit_miti(rows, fields, best)
-    model.model.meta = {"data": path.name, "train_rows": len(rows), "C": best,
-                        "cv_macro_f1": scores, "classes": list(CLASSES)}
+            progress(f"{key}: cross-validated macro-F1 {scores[key]:.3f}, Confront recall "
+                     f"{detail['confront_recall']:.3f}, MI-non-adherent recall "
+                     f"{detail['non_adherent_recall']:.3f}")
+    best_c, best_emb = max(grid, key=lambda g: (scores[_name(*g)], -g[0]))
+    model = fit_miti(rows, fields, best_c, best_emb)
+    model.model.meta |= {"data": path.name, "train_rows": len(rows), "C": best_c,
+                         "cv_macro_f1": scores, "cv_recall": details, "classes": list(CLASSES)}
     target = Path(out) if out is not None else MITI_MODEL_PATH
     model.model.save(target)
-    return {"model": str(target), "train_rows": len(rows), "C": best, "cv_macro_f1": scores,
+    return {"model": str(target), "train_rows": len(rows), "chosen": _name(best_c, best_emb),
+            "C": best_c, "cv_macro_f1": scores, "cv_recall": details,
             "size_bytes": target.stat().st_size}
-
-

@@ -85,6 +85,17 @@ def _rx(text: str) -> re.Pattern[str]:
 
 _ANY = _rx(_DIE + "|" + _HARM)
 
+_SAFETY_PLANNING = (
+    r"\bplan\w*\b[^.?!]{0,40}\b(?:(?:for |about )?keep(?:s|ing)? (?:you|yourself|me|myself|him|"
+    r"her|them) safe|stay(?:s|ing)? safe|safety|for what (?:to do|you(?:'d| would| could| can| "
+    r"will) do) (?:if|when)|for (?:if|when) (?:things|the thoughts|it|those thoughts|these "
+    r"thoughts|they|you))")
+_KEEP_SAFE_PLAN = r"\bplan\w*\b[^.?!]{0,40}\bkeep(?:s|ing)? (?:you|yourself|me|myself) safe\b"
+"""Making a plan to stay safe is safety planning, not the client's plan to act ("Let's make a
+plan together for keeping you safe", "Shall we make a plan for what to do if the thoughts get
+worse?"): ``detect_risk`` then does not count it as ``plan`` too."""
+
+
 _RULES: tuple[_Rule, ...] = (
     # ideation: any mention of suicide, wanting to die, not wanting to be here
     _Rule("ideation", _rx(_DIE), False),
@@ -205,6 +216,9 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("protective_factors", _rx(r"\breasons? for living\b|\bwhat (?:has )?(?:kept|keeps) you "
                                     r"(?:alive|safe)\b"), False),
     # safety plan: what to do, whom to contact
+    _Rule("safety_plan", _rx(_KEEP_SAFE_PLAN), False),
+    _Rule("safety_plan", _rx(_SAFETY_PLANNING), True),
+    _Rule("safety_plan", _rx(r"\bkeep(?:s|ing)? (?:you|him|her|them) safe\b"), True),
     _Rule("safety_plan", _rx(
         r"\bsafety plan\w*|\bcrisis (?:line|number|team|service|plan|card)\b|\b(?:samaritans|988)"
         r"\b|\bkeep(?:ing)? (?:yourself|myself) safe\b|\b(?:i'?d|i would|i could|i'?ll|i will|you "
@@ -259,6 +273,12 @@ _THOUGHTS = _rx(r"\b(?:thoughts?|thinking|think|thought) (?:of|about) (?:" + _DI
                 r"\b(?![^.?!]*\bact)")
 
 
+_SAFETY_PLAN = _rx(_SAFETY_PLANNING)
+_OWN_PLAN = _rx(r"\bplan(?:s|ned|ning)? (?:to|how|of|on) (?:" + _DIE + r"|die|dying|do it|doing it|"
+                r"act|acting|hurt|harm|end|kill)|\bhow (?:you|i)(?:'?d| would| might| could) (?:do "
+                r"it|end it|kill)")
+
+
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("’", "'").replace("‘", "'")).strip()
 
@@ -284,6 +304,8 @@ def detect_risk(text: str, context: Sequence[str] = ()) -> list[str]:
     # "Have you made plans to end your life?" asks about a plan, not (again) about thoughts: the
     # suicide words count as ideation only when no more specific topic is asked, or when the
     # thoughts themselves are asked about ("are you thinking about suicide, and how?").
+    if "plan" in found and _SAFETY_PLAN.search(norm) and not _OWN_PLAN.search(norm):
+        found.discard("plan")
     if "ideation" in found and found & _SPECIFIC and not _THOUGHTS.search(norm):
         found.discard("ideation")
     return [t for t in RISK_TOPICS if t in found]

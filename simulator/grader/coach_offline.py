@@ -36,8 +36,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from simulator.coder.labels import CodedTurn, Utterance
+from simulator.coder.risk import detect_risk
 from simulator.content.rubric import Rubric
 from simulator.grader.risk_review import (
+    item_answered,
     item_topics,
     loosely_mentions,
     mentions_item,
@@ -483,12 +485,21 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     own_clause = own if "?" not in own and 3 <= len(own.split()) <= MAX_CLAUSE_WORDS and \
         not _ADVICE_WORDS.search(own) else None
     labels = coded.labels.model_dump() | {"utterances": utterances_all}
-    risk = sorted(turn_topics(turn_text, labels, must_assess))
+    # The coder's risk topics, and the risk phrasings read here too: a coder that codes whole
+    # turns (or an LLM that missed it) must not get a risk question rewritten or marked down.
+    risk = sorted(turn_topics(turn_text, labels, must_assess) |
+                  set(detect_risk(turn_text, [u.text for u in transcript])))
     possible = [] if risk else [item for item in must_assess
                                 if item_topics(item) and loosely_mentions(item, turn_text)]
     asked = [u.text for u in transcript if u.speaker == "counselor"] + [turn_text]
+    # topics earlier turns asked about, by the same phrasings: "Do you ever think about killing
+    # yourself?" two turns ago covers "Ask directly about suicidal thoughts"
+    covered = set(risk)
+    for i, said in enumerate(transcript):
+        if said.speaker == "counselor":
+            covered.update(detect_risk(said.text, [x.text for x in transcript[:i]]))
     risk_todo = [item for item in must_assess if item_topics(item) and
-                 not set(item_topics(item)) <= set(risk) and
+                 not item_answered(item, covered) and
                  not any(mentions_item(item, said) for said in asked)]
     return {
         "codes": codes,

@@ -105,6 +105,13 @@ def _any_of(item: str) -> bool:
     return re.search(r"\bor\b", item.lower()) is not None and "," not in item
 
 
+def item_answered(item: str, topics: set[str]) -> bool:
+    """The risk topics asked so far (``topics``) cover the item: all of its topics, or one of
+    them for an either-or item ("Thoughts of self-harm or suicide")."""
+    mine = set(item_topics(item))
+    return bool(mine) and (mine <= topics or (_any_of(item) and bool(mine & topics)))
+
+
 def mentions_item(item: str, text: str) -> bool:
     """The keyword check: every significant word (its first 4 letters) of the item, or of every
     comma-separated part of it (a parenthesis is an alternative wording), starts a word of
