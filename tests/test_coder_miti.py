@@ -22,7 +22,7 @@ from simulator.coder.miti import (
     miti_fields,
     permission_granted,
 )
-from simulator.coder.miti_data import DEFAULT_DATA, read_trainee
+from simulator.coder.miti_data import DEFAULT_DATA, TraineeUtterance, read_trainee
 from simulator.coder.miti_training import fit_miti, model_target
 from simulator.coder.rubric_codes import code_turn
 from simulator.content.library import load_paths
@@ -335,3 +335,32 @@ def test_an_llm_turn_coder_is_called_once_per_turn() -> None:
     labels = with_utterances(OneCall(), "You're tired. What would help?", [])
     assert calls == ["You're tired. What would help?"]
     assert labels.coder == "llm-fake" and [u.behaviour for u in labels.utterances][1] == "Q"
+
+
+def test_context_twins_take_away_the_client_just_spoke_cue() -> None:
+    """The labelled set has the client's words before reflections but mostly none before
+    affirmations or autonomy; training on both context states of every row (its twin) stops
+    the model from reading "the client just spoke" as "a reflection"."""
+    from simulator.coder.miti_training import client_lines, context_twin
+
+    bare = TraineeUtterance(id="x1", split="train", text="You get to decide.",
+                            behaviour="EMPHASIZE")
+    said = TraineeUtterance(id="x2", split="train", text="You feel stuck.", behaviour="SR",
+                            context=[Utterance(speaker="client", text="I can't move on.")])
+    pool = client_lines([bare, said])
+    assert pool == ["I can't move on."]
+    twin = context_twin(bare, pool)
+    assert [u.text for u in twin.context] == ["I can't move on."] and twin.text == bare.text
+    assert context_twin(said, pool).context == [] and context_twin(bare, pool) == twin
+
+
+def test_the_shipped_model_codes_affirmation_and_autonomy_after_a_client_line() -> None:
+    """In a live session the client has always just spoken: the codes must not turn into
+    reflections because of it."""
+    coder = miti_coder()
+    context = [Utterance(speaker="client", text="I'm not sure why I'm here, to be honest.")]
+    for text, code in [("It's really up to you what, if anything, you decide to change.",
+                        "EMPHASIZE"),
+                       ("It took courage to come here today.", "AF"),
+                       ("Nicotine patches double the chance of quitting.", "GI")]:
+        assert [u.behaviour for u in coder.code_counselor(text, context).utterances] == [code]

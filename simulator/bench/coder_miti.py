@@ -16,6 +16,12 @@ Figures, all from one pass over the chosen split:
 
 Each row is coded as one utterance, in its context, as the file gives it (the file's unit is
 the utterance; segmentation is tested separately).
+
+``live_context`` scores the same rows as a live session meets them: in a session the client has
+always just spoken, but many rows of the file (affirmations, autonomy, information) have no
+context. There, each such row is coded again after a client line taken from the split's own
+contexts (``miti_training.context_twin``); rows with a context are unchanged. A coder that
+reads "the client just spoke" as "a reflection" scores well as written and badly here.
 """
 
 from __future__ import annotations
@@ -169,8 +175,34 @@ def run_miti_bench(data: str | Path, coder: UtteranceCoder, *, split: str = "tes
         sum(1 for c in coded if c.confidence < 0.5) / len(coded), 4) if coded else None
     result["utterances_per_s"] = round(len(coded) / elapsed, 1) if elapsed > 0 else None
     result.update(turn_latency(coder, counselor))
+    result["live_context"] = live_context(coder, counselor, pred)
     result["errors"] = [{"id": r.id, "text": r.text, "reference": r.behaviour,
                          "coded": c.behaviour, "confidence": c.confidence}
                         for r, c in zip(counselor, coded, strict=True)
                         if (r.behaviour or "NC") != c.behaviour]
     return result
+
+
+def live_context(coder: UtteranceCoder, rows: Sequence[TraineeUtterance],
+                 as_written: Sequence[str]) -> dict[str, Any]:
+    """The behaviour figures with a client line before every row (see the module docstring)."""
+    from simulator.coder.miti_training import client_lines, context_twin
+
+    pool = client_lines(rows)
+    bare = [i for i, r in enumerate(rows) if not r.context]
+    if not pool or not bare:
+        return {}
+    twins = [context_twin(rows[i], pool) for i in bare]
+    with _single_thread():
+        coded = coder.code_segments([(r.text, r.context, ()) for r in twins])
+    pred = list(as_written)
+    for i, c in zip(bare, coded, strict=True):
+        pred[i] = c.behaviour
+    scored = score_behaviours([r.behaviour or "NC" for r in rows], pred)
+    changed = [{"id": rows[i].id, "text": rows[i].text, "reference": rows[i].behaviour,
+                "as_written": as_written[i], "after_a_client_line": c.behaviour}
+               for i, c in zip(bare, coded, strict=True) if c.behaviour != as_written[i]]
+    return {"rows_given_a_client_line": len(bare), "macro_f1": scored["macro_f1"],
+            "mi_non_adherent_recall": scored["mi_non_adherent_recall"],
+            "per_code_f1": {k: v["f1"] for k, v in scored["per_code"].items()},
+            "changed_by_the_client_line": changed}

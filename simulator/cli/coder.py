@@ -96,6 +96,12 @@ def print_miti_table(result: dict[str, Any]) -> None:
           f"(n={result['non_risk_questions']})")
     for topic, m in result["risk_per_topic"].items():
         print(f"  {topic:<20} recall {m['recall']}  n={m['n']}  false alarms {m['false_alarms']}")
+    live = result.get("live_context") or {}
+    if live:
+        print(f"as in a live session ({live['rows_given_a_client_line']} rows given a client line "
+              f"before them): macro-F1 {live['macro_f1']:.3f}, MI-non-adherent recall "
+              f"{live['mi_non_adherent_recall']}; "
+              f"{len(live['changed_by_the_client_line'])} codes changed by the client line")
     print(f"speed: {result['utterances_per_s']} utterances/s in bulk; a two-utterance turn "
           f"p50 {result.get('turn_ms_p50')} ms, p95 {result.get('turn_ms_p95')} ms (one core)")
 

@@ -8,6 +8,7 @@ retrained). Deterministic: same data and base coder, same arrays.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from simulator.coder.evaluation import macro_f1
 from simulator.coder.features import fit_blocks
-from simulator.coder.labels import MITI_BEHAVIOURS, Coder
+from simulator.coder.labels import MITI_BEHAVIOURS, Coder, Utterance
 from simulator.coder.miti import (
     CLASSES,
     MITI_MODEL_PATH,
@@ -55,6 +56,44 @@ def training_rows(rows: Sequence[TraineeUtterance], base: Coder) -> list[dict[st
     return [miti_fields(r.text, r.context, (), a) for r, a in zip(rows, annomi, strict=True)]
 
 
+def client_lines(rows: Sequence[TraineeUtterance]) -> list[str]:
+    """Every distinct client utterance in the rows' contexts, in file order."""
+    seen: dict[str, None] = {}
+    for r in rows:
+        for u in r.context:
+            if u.speaker == "client" and u.text.strip():
+                seen.setdefault(u.text.strip(), None)
+    return list(seen)
+
+
+def context_twin(row: TraineeUtterance, pool: Sequence[str]) -> TraineeUtterance:
+    """The same utterance in the other context state: with no context when it has one, after a
+    client line from ``pool`` when it has none (the line picked by a hash of the row id, so the
+    set is the same on every run).
+
+    Why: the set was written with the client's words before reflections and confrontations but
+    mostly none before affirmations, autonomy, information and collaboration. A model trained on
+    it learns "the client just spoke, so a reflection", while in a live session the client has
+    always just spoken: "You've tried hard to keep things going" was coded as a complex
+    reflection after any client line. Training on both states takes that cue away; the label is
+    the utterance's own (``model_target`` of the original, the permission rule reading context
+    afterwards)."""
+    if row.context:
+        return row.model_copy(update={"context": []})
+    digest = int(hashlib.sha256(row.id.encode()).hexdigest()[:8], 16)
+    line = pool[digest % len(pool)]
+    return row.model_copy(update={"context": [Utterance(speaker="client", text=line)]})
+
+
+def with_twins(rows: Sequence[TraineeUtterance], base: Coder
+               ) -> tuple[list[dict[str, str]], list[TraineeUtterance], list[dict[str, str]]]:
+    """Fields for ``rows``, and their context twins with fields (same order as ``rows``)."""
+    pool = client_lines(rows)
+    twins = [context_twin(r, pool) for r in rows]
+    both = training_rows([*rows, *twins], base)
+    return both[:len(rows)], twins, both[len(rows):]
+
+
 def model_target(row: TraineeUtterance) -> str:
     """The code the model learns for a row: its label, except that advice labelled Persuade with
     permission only because of the context (the client asked or granted permission) is learnt as
@@ -67,9 +106,20 @@ def model_target(row: TraineeUtterance) -> str:
 
 
 def fit_miti(rows: Sequence[TraineeUtterance], fields: Sequence[dict[str, str]],
-             c: float, embedding: dict[str, Any] | None = None) -> MitiModel:
+             c: float, embedding: dict[str, Any] | None = None,
+             twins: tuple[Sequence[TraineeUtterance], Sequence[dict[str, str]]] | None = None
+             ) -> MitiModel:
     """Fit the heads on TF-IDF blocks of ``fields`` and, when ``embedding`` is given
-    (``{"fields": [...], "weight": w}``), the sentence encoder's embeddings of those fields."""
+    (``{"fields": [...], "weight": w}``), the sentence encoder's embeddings of those fields.
+    ``twins`` (``context_twin`` of each row, with their fields) are learnt with the label of
+    the row they copy."""
+    if twins is not None:
+        targets = [model_target(r) for r in rows] * 2
+        qtypes = [r.question_type if r.behaviour == "Q" else None for r in rows] * 2
+        rows, fields = [*rows, *twins[0]], [*fields, *twins[1]]
+    else:
+        targets = [model_target(r) for r in rows]
+        qtypes = [r.question_type if r.behaviour == "Q" else None for r in rows]
     blocks = miti_blocks()
     x = fit_blocks(blocks, fields)
     meta: dict[str, Any] = {}
@@ -80,10 +130,10 @@ def fit_miti(rows: Sequence[TraineeUtterance], fields: Sequence[dict[str, str]],
         meta["embedding"] = {**embedding, "encoder": MODEL_FILE.name,
                              "encoder_sha256": _sha(MODEL_FILE, file_sha256)}
         x = sparse.hstack([x, embedding_block(fields, embedding)], format="csr")
-    heads = {"behaviour": _head(x, [model_target(r) for r in rows], c)}
-    q = [i for i, r in enumerate(rows) if r.behaviour == "Q" and r.question_type]
+    heads = {"behaviour": _head(x, targets, c)}
+    q = [i for i, qt in enumerate(qtypes) if qt]
     if q:
-        heads["question_type"] = _head(x[q], [rows[i].question_type or "" for i in q], c)
+        heads["question_type"] = _head(x[q], [qtypes[i] or "" for i in q], c)
     return MitiModel(CoderModel(counselor=TextModel(blocks=blocks, heads=heads), client=None,
                                 meta=meta))
 
@@ -106,16 +156,25 @@ def _predict(model: MitiModel, rows: Sequence[TraineeUtterance],
 
 def cross_validate(rows: Sequence[TraineeUtterance], fields: Sequence[dict[str, str]],
                    c: float, folds: int = 5, embedding: dict[str, Any] | None = None,
-                   detail: dict[str, float] | None = None) -> float:
+                   detail: dict[str, float] | None = None,
+                   twins: tuple[Sequence[TraineeUtterance], Sequence[dict[str, str]]] | None
+                   = None) -> float:
     """Macro-F1 over the ten behaviours, 5-fold stratified, on the rows given (train part).
-    ``detail``, when given, receives the cross-validated Confront and MI-non-adherent recall."""
+    ``detail``, when given, receives the cross-validated Confront and MI-non-adherent recall.
+    With ``twins``, a fold trains on its rows and their twins and is scored on the held-out
+    rows and their twins: a row and its twin are never on both sides."""
     y = [r.behaviour or "NC" for r in rows]
     truth: list[str] = []
     pred: list[str] = []
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=13).split(rows, y):
-        m = fit_miti([rows[i] for i in tr], [fields[i] for i in tr], c, embedding)
+        fold_twins = None if twins is None else ([twins[0][i] for i in tr],
+                                                 [twins[1][i] for i in tr])
+        m = fit_miti([rows[i] for i in tr], [fields[i] for i in tr], c, embedding, fold_twins)
         pred += _predict(m, [rows[i] for i in te], [fields[i] for i in te])
         truth += [y[i] for i in te]
+        if twins is not None:
+            pred += _predict(m, [twins[0][i] for i in te], [twins[1][i] for i in te])
+            truth += [y[i] for i in te]
     if detail is not None:
         for name, codes in (("confront_recall", {"CONFRONT"}),
                             ("non_adherent_recall", {"CONFRONT", "PERSUADE"})):
@@ -141,22 +200,25 @@ def train_miti(data: str | Path | None = None, out: str | Path | None = None, *,
         base = load_offline_coder()
     path = Path(data) if data is not None else DEFAULT_DATA
     rows = [r for r in read_trainee(path) if r.split == "train" and r.speaker == "counselor"]
-    fields = training_rows(rows, base)
+    fields, twin_rows, twin_fields = with_twins(rows, base)
+    twins = (twin_rows, twin_fields)
     grid = list(grid if grid is not None else GRID)
     scores: dict[str, float] = {}
     details: dict[str, dict[str, float]] = {}
     for c, emb in grid:
         detail: dict[str, float] = {}
         key = _name(c, emb)
-        scores[key] = round(cross_validate(rows, fields, c, embedding=emb, detail=detail), 4)
+        scores[key] = round(cross_validate(rows, fields, c, embedding=emb, detail=detail,
+                                           twins=twins), 4)
         details[key] = detail
         if progress:
             progress(f"{key}: cross-validated macro-F1 {scores[key]:.3f}, Confront recall "
                      f"{detail['confront_recall']:.3f}, MI-non-adherent recall "
                      f"{detail['non_adherent_recall']:.3f}")
     best_c, best_emb = max(grid, key=lambda g: (scores[_name(*g)], -g[0]))
-    model = fit_miti(rows, fields, best_c, best_emb)
+    model = fit_miti(rows, fields, best_c, best_emb, twins)
     model.model.meta |= {"data": path.name, "train_rows": len(rows), "C": best_c,
+                         "context_twins": True,
                          "cv_macro_f1": scores, "cv_recall": details, "classes": list(CLASSES)}
     target = Path(out) if out is not None else MITI_MODEL_PATH
     model.model.save(target)
