@@ -99,5 +99,6 @@ def test_the_coach_does_not_ask_again_for_a_risk_topic_already_asked() -> None:
     ctx = coaching_context(coded, rubric, transcript, "Is there anything at home you could use?",
                            must_assess=must)
     assert ctx["risk"] == ["means"]
-    assert ctx["risk_todo"] == ["Plan, intent, previous attempts",
+    # "Do you have a plan?" covered the plan: only the rest of that item is still to ask
+    assert ctx["risk_todo"] == ["intent, past attempts (Plan, intent, previous attempts)",
                                 "Protective factors and supports"]

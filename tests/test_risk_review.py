@@ -133,3 +133,14 @@ def test_a_possible_risk_question_the_keywords_miss_is_still_not_rewritten(miti:
     out = coach_turn(coded, miti, [], text, must_assess=[item])
     assert out.featured == "risk" and out.alternative is None
     assert not review([item], [T(1, 0, "counselor", text)], {}).checks[0].asked
+
+
+def test_a_partly_asked_item_is_named_by_what_is_still_missing() -> None:
+    """After "Have you thought about how you would do it?" the coach must not ask for "Plan,
+    intent, previous attempts" again: only intent and past attempts are still to ask."""
+    from simulator.grader.risk_review import still_to_ask
+
+    item = "Plan, intent, previous attempts"
+    assert still_to_ask(item, set()) == item
+    assert still_to_ask(item, {"ideation", "plan"}) == f"intent, past attempts ({item})"
+    assert still_to_ask("Sleep hygiene", {"plan"}) == "Sleep hygiene"  # no risk topics

@@ -32,6 +32,13 @@ RISK_TOPICS: dict[str, str] = {
 }
 """Risk topic id -> what it covers (ids are stable: personas' ``must_assess`` names them)."""
 
+TOPIC_NAMES: dict[str, str] = {
+    "ideation": "suicidal thoughts", "self_harm": "self-harm", "plan": "a plan",
+    "intent": "intent", "means": "access to means", "protective_factors": "what keeps them safe",
+    "safety_plan": "a safety plan", "history": "past attempts",
+}
+"""What a trainee reads for each topic, in a coach card or a warning ("ask about a plan")."""
+
 _YOU = r"(?:you|your|yourself|u|i|my|myself|me|he|she|they|him|her|them|themselves)"
 _SELF = r"(?:yourself|myself|himself|herself|themselves|themself|ourselves)"
 _DIE = (r"(?:suicid\w*|kill(?:s|ed|ing)? " + _SELF + r"|tak(?:e|es|ing|en) (?:your|my|his|her|"

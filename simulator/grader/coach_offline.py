@@ -36,13 +36,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from simulator.coder.labels import CodedTurn, Utterance
-from simulator.coder.risk import detect_risk
+from simulator.coder.risk import TOPIC_NAMES, detect_risk
 from simulator.content.rubric import Rubric
 from simulator.grader.risk_review import (
     item_answered,
     item_topics,
     loosely_mentions,
     mentions_item,
+    still_to_ask,
     turn_topics,
 )
 from simulator.settings import ROOT
@@ -498,10 +499,11 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     for i, said in enumerate(transcript):
         if said.speaker == "counselor":
             covered.update(detect_risk(said.text, [x.text for x in transcript[:i]]))
-    risk_todo = [item for item in must_assess if item_topics(item) and
+    risk_todo = [still_to_ask(item, covered) for item in must_assess if item_topics(item) and
                  not item_answered(item, covered) and
                  not any(mentions_item(item, said) for said in asked)]
     return {
+        "topic_names": TOPIC_NAMES,
         "codes": codes,
         "code_ids": [c["id"] for c in codes],
         "utterances": utterances,

@@ -112,6 +112,19 @@ def item_answered(item: str, topics: set[str]) -> bool:
     return bool(mine) and (mine <= topics or (_any_of(item) and bool(mine & topics)))
 
 
+def still_to_ask(item: str, topics: set[str]) -> str:
+    """How a coach names an item that is not yet covered: the item itself, or, when earlier
+    questions covered part of it, only the rest ("Plan, intent, previous attempts" after a
+    question about a plan: "intent, past attempts (Plan, intent, previous attempts)")."""
+    from simulator.coder.risk import TOPIC_NAMES
+
+    mine = item_topics(item)
+    missing = [t for t in mine if t not in topics]
+    if not mine or len(missing) == len(mine):
+        return item
+    return f"{', '.join(TOPIC_NAMES.get(t, t) for t in missing)} ({item})"
+
+
 def mentions_item(item: str, text: str) -> bool:
     """The keyword check: every significant word (its first 4 letters) of the item, or of every
     comma-separated part of it (a parenthesis is an alternative wording), starts a word of

@@ -4,6 +4,7 @@ and the terminal, so they never disagree about what was assessed."""
 
 from __future__ import annotations
 
+from simulator.coder.risk import TOPIC_NAMES
 from simulator.grader.risk_review import RiskReview, review
 from simulator.reports.render import session_persona, stored_labels
 from simulator.store import Session, Store
@@ -51,9 +52,16 @@ def risk_warnings(store: Store, session_id: str) -> list[str]:
         return []
     numbers = {t.idx: n for n, t in enumerate(
         (t for t in turns if t.speaker == "counselor"), start=1)}
-    out = [f"\n  !! RISK NOT ASSESSED: {c.item}" + (
-        f" (your turn {', '.join(str(numbers[i]) for i in c.touched)} touched on it: check it "
-        "covered the whole item)" if c.touched else "") for c in found.not_assessed]
+    out = []
+    for c in found.not_assessed:
+        if c.turns and c.missing and len(c.missing) < len(c.topics):  # part of it was asked
+            out.append(f"\n  !! RISK NOT FULLY ASSESSED: {c.item} (your turn "
+                       f"{', '.join(str(numbers[i]) for i in c.turns)} asked part of it; not "
+                       f"asked: {', '.join(TOPIC_NAMES.get(t, t) for t in c.missing)})")
+            continue
+        out.append(f"\n  !! RISK NOT ASSESSED: {c.item}" + (
+            f" (your turn {', '.join(str(numbers[i]) for i in c.touched)} touched on it: check "
+            "it covered the whole item)" if c.touched else ""))
     out += [f"\n  !! RISK DISCLOSURE NOT FOLLOWED UP: the client said \"{d.text}\""
             for d in found.missed_disclosures]
     return out
