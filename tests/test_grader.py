@@ -502,3 +502,55 @@ def test_every_shipped_rubric_builds_a_schema_and_prompt() -> None:
         assert grade.status == "ok" and grade.values == answer["codes"], r.id
         system = turn_messages(r, TRANSCRIPT, "Hi", "coach")[0].text
         assert all(f"## {item.id}:" in system for item in r.turn_items), r.id
+
+
+def test_the_grading_prompt_is_cut_to_the_models_window_or_fails_at_once(rubric: Rubric) -> None:
+    """A local server with a small window: the transcript shown shrinks to fit; a prompt that
+    cannot fit at all is a failed grade at once, saying what to change, with no model call (a
+    real llama.cpp server with a 2,048-token window answered every grade with a 400)."""
+    from dataclasses import replace
+
+    from simulator.llm.budget import total_tokens
+
+    long_talk = [Utterance(speaker="client" if i % 2 else "counselor",
+                           text=f"Turn {i}: " + "so much happened at work this week " * 12)
+                 for i in range(12)]
+    full = total_tokens(turn_messages(rubric, long_talk, "Do you drink every day?", "coach"))
+    model = ScriptedChatModel(script=[tool_call(GOOD)])
+    roomy = replace(FAST, context_window=full + 2000)
+    two = total_tokens(turn_messages(rubric, long_talk, "Do you drink every day?", "coach",
+                                     context_utterances=2))
+    tight = replace(FAST, context_window=int((two + 700) / 0.94) + 2)  # room for 2, not 12
+    for opts in (roomy, tight):
+        grade = asyncio.run(grade_turn(model, rubric, long_talk, "Do you drink every day?",
+                                       "coach", options=opts))
+        assert grade.status == "ok"
+    shown_roomy, shown_tight = (_blocks(c[1].text, "transcript") for c in model.calls)
+    assert "Turn 0:" in shown_roomy and "not shown" not in shown_roomy
+    assert "Turn 0:" not in shown_tight and "Turn 11:" in shown_tight and "Turn 10:" in shown_tight
+    assert "(... 10 earlier utterances not shown)" in shown_tight
+
+    calls = len(model.calls)
+    tiny = replace(FAST, context_window=400)
+    grade = asyncio.run(grade_turn(model, rubric, long_talk, "Do you drink every day?", "coach",
+                                   options=tiny))
+    assert grade.status == "failed" and grade.attempts == 0 and len(model.calls) == calls
+    assert "context window of 400" in (grade.error or "") and "larger window" in (grade.error or "")
+
+
+def test_a_4096_token_local_server_gets_the_compact_miti_prompt() -> None:
+    """llama.cpp's usual window: the MITI prompt with every example does not fit with room for
+    the answer; the definitions without examples do, with the recent conversation."""
+    from dataclasses import replace
+
+    from simulator.llm.budget import total_tokens
+    from simulator.settings import ROOT
+
+    miti = load_model_file(Rubric, ROOT / "rubrics" / "miti-4.2.1.yaml")
+    model = ScriptedChatModel(script=[tool_call(GOOD)])
+    asyncio.run(grade_turn(model, miti, TRANSCRIPT, "Do you drink every day?", "coach",
+                           options=replace(FAST, context_window=4096)))
+    system, human = model.calls[0][0].text, model.calls[0][1].text
+    assert "Is NOT this code:" not in system and "## behaviour" in system
+    assert TRANSCRIPT[-1].text in human
+    assert total_tokens(model.calls[0]) + 700 <= 4096 * 0.94

@@ -30,7 +30,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +44,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance, UtteranceCode
 from simulator.content.rubric import Rubric, TurnItem
 from simulator.errors import InvalidInput
+from simulator.llm.budget import SAFETY, total_tokens
 from simulator.vocab import GradeStatus, Mode
 
 if TYPE_CHECKING:
@@ -123,13 +124,50 @@ class GradeOptions:
     (is cancelled and sent again later) when a client reply needs it."""
     structured_output: str | None = None
     """Override of the structured-output method (``llm.structured``); None: the provider's."""
+    context_window: int | None = None
+    """The grader model's window in tokens (``llm.limits``); None: not checked. The transcript
+    shown is cut to fit it, and a prompt that cannot fit fails at once with what to change."""
+    answer_tokens: int = 700
+    """Room kept in the window for the JSON answer (codes, rationale, alternative)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GradeOptions:
+        from simulator.llm.limits import limits_for
+
         return cls(attempts=max(1, settings.max_retries),
                    timeout_s=settings.request_timeout_s * (1 + settings.max_retries),
                    structured_output=settings.model_settings(
-                       settings.grader_model).structured_output)
+                       settings.grader_model).structured_output,
+                   context_window=limits_for(settings.grader_model, settings).context_window
+                   if settings.grader_model and settings.grader_model != "offline" else None)
+
+
+class PromptTooLong(InvalidInput):
+    """The grading prompt cannot fit the grader model's context window: retrying cannot help."""
+
+
+def _fitting(build: Callable[[int, bool], list[BaseMessage]], start: int, opts: GradeOptions,
+             model_name: str) -> list[BaseMessage]:
+    """The messages ``build(n, compact)`` that fit the window with room for the answer: the
+    whole prompt with the most context utterances (``start`` at most) that fit, down to 2; then
+    the compact prompt (the rubric's definitions without their examples, which are most of a
+    MITI prompt) the same way, down to none. Why this order: two utterances of context are
+    needed to tell a simple from a complex reflection; the examples help less than that."""
+    if opts.context_window is None:
+        return build(start, False)
+    room = int(opts.context_window * (1 - SAFETY)) - opts.answer_tokens
+    need = 0
+    for compact, lowest in ((False, min(start, 2)), (True, 0)):
+        for n in range(start, lowest - 1, -1):
+            messages = build(n, compact)
+            need = total_tokens(messages)
+            if need <= room:
+                return messages
+    raise PromptTooLong(
+        f"the grading prompt needs about {need + opts.answer_tokens} tokens with its answer, "
+        f"more than {model_name}'s context window of {opts.context_window} allows: use a grader "
+        "model with a larger window (and raise context_window and the server's context size), "
+        "or grade offline")
 
 
 # --- schemas built from a rubric --------------------------------------------------------------
@@ -216,7 +254,8 @@ def _quoted(transcript: Sequence[Utterance]) -> list[Utterance]:
 
 def turn_messages(rubric: Rubric, transcript: Sequence[Utterance], turn_text: str, mode: Mode,
                   *, context_utterances: int = 12, must_assess: Sequence[str] = (),
-                  first_reading: Sequence[UtteranceCode] = ()) -> list[BaseMessage]:
+                  first_reading: Sequence[UtteranceCode] = (),
+                  compact: bool = False) -> list[BaseMessage]:
     """System message from the rubric, the mode and the persona's ``must_assess`` list (author
     content, never trainee text); the human message carries the data blocks, including the
     client's last words on their own, which the alternative must answer.
@@ -233,8 +272,9 @@ def turn_messages(rubric: Rubric, transcript: Sequence[Utterance], turn_text: st
     return [
         SystemMessage(tpl.render(part="system", rubric=rubric, mode=mode,
                                  must_assess=[" ".join(m.split()) for m in must_assess],
-                                 first_reading=bool(reading))),
+                                 first_reading=bool(reading), compact=compact)),
         HumanMessage(tpl.render(part="human", transcript=_quoted(context),
+                                omitted=len(list(transcript)) - len(context),
                                 turn_text=quote_data(turn_text),
                                 client_last=quote_data(client_last, one_line=True),
                                 first_reading=reading)),
@@ -449,15 +489,16 @@ async def grade_turn(model: Any, rubric: Rubric, transcript: Sequence[Utterance]
     try:
         context = _strip_current(transcript, turn_text)
         schema = turn_output_schema(rubric, mode)
-        messages = turn_messages(rubric, context, turn_text, mode,
-                                 context_utterances=opts.context_utterances,
-                                 must_assess=must_assess, first_reading=first_reading)
+        messages = _fitting(lambda n, compact: turn_messages(
+            rubric, context, turn_text, mode, context_utterances=n, must_assess=must_assess,
+            first_reading=first_reading, compact=compact), opts.context_utterances, opts, name)
         runnable = _structured_or_refuse(model, schema, spec, opts.structured_output)
         answer, attempts = await _call_validated(runnable, messages, schema, "grader_turn.j2", opts)
     except asyncio.CancelledError:
         raise
-    except _ProviderRefused as exc:
-        return TurnGrade(rubric_id=rubric.id, status="failed", model=name, attempts=attempts or 1,
+    except (_ProviderRefused, PromptTooLong) as exc:
+        return TurnGrade(rubric_id=rubric.id, status="failed", model=name,
+                         attempts=attempts or int(not isinstance(exc, PromptTooLong)),
                          error=str(exc))
     except Exception as exc:
         log.warning("turn grade pending after retries: %s", _describe(exc))
@@ -548,14 +589,24 @@ async def grade_session(model: Any, rubric: Rubric, transcript: Sequence[Utteran
     try:
         schema = session_output_schema(rubric)
         messages = session_messages(rubric, transcript, max_chars=opts.max_session_chars)
+        if opts.context_window is not None:  # keep the end of a long session within the window
+            room = int(opts.context_window * (1 - SAFETY)) - opts.answer_tokens
+            chars = opts.max_session_chars
+            while total_tokens(messages) > room and chars > 400:
+                chars //= 2
+                messages = session_messages(rubric, transcript, max_chars=chars)
+            if total_tokens(messages) > room:
+                raise PromptTooLong(
+                    f"the session grading prompt needs about {total_tokens(messages)} tokens, "
+                    f"more than {name}'s context window of {opts.context_window} allows")
         runnable = _structured_or_refuse(model, schema, spec, opts.structured_output)
         answer, attempts = await _call_validated(runnable, messages, schema, "grader_session.j2",
                                                  opts)
     except asyncio.CancelledError:
         raise
-    except _ProviderRefused as exc:
+    except (_ProviderRefused, PromptTooLong) as exc:
         return grade_session_offline(rubric, status="failed", model=name, error=str(exc),
-                                     attempts=attempts or 1)
+                                     attempts=attempts or int(not isinstance(exc, PromptTooLong)))
     except Exception as exc:
         log.warning("session grade pending after retries: %s", _describe(exc))
         return grade_session_offline(rubric, status="pending", model=name, error=_describe(exc),

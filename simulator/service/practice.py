@@ -561,7 +561,8 @@ class Practice:
                                       must_assess=must_assess)
         spec = self.settings.grader_model
         options = GradeOptions(gate=self._gate(spec), structured_output=self.settings
-                               .model_settings(spec).structured_output)
+                               .model_settings(spec).structured_output,
+                               context_window=limits_for(spec, self.settings).context_window)
 
         async def run() -> None:
             grade = await grade_turn(grader, rubric, transcript, turn.text, session.mode, spec,

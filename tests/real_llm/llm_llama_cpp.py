@@ -28,7 +28,7 @@ from simulator.service.practice import Practice
 from simulator.settings import ROOT, ModelSettings, Settings
 
 PYTHON = os.environ.get("COUNSELSIM_LLM_PYTHON", "")
-CONTEXT = 2048
+CONTEXT = 4096  # llama.cpp's usual size; a MITI grading prompt does not fit in 2048
 TURNS = ["Hi, I'm Sam. What brings you in today?",
          "It sounds like the evenings are the hardest part for you.",
          "What do you make of what your GP said?",
