@@ -8,6 +8,7 @@ person to look at (1366x768, a common laptop screen).
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -273,6 +274,12 @@ def test_trainee_rewinds_a_turn_and_resumes_an_unfinished_session(page: Page, we
     page.locator("#send").click()
     expect(bot).to_have_count(2, timeout=30_000)
     sid = web.ctx.store.list_sessions(trainee=user)[0].session_id
+    # the second bubble appears (a placeholder) when the turn is stored; the reply is stored when
+    # its stream ends: leaving before that would rightly resume without it
+    deadline = time.monotonic() + 30
+    while web.ctx.store.current_turns(sid)[-1].speaker != "client":
+        assert time.monotonic() < deadline, "the reply was never stored"
+        time.sleep(0.1)
     every = web.ctx.store.all_turns(sid)
     assert any(t.abandoned_branch is not None and "stop drinking" in t.text for t in every)
     # leave, come back, resume from the list of unfinished sessions
