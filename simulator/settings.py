@@ -142,8 +142,11 @@ class Settings(BaseSettings):
     """A web sign-in unused for this long ends."""
     login_hash_workers: int = Field(1, ge=1, le=8)
     """Threads that check passwords (argon2), apart from the ones turns run on."""
-    login_queue: int = Field(16, ge=1)
-    """Password checks allowed to wait for those threads; more are answered "busy" at once."""
+    login_queue: int = Field(256, ge=1)
+    """Password checks allowed to wait for those threads; more are answered "busy" at once.
+    Sized for a class signing in together (200 people in 10 s queue about 10 s on one thread);
+    a flood of unknown names does not queue here (it waits without hashing), so this bounds
+    memory, not the flood."""
     secure_cookies: bool | None = None
     """Mark the sign-in cookie Secure: None decides per request (HTTPS, or a proxy saying so)."""
     max_request_kb: int = Field(1024, ge=16)

@@ -123,3 +123,17 @@ def test_performance_table_is_made_from_the_bench_all_file() -> None:
     assert "2026-11-22 on 2 CPU cores" in table
     for figure in ("9.5 / 14.25 ms", "1.01 / 1.04", "200/200", "33.3", "410.5", "0 / 0", "0.61"):
         assert figure in table, figure
+
+
+def test_bench_abuse_runs_against_a_live_app_briefly() -> None:
+    """`counselsim bench abuse` end to end in a few seconds (its own app process): a trainee
+    practises through a small login flood, concurrent sends lose and duplicate nothing, no
+    attacker gets in. The figures themselves are docs/performance.md's (full-length run)."""
+    from simulator.bench.abuse import run_abuse_bench
+
+    r = run_abuse_bench(connections=3, flood_s=3, quiet_s=2, lock_s=1, timeout_s=180)
+    assert r.errors == [] and r.flood_turn_errors == 0, r.errors
+    assert r.quiet_turn_p95_s is not None and r.flood_turns > 0
+    assert r.attacker_attempts > 0 and r.attacker_got_a_session == 0
+    assert r.concurrent_sent > 0 and r.concurrent_lost == 0 and r.concurrent_duplicated == 0
+    assert r.healthz_max_s_while_locked is not None

@@ -22,6 +22,8 @@ covers the turn path on one. Loopback only; bounded by ``--timeout-s``.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import secrets
 import sqlite3
 import statistics
@@ -38,7 +40,9 @@ from simulator.bench.load import (
     TRAINEE_TURNS,
     Endpoints,
     EventFailed,
+    answered,
     run_event,
+    start_inputs,
     start_server,
     user_name,
 )
@@ -105,7 +109,7 @@ class Trainee:
             await run_event(self.client, self.ep, self.hash, fn, values)
 
     async def start(self, persona_id: str) -> None:
-        await run_event(self.client, self.ep, self.hash, self.ep.start, [persona_id, "coach"])
+        await run_event(self.client, self.ep, self.hash, self.ep.start, start_inputs(persona_id))
 
     async def open(self, session_id: str) -> None:
         await run_event(self.client, self.ep, self.hash, self.open_fn, [session_id])
@@ -180,9 +184,13 @@ async def _concurrent(url: str, ep: Endpoints, open_fn: tuple[int, int], persona
         texts = [f"Tab {i} asks what brings you in. ({secrets.token_hex(3)})" for i in range(5)]
         outcomes = await asyncio.gather(*(tab.send(t) for tab, t in zip(tabs, texts, strict=True)),
                                         return_exceptions=True)
-        refusals = [o for o in outcomes if isinstance(o, Exception)]
+        # A send the app refused still completes: it shows a notice and leaves the words in the
+        # box. Accepted means the conversation returned ends with this text and a reply.
+        took = [not isinstance(o, BaseException) and answered(o[1][0] if o[1] else None, t)
+                for o, t in zip(outcomes, texts, strict=True)]
+        refusals = [o for o, ok in zip(outcomes, took, strict=True) if not ok]
         if refusals:
-            result.refusal_message = str(refusals[0])[:200]
+            result.refusal_message = _refusal_text(refusals[0])
         shown = [{"role": "assistant", "content": [{"type": "text", "text": "…"}]}] * len(
             store.execute(
             "SELECT 1 FROM turns WHERE session_id = ? AND abandoned_branch IS NULL",
@@ -196,9 +204,9 @@ async def _concurrent(url: str, ep: Endpoints, open_fn: tuple[int, int], persona
         sent = [*texts, twice]
         stored = [r[0] for r in store.execute(
             "SELECT text FROM turns WHERE session_id = ? AND speaker = 'counselor'", (sid,))]
-        accepted = {t for t, o in zip(texts, outcomes, strict=True)
-                    if not isinstance(o, Exception)}
-        if not all(isinstance(o, Exception) for o in pair):
+        accepted = {t for t, ok in zip(texts, took, strict=True) if ok}
+        if any(not isinstance(o, BaseException) and answered(o[1][0] if o[1] else None, twice)
+               for o in pair):
             accepted.add(twice)
         result.concurrent_sent = len(texts) + 2
         result.concurrent_stored = sum(1 for t in sent if t in stored)
@@ -213,6 +221,15 @@ async def _concurrent(url: str, ep: Endpoints, open_fn: tuple[int, int], persona
         store.close()
     finally:
         await client.aclose()
+
+
+def _refusal_text(outcome: Any) -> str:
+    """What the app said when it refused a send (an exception, or the notice it returned)."""
+    if isinstance(outcome, BaseException):
+        return str(outcome)[:200]
+    found = re.findall(r"changed in another window[^\"<]*|[^\"<]*one turn at a time[^\"<]*",
+                       json.dumps(outcome[1]))
+    return (found[0] if found else "refused (the words were kept in the box)")[:200]
 
 
 async def _locked(url: str, db: Path, lock_s: float, result: AbuseBench) -> None:

@@ -335,6 +335,12 @@ async def run_event(client: Any, ep: Endpoints, session_hash: str, fn: tuple[int
     raise EventFailed("the event stream ended before the event completed")
 
 
+def start_inputs(persona_id: str) -> list[Any]:
+    """The start screen's inputs as a browser sends them: the client, the rubric (None: the
+    persona's default) and the mode."""
+    return [persona_id, None, "coach"]
+
+
 def turn_tag(user: int, turn: int) -> str:
     return f"(ref u{user:03d}t{turn:03d})"
 
@@ -362,8 +368,7 @@ async def trainee(i: int, url: str, ep: Endpoints, persona_id: str, turns: int,
                                       lambda fn=fn, values=values: run_event(
                                           client, ep, session_hash, fn, values))
             stage = "start"
-            # (client, rubric: None = the persona's default, mode), as the start screen sends them
-            await run_event(client, ep, session_hash, ep.start, [persona_id, None, "coach"])
+            await run_event(client, ep, session_hash, ep.start, start_inputs(persona_id))
         except (EventFailed, httpx.HTTPError) as exc:
             tally.error(f"{stage}: {type(exc).__name__}: {exc}")
             return
@@ -379,7 +384,7 @@ async def trainee(i: int, url: str, ep: Endpoints, persona_id: str, turns: int,
                 continue
             elapsed = time.perf_counter() - t0
             chat = data[0] if data else None
-            if not _answered(chat, text):
+            if not answered(chat, text):
                 tally.error("turn: the conversation shown has no client reply after the turn")
                 continue
             tally.ok += 1
@@ -399,7 +404,7 @@ async def _with_one_retry(tally: Tally, first: Any, again: Any) -> Any:
         return await again()
 
 
-def _answered(chat: Any, text: str) -> bool:
+def answered(chat: Any, text: str) -> bool:
     """The chat returned ends with the trainee's text and then a client message."""
     if not isinstance(chat, list) or len(chat) < 2:
         return False

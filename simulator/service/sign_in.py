@@ -117,7 +117,7 @@ class SignIns:
     """The web app's sign-in service (one per app; safe to call from the event loop)."""
 
     def __init__(self, store: Store, *, hours: float = 12.0, idle_minutes: float = 120.0,
-                 hash_workers: int = 1, hash_queue: int = 16,
+                 hash_workers: int = 1, hash_queue: int = 256,
                  throttle: LoginThrottle | None = None) -> None:
         self.store = store
         self.lifetime = timedelta(hours=hours)
