@@ -158,6 +158,9 @@ def _fitting(build: Callable[[int, bool], list[BaseMessage]], start: int, opts: 
     room = int(opts.context_window * (1 - SAFETY)) - opts.answer_tokens
     need = 0
     for compact, lowest in ((False, min(start, 2)), (True, 0)):
+        need = total_tokens(build(lowest, compact))
+        if need > room:  # not even the least of this level fits: skip its renders (~1 ms each)
+            continue
         for n in range(start, lowest - 1, -1):
             messages = build(n, compact)
             need = total_tokens(messages)
