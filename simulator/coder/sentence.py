@@ -47,7 +47,7 @@ class SentenceEncoder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[tuple[str, ...], np.ndarray] = {}
         self._alone: dict[str, np.ndarray] = {}
 
     def _run(self, texts: Sequence[str]) -> np.ndarray:
@@ -83,19 +83,27 @@ class SentenceEncoder:
         return np.stack([self._alone[k] for k in keys])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit-length row per text (shape ``(len(texts), 384)``)."""
-        keys = [t.strip().lower() for t in texts]
-        todo = sorted({k for k in keys if k not in self._cache}, key=len)
-        for i in range(0, len(todo), 32):  # similar lengths together: little padding
-            batch = todo[i:i + 32]
-            for k, v in zip(batch, self._run(batch), strict=True):
-                self._cache[k] = v
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.clear()
-            return self.embed(texts)
+        """One unit-length row per text (shape ``(len(texts), 384)``).
+
+        Cached per whole request, not per text: the int8 graph's numbers for a text shift with
+        its batch-mates, so a per-text cache made a result depend on what had been embedded
+        before (a score near a threshold then flipped with the order of a test run). The same
+        list of texts always gets the same rows."""
+        keys = tuple(t.strip().lower() for t in texts)
         if not keys:
             return np.zeros((0, 384), np.float32)
-        return np.stack([self._cache[k] for k in keys])
+        found = self._cache.get(keys)
+        if found is None:
+            unique = sorted(set(keys), key=lambda k: (len(k), k))  # similar lengths: little padding
+            rows: dict[str, np.ndarray] = {}
+            for i in range(0, len(unique), 32):
+                batch = unique[i:i + 32]
+                rows.update(zip(batch, self._run(batch), strict=True))
+            found = np.stack([rows[k] for k in keys])
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.clear()
+            self._cache[keys] = found
+        return found
 
 
 @cache
