@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
 from simulator.content.persona import CLIENT_ACTS, Persona
 from simulator.content.rubric import Rubric
-from simulator.grader.coach_offline import coach_turn
+from simulator.grader.coach_offline import OfflineCoaching, coach_turn
 
 KINDS: dict[str, tuple[str, str]] = {
     # kind: (behaviour code, question type) of the trainee turn on MITI 4.2.1
@@ -173,18 +173,24 @@ def build_set(personas: Iterable[Persona], rubric: Rubric) -> list[Generated]:
         for kind, turns in TRAINEE_TURNS.items():
             cases.extend((kind, "issue-18", [], line, t) for t in turns)
     for kind, pid, names, line, turn in cases:
-        behaviour, qtype = KINDS[kind]
-        coded = CodedTurn(labels=CounselorLabels(behaviour="other", coder="test-set"),
-                          codes={"behaviour": behaviour, "question_type": qtype},
-                          rubric_id=rubric.id)
-        transcript = [Utterance(speaker="counselor", text="What brings you here today?"),
-                      Utterance(speaker="client", text=line)]
-        out = coach_turn(coded, rubric, transcript, turn)
+        out = _coach_as(kind, rubric, "What brings you here today?", line, turn)
         rows.append(Generated(kind=kind, persona=pid, client=line, turn=turn,
                               alternative=out.alternative, rationale=out.rationale,
                               grounded=grounded(line, out.alternative),
                               problems=problems(kind, line, out.alternative, names, turn)))
     return rows
+
+
+def _coach_as(kind: str, rubric: Rubric, opener: str, client: str, turn: str) -> OfflineCoaching:
+    """The coach card for ``turn`` coded as ``kind`` (a ``KINDS`` code), after the trainee's
+    ``opener`` and the client's ``client`` line."""
+    behaviour, qtype = KINDS[kind]
+    coded = CodedTurn(labels=CounselorLabels(behaviour="other", coder="test-set"),
+                      codes={"behaviour": behaviour, "question_type": qtype},
+                      rubric_id=rubric.id)
+    transcript = [Utterance(speaker="counselor", text=opener),
+                  Utterance(speaker="client", text=client)]
+    return coach_turn(coded, rubric, transcript, turn)
 
 
 def summary(rows: list[Generated]) -> dict[str, Any]:
@@ -220,13 +226,8 @@ def build_risk_set(rubric: Rubric) -> list[Generated]:
     problems name any rewrite or any rationale that is not about the risk question."""
     rows: list[Generated] = []
     for client, turn in RISK_TURNS:
-        for kind, (behaviour, qtype) in KINDS.items():
-            coded = CodedTurn(labels=CounselorLabels(behaviour="other", coder="test-set"),
-                              codes={"behaviour": behaviour, "question_type": qtype},
-                              rubric_id=rubric.id)
-            transcript = [Utterance(speaker="counselor", text="How have things been?"),
-                          Utterance(speaker="client", text=client)]
-            out = coach_turn(coded, rubric, transcript, turn)
+        for kind in KINDS:
+            out = _coach_as(kind, rubric, "How have things been?", client, turn)
             found = []
             if out.alternative:
                 found.append(f"rewrites a risk question ({out.alternative!r})")

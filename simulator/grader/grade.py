@@ -130,6 +130,13 @@ class GradeOptions:
     answer_tokens: int = 700
     """Room kept in the window for the JSON answer (codes, rationale, alternative)."""
 
+    @property
+    def prompt_room(self) -> int | None:
+        """Tokens the prompt may take: the window less a safety share and the answer's room."""
+        if self.context_window is None:
+            return None
+        return int(self.context_window * (1 - SAFETY)) - self.answer_tokens
+
     @classmethod
     def from_settings(cls, settings: Settings) -> GradeOptions:
         from simulator.llm.limits import limits_for
@@ -153,9 +160,9 @@ def _fitting(build: Callable[[int, bool], list[BaseMessage]], start: int, opts: 
     the compact prompt (the rubric's definitions without their examples, which are most of a
     MITI prompt) the same way, down to none. Why this order: two utterances of context are
     needed to tell a simple from a complex reflection; the examples help less than that."""
-    if opts.context_window is None:
+    room = opts.prompt_room
+    if room is None:
         return build(start, False)
-    room = int(opts.context_window * (1 - SAFETY)) - opts.answer_tokens
     need = 0
     for compact, lowest in ((False, min(start, 2)), (True, 0)):
         need = total_tokens(build(lowest, compact))
@@ -592,8 +599,8 @@ async def grade_session(model: Any, rubric: Rubric, transcript: Sequence[Utteran
     try:
         schema = session_output_schema(rubric)
         messages = session_messages(rubric, transcript, max_chars=opts.max_session_chars)
-        if opts.context_window is not None:  # keep the end of a long session within the window
-            room = int(opts.context_window * (1 - SAFETY)) - opts.answer_tokens
+        room = opts.prompt_room
+        if room is not None:  # keep the end of a long session within the window
             chars = opts.max_session_chars
             while total_tokens(messages) > room and chars > 400:
                 chars //= 2

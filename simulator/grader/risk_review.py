@@ -33,6 +33,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from simulator.coder.risk import TOPIC_NAMES
+
 ITEM_TOPICS: tuple[tuple[str, str], ...] = (
     ("safety_plan", r"safety[- ]plan|crisis plan"),
     ("plan", r"\bplans?\b(?<!safety plan)"),
@@ -116,8 +118,6 @@ def still_to_ask(item: str, topics: set[str]) -> str:
     """How a coach names an item that is not yet covered: the item itself, or, when earlier
     questions covered part of it, only the rest ("Plan, intent, previous attempts" after a
     question about a plan: "intent, past attempts (Plan, intent, previous attempts)")."""
-    from simulator.coder.risk import TOPIC_NAMES
-
     mine = item_topics(item)
     missing = [t for t in mine if t not in topics]
     if not mine or len(missing) == len(mine):
