@@ -141,3 +141,20 @@ def test_cbt_answers_come_from_the_cognitive_model_and_the_rating_moves() -> Non
     s = engine.after(step)
     step = engine.respond(p, s, ["Q", "OQ"], ask, random.Random(1))
     assert "75" in engine.say_offline(p, step, set(), random.Random(0))
+
+
+def test_an_invitation_to_plan_together_is_answered_on_its_topic() -> None:
+    """"Let's make a plan for keeping you safe" is coded Seek, not a question: the client answers
+    on the topic (guarded while the plan's fact is locked) instead of drawing a random act."""
+    p = persona("farida")
+    step = engine.respond(p, at_turn(p, 6), ["SEEK", "NQ"],
+                          "Let's make a plan together for keeping you safe.", random.Random(0))
+    assert (step.plan.act, step.plan.topic) == ("answer", "safety")
+    assert step.plan.stance != "open"  # ideation not disclosed: the plan is not offered yet
+
+
+def test_a_plan_question_is_heard_as_a_plan_even_when_it_names_ending_a_life() -> None:
+    p = persona("farida")
+    heard = understand(p, "Have you made any plans or thought about how you might end your life?",
+                       ["Q", "CQ"], at_turn(p, 6))
+    assert heard.topic == "suicide_plan"

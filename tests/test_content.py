@@ -325,7 +325,7 @@ def test_passive_si_persona_discloses_only_after_rapport_and_asking(lib: Library
     risk_facts = [f for f in persona.hidden_facts if f.risk]
     assert risk_facts
     first = risk_facts[0]
-    assert first.unlock.rapport is not None and first.unlock.rapport >= 0.5
+    assert first.unlock.rapport is not None and first.unlock.rapport >= 0.45
     assert first.unlock.about == ["suicide"]  # asked about suicide, recognised by meaning
     # the follow-ups (plan and intent, means, protective factors, safety) come after it
     follow = {f.id: f for f in risk_facts[1:]}
@@ -471,3 +471,11 @@ def test_yaml_tags_on_lists_and_maps_are_refused_too() -> None:
         with _pytest.raises(ContentErrors, match="YAML tags"):
             load_yaml_text(text, "p.yaml")
     assert load_yaml_text("a: [1, 2]\nb: {c: d}\n", "p.yaml")["b"]["c"] == "d"
+
+
+def test_answers_to_the_trainee_need_no_follow_up_but_new_risks_do(lib: Library) -> None:
+    """The report flags a risk disclosure the next turn moves away from; agreeing a safety plan
+    or naming what keeps her going answers the trainee and is not flagged."""
+    farida = lib.persona("farida-passive-si-risk")
+    need = {f.id for f in farida.hidden_facts if f.needs_follow_up}
+    assert need == {"passive-si", "no-plan-intent", "means-tablets"}

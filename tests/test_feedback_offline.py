@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
+from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance, UtteranceCode
 from simulator.coder.rubric_codes import code_turn
 from simulator.content.loader import load_model_file
 from simulator.content.rubric import Rubric
@@ -209,3 +209,48 @@ def test_a_confrontation_is_never_reflected_back_as_the_alternative(miti: Rubric
     said = [Utterance(speaker="client", text="Easy to say sitting there.")]
     out = coach_turn(turn, miti, said, "That's not a good enough reason to ignore your liver.")
     assert out.alternative == "Help me understand how you see it."
+
+
+def _said(*codes: tuple[str, str, str | None]) -> CounselorLabels:
+    """Labels whose utterance codes (MITI 4.2.1) say what the trainee did; the AnnoMI label is the
+    misleading one a confrontation often gets (a complex reflection)."""
+    text = " ".join(t for t, _, _ in codes)
+    utterances, start = [], 0
+    for t, behaviour, qtype in codes:
+        utterances.append(UtteranceCode(text=t, start=start, end=start + len(t),
+                                        behaviour=behaviour, question_type=qtype))
+        start += len(t) + 1
+    assert text
+    return CounselorLabels(behaviour="reflection", subtype="complex", utterances=utterances)
+
+
+@pytest.mark.parametrize("rubric_id", ["helping-skills", "cbt-ctrs"])
+def test_a_confrontation_is_never_praised_under_another_rubric(rubric_id: str) -> None:
+    """Helping skills and CTRS have no MITI codes; the utterance coder's Confront still decides
+    the turn's code there, so "you're being a martyr" is not praised as a reflection."""
+    rubric = load_model_file(Rubric, ROOT / "rubrics" / f"{rubric_id}.yaml")
+    text = "Honestly, you're being a martyr."
+    turn = code_turn(_said((text, "CONFRONT", None)), text, rubric)
+    assert "confronting" in turn.codes.values()
+    out = coach_turn(turn, rubric, TRANSCRIPT, text)
+    assert out.featured == "confronting"
+    assert "Confronting or judging" in out.rationale and "Why it matters" in out.rationale
+    assert out.alternative and "martyr" not in out.alternative
+
+
+def test_helping_skills_takes_advice_filler_and_agreement_from_the_utterance_codes() -> None:
+    rubric = load_model_file(Rubric, ROOT / "rubrics" / "helping-skills.yaml")
+    advice = "You need to get more sleep, it's that simple."
+    assert code_turn(_said((advice, "PERSUADE", None)), advice, rubric).codes == {
+        "helping_skill": "direct_guidance"}
+    bye = "Okay, we're out of time."
+    turn = code_turn(_said((bye, "NC", None)), bye, rubric)
+    assert turn.codes == {"helping_skill": "other"}
+    assert coach_turn(turn, rubric, TRANSCRIPT, bye).alternative is None
+    ask = "Would it be okay if we booked another appointment for next week?"
+    labels = _said((ask, "SEEK", "CQ")).model_copy(update={"behaviour": "question",
+                                                             "subtype": "closed"})
+    turn = code_turn(labels, ask, rubric)
+    assert turn.codes == {"helping_skill": "closed_question"}
+    out = coach_turn(turn, rubric, TRANSCRIPT, ask)
+    assert out.alternative is None and "agreement" in out.rationale

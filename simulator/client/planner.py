@@ -14,8 +14,8 @@ it sounds*. Decisions go in priority order, and the first that applies wins:
    answered first;
 6. a CBT technique (belief rating, evidence for or against, alternative thought) and a persona
    with a cognitive model -> ``cbt``, answered from the model;
-7. a question (or, when the client is open, a reflection) about a topic the persona can answer
-   -> ``answer`` with a stance
+7. a question (or, when the client is open, a reflection; or an invitation to work on it
+   together, coded Seek) about a topic the persona can answer -> ``answer`` with a stance
    from rapport and resistance (``stance_of``): open, guarded or deflecting; while the topic's
    hidden fact is locked the answer is never open; a topic the persona has no answer for is
    deflected;
@@ -198,9 +198,11 @@ def plan_next(state: ClientState, persona: Persona, codes: Iterable[str],
         if heard.topic_kind == "technique":
             if cm is not None and cm.cbt is not None:
                 return _plan(persona, "cbt", f"CBT technique {topic!r}", topic=topic)
-        elif heard.asked or (heard.did("reflection") and stance_of(state) == "open"):
+        elif heard.asked or (heard.did("reflection") and stance_of(state) == "open") or \
+                "SEEK" in codes:
             # a reflection about a topic earns an open answer; a guarded client's short answer
-            # to one would sound like a reply to a question nobody asked
+            # to one would sound like a reply to a question nobody asked. An invitation to work
+            # on a topic together ("Let's make a plan for keeping you safe") is answered on it.
             if "opening" not in state.recent_acts and state.turn <= 1 and \
                     topic == "reason_for_coming":
                 return _plan(persona, "opening", "first reply of the session: why they came")

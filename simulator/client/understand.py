@@ -42,6 +42,10 @@ CUE_BONUS: Final = 0.15
 """Added when one of the topic's cue words is in the sentence."""
 QUESTION_BONUS: Final = 0.03
 """A question sentence names the topic more often than a reflection does."""
+OWN_TOPIC_BONUS: Final = 0.05
+"""Added to the persona's own topics (not the common ones): more specific to this client, so
+"What have you heard about what the tablets can do?" is Harjit's medication worry rather than the
+common risk topic of access to means, whose cue word "tablets" it shares."""
 
 CODE_ACTS: Final[dict[str, TraineeAct]] = {
     "OQ": "question", "CQ": "question", "SR": "reflection", "CR": "reflection",
@@ -126,19 +130,24 @@ def persona_topics(persona: Persona) -> list[Topic]:
 
 @lru_cache(maxsize=64)
 def _bank(key: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[list[str], np.ndarray]:
-    """Topic id per example row, and the examples' embeddings (cached per topic set)."""
+    """Topic id per example row, and the examples' embeddings (cached per topic set).
+
+    Each example is embedded alone (``embed_alone``): in a batch, the int8 encoder's numbers for
+    one text shift with its batch-mates, so an educator adding an example to one topic moved the
+    scores of unrelated topics (a medication question became a risk question)."""
     ids = [tid for tid, examples in key for _ in examples]
     texts = [e for _, examples in key for e in examples]
-    return ids, sentence_encoder().embed(texts)
+    return ids, sentence_encoder().embed_alone(texts)
 
 
 def match_topic(persona: Persona, text: str) -> tuple[Topic | None, float]:
     """The topic ``text`` is most about, and its score (None below ``TOPIC_THRESHOLD``)."""
     topics = persona_topics(persona)
     by_id = {t.id: t for t in topics}
+    own = {t.id for t in topics} - {t.id for t in common_topics()}
     ids, bank = _bank(tuple((t.id, tuple(t.examples)) for t in topics))
     parts = sentences(text) or [text]
-    sims = sentence_encoder().embed(parts) @ bank.T
+    sims = sentence_encoder().embed_alone(parts) @ bank.T
     best: tuple[Topic | None, float] = (None, 0.0)
     for i, sentence in enumerate(parts):
         per_topic: dict[str, float] = {}
@@ -151,6 +160,8 @@ def match_topic(persona: Persona, text: str) -> tuple[Topic | None, float]:
                 score += CUE_BONUS
             if asked:
                 score += QUESTION_BONUS
+            if tid in own:
+                score += OWN_TOPIC_BONUS
             if score > best[1]:
                 best = (topic, score)
     found, score = best

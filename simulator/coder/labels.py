@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
+from simulator.content.rubric import MITI_CODES
 from simulator.vocab import Speaker
 
 Behaviour = Literal["question", "reflection", "therapist_input", "other"]
@@ -32,8 +33,7 @@ MitiBehaviour = Literal["GI", "PERSUADE", "PERSUADE_WITH", "Q", "SR", "CR", "AF"
                        "EMPHASIZE", "CONFRONT", "NC"]
 """The ten MITI 4.2.1 behaviour codes (ids as in ``rubrics/miti-4.2.1.yaml``), and NC for filler."""
 
-MITI_BEHAVIOURS: tuple[str, ...] = ("GI", "PERSUADE", "PERSUADE_WITH", "Q", "SR", "CR", "AF",
-                                    "SEEK", "EMPHASIZE", "CONFRONT")
+MITI_BEHAVIOURS: tuple[str, ...] = MITI_CODES
 
 
 class UtteranceCode(BaseModel):

@@ -5,6 +5,9 @@ AnnoMI labels it stands for (``question:open``, ``reflection``...) and which phr
 case-insensitive regular expressions) mark what AnnoMI does not label (affirmations, emphasising
 autonomy, confrontation). For each categorical item, in this order:
 
+0. when the coder gave utterance codes, a code whose ``miti`` hints name one of them (the most
+   consequential first, ``TURN_PRECEDENCE``): a helping-skills turn with a Confront utterance is
+   ``confronting``, whatever its AnnoMI label;
 1. a cue of a code matches the turn text: that code (codes tried in the item's order), since cues
    name what the AnnoMI labels cannot see;
 2. a code lists ``behaviour:subtype`` exactly (``reflection:complex``);
@@ -41,8 +44,14 @@ class _ItemPlan:
     behaviour: dict[str, str]
     """bare ``behaviour`` -> code id."""
     default: str | None
+    miti: dict[str, str]
+    """MITI 4.2.1 utterance code -> code id (``OfflineHints.miti``; first code listing it wins)."""
 
     def code(self, labels: CounselorLabels, text: str) -> str | None:
+        present = {u.behaviour for u in labels.utterances}
+        for utterance_code in TURN_PRECEDENCE:
+            if utterance_code in present and utterance_code in self.miti:
+                return self.miti[utterance_code]
         for code_id, pattern in self.cues:
             if pattern.search(text):
                 return code_id
@@ -57,11 +66,14 @@ def _plan_item(item: TurnItem) -> _ItemPlan:
     cues: list[tuple[str, re.Pattern[str]]] = []
     exact: dict[str, str] = {}
     behaviour: dict[str, str] = {}
+    miti: dict[str, str] = {}
     for code in item.codes:
+        for utterance_code in code.offline.miti:
+            miti.setdefault(utterance_code, code.id)
         cues.extend((code.id, re.compile(c, re.IGNORECASE)) for c in code.offline.cues)
         for label in code.offline.annomi:
             (exact if ":" in label else behaviour).setdefault(label, code.id)
-    return _ItemPlan(item.id, tuple(cues), exact, behaviour, item.default_code)
+    return _ItemPlan(item.id, tuple(cues), exact, behaviour, item.default_code, miti)
 
 
 _CACHE: dict[int, tuple[Rubric, tuple[_ItemPlan, ...]]] = {}

@@ -173,12 +173,21 @@ class HiddenFact(Strict):
     unlock: Unlock
     disclosure: list[str] = Field(min_length=1, description="What the client says to disclose it.")
     risk: bool = Field(False, description="A risk item a competent trainee must elicit.")
+    follow_up: bool | None = Field(
+        None,
+        description="A disclosure the trainee's next turn must stay with (a risk question or a "
+        "reflection), else the report flags it. Defaults to `risk`; false for risk facts that "
+        "answer the trainee (protective factors, agreeing a safety plan) rather than raise one.")
     keywords: list[str] = Field(
         [],
         description="Words that give this fact away. Only its disclosure (and principles, "
         "facilitator notes) may contain them; validate checks lines, brief, history, "
         "relationships, so the client never leaks it early.",
     )
+
+    @property
+    def needs_follow_up(self) -> bool:
+        return self.risk if self.follow_up is None else self.follow_up
 
 
 class Risk(Strict):

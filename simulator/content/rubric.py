@@ -34,6 +34,12 @@ ANNOMI_LABELS = frozenset({
 })
 """AnnoMI therapist labels (main behaviour, optionally ``:subtype``) an offline hint may name."""
 
+MITI_CODES: tuple[str, ...] = ("GI", "PERSUADE", "PERSUADE_WITH", "Q", "SR", "CR", "AF", "SEEK",
+                               "EMPHASIZE", "CONFRONT")
+"""The ten MITI 4.2.1 behaviour codes the utterance coder gives (ids as in
+``rubrics/miti-4.2.1.yaml``); another rubric's code may take some of them
+(``OfflineHints.miti``)."""
+
 
 def _regex(pattern: str) -> str:
     try:
@@ -49,8 +55,16 @@ def _annomi(label: str) -> str:
     return label
 
 
+def _miti(code: str) -> str:
+    if code not in (*MITI_CODES, "NC"):
+        raise ValueError(f"unknown MITI 4.2.1 code {code!r}; use one of {list(MITI_CODES)} "
+                         "or NC (not coded: filler, greetings)")
+    return code
+
+
 Cue = Annotated[str, AfterValidator(_regex)]
 AnnomiLabel = Annotated[str, AfterValidator(_annomi)]
+MitiCode = Annotated[str, AfterValidator(_miti)]
 
 
 class Examples(Strict):
@@ -64,11 +78,15 @@ class OfflineHints(Strict):
     ``annomi`` lists AnnoMI labels as ``behaviour`` or ``behaviour:subtype`` (``question:open``,
     ``therapist_input:advice``). ``cues`` are case-insensitive regular expressions for what
     AnnoMI does not label (affirmations, emphasising autonomy, confrontation); a cue match wins
-    over the AnnoMI label.
+    over the AnnoMI label. ``miti`` lists the MITI 4.2.1 utterance codes this code takes when the
+    coder codes utterances: it wins over cues and labels, so a rubric without MITI's codes still
+    sees a confrontation the utterance coder found (helping skills: ``confronting``) instead of
+    praising it as whatever the AnnoMI label says.
     """
 
     annomi: list[AnnomiLabel] = []
     cues: list[Cue] = []
+    miti: list[MitiCode] = []
 
 
 class Code(Strict):

@@ -517,6 +517,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
                      _FIRST_PERSON.search(chosen[0])),
         "question": question.model_dump() | {"rest": question.rest} if question else None,
         "wh_question": wh_question,
+        "collaborative": any(u["behaviour"] == "SEEK" and "?" in u["text"]
+                             for u in utterances_all),
         "own_clause": own_clause[:1].lower() + own_clause[1:] if own_clause else None,
         "risk": risk,
         "risk_possible": possible,

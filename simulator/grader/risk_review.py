@@ -194,7 +194,8 @@ def review(must_assess: Sequence[str], turns: Iterable[Any],
 
     ``turns`` are the current branch's turns in order (objects with ``id``, ``idx``, ``speaker``,
     ``text``, ``fact_id``); ``labels_of`` maps a counselor turn id to its stored coder labels;
-    ``risk_facts`` are the ids of the persona's hidden facts marked ``risk``.
+    ``risk_facts`` are the ids of the persona's hidden facts whose disclosure needs following up
+    (``HiddenFact.needs_follow_up``).
     """
     turns = list(turns)
     counselor = [t for t in turns if t.speaker == "counselor"]
