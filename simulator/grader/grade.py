@@ -207,11 +207,26 @@ def turn_codes_schema(rubric: Rubric) -> type[BaseModel]:
     return create_model("TurnCodes", __config__=ConfigDict(extra="ignore"), **fields)
 
 
+_SCHEMAS: dict[tuple[int, str], tuple[Rubric, type[BaseModel]]] = {}
+
+
 def turn_output_schema(rubric: Rubric, mode: Mode = "coach") -> type[BaseModel]:
     """The schema handed to ``with_structured_output`` for one turn of ``rubric``.
 
-    Field order puts the rationale first so a model reasons before it codes.
+    Field order puts the rationale first so a model reasons before it codes. Built once per
+    rubric object and mode (a few ms of pydantic work on the event loop for every grade).
     """
+    hit = _SCHEMAS.get((id(rubric), mode))
+    if hit is not None and hit[0] is rubric:
+        return hit[1]
+    if len(_SCHEMAS) >= 64:
+        _SCHEMAS.clear()
+    schema = _turn_output_schema(rubric, mode)
+    _SCHEMAS[(id(rubric), mode)] = (rubric, schema)  # holding the rubric keeps its id unique
+    return schema
+
+
+def _turn_output_schema(rubric: Rubric, mode: Mode) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "rationale": (str, Field(description="One or two sentences quoting the trainee's words.")),
         "codes": (turn_codes_schema(rubric), Field(description="One value per rubric turn item.")),
@@ -496,6 +511,8 @@ async def grade_turn(model: Any, rubric: Rubric, transcript: Sequence[Utterance]
     opts = options or GradeOptions()
     name = _model_name(model, spec)
     attempts = 0
+    if opts.gate is not None:
+        await opts.gate.quiet()  # a reply on its way goes first, even its prompt's building
     try:
         context = _strip_current(transcript, turn_text)
         schema = turn_output_schema(rubric, mode)

@@ -10,7 +10,11 @@ request arrives. So every request to an endpoint passes its ``EndpointGate``:
 * when a client reply has to wait because grades fill every slot, one grade is *preempted*: its
   HTTP request is cancelled (the server frees the slot when the connection closes) and it is
   sent again once the replies are served. A grade is derived data and can always be redone; the
-  trainee waiting for the client cannot.
+  trainee waiting for the client cannot;
+* on a one-slot endpoint, a reply is announced from the moment the trainee's turn arrives
+  (``reply_coming``), before the engine has coded it: a running grade steps aside at once and no
+  grade starts (nor builds its prompt on the event loop) until the reply's stream has ended, so
+  the engine's own work before the model call is not slowed by grading either.
 
 Gates are per event loop and per endpoint (``gate_for``), shared by every model on that endpoint.
 """
@@ -21,7 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -49,6 +53,36 @@ class EndpointGate:
         """Slots handed to waiters that have not resumed yet (no one else may take them)."""
         self.preemptions = 0
         """How many grade requests were cancelled to let a reply through (for benchmarks)."""
+        self._coming = 0
+        """Replies announced and not finished (``reply_coming``)."""
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    def _holding_grades(self) -> bool:
+        return self.limit == 1 and self._coming > 0
+
+    @contextlib.contextmanager
+    def reply_coming(self) -> Iterator[None]:
+        """Announce a client reply from the trainee's send until its stream has ended. Only a
+        one-slot endpoint holds grades back for it: with several slots a class's replies would
+        otherwise starve grading for good."""
+        self._coming += 1
+        self._quiet.clear()
+        if self._holding_grades():
+            self._preempt_one()
+        try:
+            yield
+        finally:
+            self._coming -= 1
+            if self._coming == 0:
+                self._quiet.set()
+                self._wake()
+
+    async def quiet(self) -> None:
+        """Wait until no announced reply is in progress (a grade calls this before it builds its
+        prompt, so that work does not run on the loop while a reply is being made)."""
+        while self._holding_grades():
+            await self._quiet.wait()
 
     def _busy(self) -> int:
         return len(self.holders) + self._granted
@@ -56,6 +90,8 @@ class EndpointGate:
     def _wake(self) -> None:
         self._waiting.sort(key=lambda w: (w[0], w[1]))
         while self._waiting and self._busy() < self.limit:
+            if self._waiting[0][0] == 1 and self._holding_grades():
+                return  # a reply is on its way: the grades wait for it
             _, _, fut = self._waiting.pop(0)
             if not fut.done():
                 fut.set_result(None)
@@ -66,7 +102,8 @@ class EndpointGate:
         """Hold one of the endpoint's slots for the duration of the block."""
         holder = Holder(priority)
         rank = 0 if priority == "reply" else 1
-        if self._busy() >= self.limit or any(w[0] <= rank for w in self._waiting):
+        if self._busy() >= self.limit or any(w[0] <= rank for w in self._waiting) or \
+                (rank == 1 and self._holding_grades()):
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiting.append((rank, next(self._seq), fut))
             if priority == "reply":
@@ -89,7 +126,7 @@ class EndpointGate:
             self._wake()
 
     def _preempt_one(self) -> None:
-        if self._busy() < self.limit:
+        if self._busy() < self.limit and not self._holding_grades():
             return
         grades = [h for h in self.holders if h.priority == "grade" and not h.preempted.is_set()]
         if grades:

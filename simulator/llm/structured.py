@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.messages import BaseMessage, SystemMessage
@@ -42,14 +43,21 @@ def method_for(spec: str, override: str | None = None) -> Method:
 
 
 def json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
-    """The JSON Schema with the keys the model must use (aliases: the rubric's item ids)."""
-    return schema.model_json_schema(by_alias=True)
+    """The JSON Schema with the keys the model must use (aliases: the rubric's item ids); a fresh
+    copy each time, since a provider's adapter may edit it."""
+    return json.loads(_schema_json(schema))
+
+
+@lru_cache(maxsize=64)
+def _schema_json(schema: type[BaseModel]) -> str:
+    """Computed once per schema class (``grade.turn_output_schema`` reuses its classes)."""
+    return json.dumps(schema.model_json_schema(by_alias=True), ensure_ascii=False,
+                      separators=(",", ":"))
 
 
 def schema_instruction(schema: type[BaseModel]) -> str:
     return ("Answer with one JSON object, nothing else, that follows this JSON Schema exactly "
-            "(use these keys, all of them):\n"
-            + json.dumps(json_schema_of(schema), ensure_ascii=False, separators=(",", ":")))
+            "(use these keys, all of them):\n" + _schema_json(schema))
 
 
 def with_schema_in_prompt(messages: list[BaseMessage], schema: type[BaseModel]

@@ -425,6 +425,14 @@ class Practice:
             self._inflight.pop(session_id, None)
 
     async def _reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
+        # Announced to the client model's endpoint from now until the reply's stream has ended:
+        # on a one-slot server a running grade steps aside before the engine codes the turn.
+        gate = self._gate(self.settings.client_model) if self.client_model is not None else None
+        with gate.reply_coming() if gate is not None else contextlib.nullcontext():
+            async for event in self._make_reply(session_id, trainee):
+                yield event
+
+    async def _make_reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
         session = self._own_active(session_id, trainee)
         persona = self.library.persona(session.persona_id)
         turns = self.store.current_turns(session_id)
