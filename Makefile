@@ -51,7 +51,7 @@ typecheck: $(DEV_STAMP)
 
 # One worker per core (pytest-xdist); each worker runs its browser tests last (tests/conftest.py).
 pytest: $(DEV_STAMP) browser-deps pg-deps
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --durations=15
 
 # Not part of `make test`: fine-tuning the coder's transformer needs PyTorch (the `train` extra,
 # pinned to the CPU build that lies on these machines' disk; elsewhere pip may fetch a CUDA build).

@@ -131,7 +131,7 @@ def test_bench_abuse_runs_against_a_live_app_briefly() -> None:
     attacker gets in. The figures themselves are docs/performance.md's (full-length run)."""
     from simulator.bench.abuse import run_abuse_bench
 
-    r = run_abuse_bench(connections=3, flood_s=3, quiet_s=2, lock_s=1, timeout_s=180)
+    r = run_abuse_bench(connections=3, flood_s=2, quiet_s=1, lock_s=1, timeout_s=180)
     assert r.errors == [] and r.flood_turn_errors == 0, r.errors
     assert r.quiet_turn_p95_s is not None and r.flood_turns > 0
     assert r.attacker_attempts > 0 and r.attacker_got_a_session == 0

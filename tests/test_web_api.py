@@ -7,6 +7,7 @@ session id that belongs to someone else. They use the same in-process app as the
 from __future__ import annotations
 
 import asyncio
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -164,7 +165,15 @@ def test_report_download_is_access_checked_and_leaves_no_copy(web: Any) -> None:
     sid = web.ctx.practice.start(owner, PERSONA_ID, mode="coach")
     secret = "the wedding in Gdansk"
     one_turn(web, sid, owner, f"You mentioned {secret}.")
-    before = set(Path(tempfile.gettempdir()).rglob("counselsim-report-*"))
+    def copies() -> set[Path]:
+        """Report files in the temp folder and in Gradio's file cache (where a view used to
+        leave one); not a walk of the whole temp folder, which other programs change under it."""
+        tmp = Path(tempfile.gettempdir())
+        cache = Path(os.environ.get("GRADIO_TEMP_DIR") or tmp / "gradio")
+        return set(tmp.glob("counselsim-report-*")) | (
+            set(cache.rglob("counselsim-report-*")) if cache.is_dir() else set())
+
+    before = copies()
 
     def fetch(name: str | None, password: str | None, path: str) -> httpx.Response:
         with httpx.Client(base_url=web.url, timeout=30) as c:
@@ -187,4 +196,4 @@ def test_report_download_is_access_checked_and_leaves_no_copy(web: Any) -> None:
         assert r.status_code == 404 and secret not in r.text, name
         assert fetch(who, pw, "/reports/0000.html").text == r.text  # existence not revealed
     assert fetch(None, None, url).status_code == 401
-    assert set(Path(tempfile.gettempdir()).rglob("counselsim-report-*")) == before
+    assert copies() == before

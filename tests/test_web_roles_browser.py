@@ -1,4 +1,7 @@
-"""Each role's way through the web app at 1280x800 and 768x1024, with the shipped library.
+"""Each role's way through the web app at 1280x800, with the shipped library; each flow is also
+checked at 768x1024 where width matters (``at_tablet``: the same page resized, not the whole flow
+again), the start screen at 768 throughout (its cards stack there), and every page at four widths
+in the layout test.
 
 A second app (module scope) serves the nine shipped personas and all three rubrics, so the start
 screen has as many cards as a class sees. Screenshots go to test-artifacts/web-roles-*.png.
@@ -6,6 +9,7 @@ screen has as many cards as a class sees. Screenshots go to test-artifacts/web-r
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +20,8 @@ from web_harness import ROOT, login, shot, start_web
 
 pytestmark = pytest.mark.browser
 
-SIZES = [pytest.param((1280, 800), id="1280"), pytest.param((768, 1024), id="768")]
+LAPTOP = [pytest.param((1280, 800), id="1280")]
+TABLET = [pytest.param((768, 1024), id="768")]
 MAI = "mai-bereavement"
 
 
@@ -51,7 +56,20 @@ def width_of(page: Page) -> int:
     return int(page.viewport_size["width"]) if page.viewport_size else 0
 
 
-@pytest.mark.parametrize("sized", SIZES, indirect=True)
+@contextlib.contextmanager
+def at_tablet(page: Page) -> Iterator[None]:
+    """The page as it is, resized to an upright tablet (768x1024) for the checks in the block,
+    then back: the width-dependent part of a flow, without holding the whole flow twice."""
+    before = page.viewport_size or {"width": 1280, "height": 800}
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.wait_for_timeout(150)  # the layout settles (Gradio re-measures on resize)
+    try:
+        yield
+    finally:
+        page.set_viewport_size(before)
+
+
+@pytest.mark.parametrize("sized", TABLET, indirect=True)
 def test_start_screen_selects_on_click_shows_rubric_and_keeps_a_draft(sized: Page,
                                                                      lib_web: Any) -> None:
     page, w = sized, width_of(sized)
@@ -109,7 +127,7 @@ def uncovered(page: Page, selector: str) -> bool:
              return !!hit && (hit === el || el.contains(hit)); }""", selector))
 
 
-@pytest.mark.parametrize("sized", SIZES, indirect=True)
+@pytest.mark.parametrize("sized", LAPTOP, indirect=True)
 def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: Any) -> None:
     page, w = sized, width_of(sized)
     user = signed_in(page, lib_web, f"ezra{w}")
@@ -156,11 +174,17 @@ def test_refusals_are_notices_that_keep_the_conversation(sized: Page, lib_web: A
     page.evaluate("window.scrollTo(0, 0)")
     assert uncovered(page, "#cs-header a.cs-signout[href='/logout']")
     shot(page, f"roles-{w}-trainee-6-rewind-notice")
+    with at_tablet(page):
+        expect(notice).to_contain_text("back in the box")
+        expect(bot).to_have_count(2)
+        page.evaluate("window.scrollTo(0, 0)")
+        assert uncovered(page, "#cs-header a.cs-signout[href='/logout']")
+        page.locator("#say textarea").scroll_into_view_if_needed()
+        expect(notice).to_be_in_viewport()
+        shot(page, "roles-768-trainee-6-rewind-notice")
     stored = [t.text for t in lib_web.ctx.store.current_turns(
         lib_web.ctx.store.list_sessions(trainee=user)[0].session_id) if t.speaker == "counselor"]
     assert stored == ["What has it been like at home since March?"]  # refusals stored nothing
-    if w < 1000:
-        return
     # issue 15: chat text is shown literally; Markdown or HTML images fetch nothing
     fetched: list[str] = []
     page.on("request", lambda r: fetched.append(r.url) if "127.0.0.2" in r.url else None)
@@ -204,7 +228,7 @@ def fits(page: Page, selector: str) -> bool:
              el => el.scrollWidth <= el.clientWidth + 1)""", selector))
 
 
-@pytest.mark.parametrize("sized", SIZES, indirect=True)
+@pytest.mark.parametrize("sized", LAPTOP, indirect=True)
 def test_my_progress_gap_matches_the_report_and_reads_at_each_width(sized: Page,
                                                                     lib_web: Any) -> None:
     page, w = sized, width_of(sized)
@@ -226,20 +250,26 @@ def test_my_progress_gap_matches_the_report_and_reads_at_each_width(sized: Page,
         cell = gaps.locator("tr", has_text=title.strip()).locator("td").last
         expect(cell).to_contain_text(f"{float(mine) - float(grader):+.1f}")
         expect(cell).to_contain_text(f"{mine} vs {grader}")
-    # the sessions table: nothing cut off, no header broken inside a word, titles not ids
-    assert fits(page, "#pg-table .cs-brief")
-    assert fits(page, "#pg-table th")
-    assert fits(page, "#pg-gaps th")
     expect(page.locator("#pg-table")).not_to_contain_text(MAI)
     expect(page.locator("#pg-pick input")).to_have_value(re.compile(r"^Mai, 68"))
-    # the chart is drawn near its own size (readable labels), and Sign out is within reach
-    scale = page.evaluate("""() => { const svg = document.querySelector('#pg-metrics svg');
-        return svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; }""")
-    assert scale >= 0.8, scale
-    page.evaluate("window.scrollTo(0, 0)")
-    expect(page.locator("#cs-header a.cs-signout[href='/logout']")).to_be_in_viewport()
-    assert uncovered(page, "#cs-header a.cs-signout[href='/logout']")
-    page.screenshot(path=str(shot(page, f"roles-{w}-trainee-7-progress")), full_page=True)
+
+    def reads_well(w: int) -> None:
+        # the sessions table: nothing cut off, no header broken inside a word, titles not ids
+        assert fits(page, "#pg-table .cs-brief")
+        assert fits(page, "#pg-table th")
+        assert fits(page, "#pg-gaps th")
+        # the chart is drawn near its own size (readable labels), and Sign out is within reach
+        scale = page.evaluate("""() => { const svg = document.querySelector('#pg-metrics svg');
+            return svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; }""")
+        assert scale >= 0.8, (w, scale)
+        page.evaluate("window.scrollTo(0, 0)")
+        expect(page.locator("#cs-header a.cs-signout[href='/logout']")).to_be_in_viewport()
+        assert uncovered(page, "#cs-header a.cs-signout[href='/logout']")
+        page.screenshot(path=str(shot(page, f"roles-{w}-trainee-7-progress")), full_page=True)
+
+    reads_well(w)
+    with at_tablet(page):
+        reads_well(768)
 
 
 def test_report_suggested_alternatives_quote_the_trainee_once(page: Page, lib_web: Any) -> None:
@@ -264,7 +294,7 @@ def test_report_suggested_alternatives_quote_the_trainee_once(page: Page, lib_we
     shot(page, "roles-1280-trainee-8-report-alternatives")
 
 
-@pytest.mark.parametrize("sized", SIZES, indirect=True)
+@pytest.mark.parametrize("sized", LAPTOP, indirect=True)
 def test_supervisor_reviews_with_titles_one_numbering_and_the_machines_score(
         sized: Page, lib_web: Any) -> None:
     from simulator.service import reviews
@@ -300,6 +330,13 @@ def test_supervisor_reviews_with_titles_one_numbering_and_the_machines_score(
     assert labels == ["Trainee · Turn 1", "Trainee · Turn 2", "Trainee · Turn 3"], labels
     expect(transcript).not_to_contain_text("#")
     shot(page, f"roles-{w}-supervisor-1-hit-opened")
+    with at_tablet(page):
+        page.locator(f"#rv-turn-{turn2.id}").scroll_into_view_if_needed()
+        expect(page.locator(f"#rv-turn-{turn2.id}")).to_be_in_viewport()
+        assert fits(page, "#rv-transcript .cs-who")
+        page.locator("#rv-svalue input").scroll_into_view_if_needed()
+        assert uncovered(page, "#rv-svalue input")
+        shot(page, "roles-768-supervisor-1-hit-opened")
     # the score box starts at the machine's value, within the item's scale, and says so
     user = lib_web.ctx.store.get_user(sup)
     first = reviews.session_item_scores(lib_web.ctx.store, user, sid)[0]
@@ -327,7 +364,7 @@ def test_supervisor_reviews_with_titles_one_numbering_and_the_machines_score(
     shot(page, f"roles-{w}-supervisor-3-agreement")
 
 
-@pytest.mark.parametrize("sized", SIZES, indirect=True)
+@pytest.mark.parametrize("sized", LAPTOP, indirect=True)
 def test_educator_no_empty_versions_plain_yaml_errors_and_permissions_kept(
         sized: Page, lib_web: Any) -> None:
     import stat
@@ -361,6 +398,13 @@ def test_educator_no_empty_versions_plain_yaml_errors_and_permissions_kept(
     expect(status).to_contain_text("'setting' is indented 4 spaces")
     expect(status).not_to_contain_text("required key is missing")
     shot(page, f"roles-{w}-educator-1-over-indented")
+    with at_tablet(page):  # the error is read beside the editor on a tablet too
+        status.scroll_into_view_if_needed()
+        expect(status).to_be_in_viewport()
+        expect(status).to_contain_text("'setting' is indented 4 spaces")
+        page.locator("#author-save").scroll_into_view_if_needed()
+        assert uncovered(page, "#author-save")
+        shot(page, "roles-768-educator-1-over-indented")
     page.keyboard.press("Backspace")  # the editor deletes one indentation unit (2 spaces)
     expect(status).to_contain_text("Valid", timeout=30_000)
     # a parser error in words an author can act on: a ':' inside a value
@@ -374,7 +418,7 @@ def test_educator_no_empty_versions_plain_yaml_errors_and_permissions_kept(
         page.keyboard.press("Backspace")
     expect(status).to_contain_text("Valid", timeout=30_000)
     # a real change saves as a new version and keeps the file's permissions
-    target = "4" if w >= 1000 else "5"
+    target = "4"
     line = page.locator("#author-editor .cm-line", has_text="difficulty:")
     line.click()
     page.keyboard.press("End")
