@@ -158,3 +158,25 @@ def test_a_plan_question_is_heard_as_a_plan_even_when_it_names_ending_a_life() -
     heard = understand(p, "Have you made any plans or thought about how you might end your life?",
                        ["Q", "CQ"], at_turn(p, 6))
     assert heard.topic == "suicide_plan"
+
+
+@pytest.mark.parametrize("text", ["Would it be okay if I shared some information about how alcohol "
+                                  "affects sleep?",
+                                  "Do you mind if I tell you what other people have found?",
+                                  "Could I suggest something that has helped others?"])
+def test_a_permission_request_is_answered_as_one(text: str) -> None:
+    """Not with how much he drinks: the answer to "may I share?" is yes (or a wary yes), and then
+    the trainee's information follows; the MITI coder reads that yes as permission granted."""
+    p = persona("tomasz")
+    step = engine.respond(p, at_turn(p, 4), ["SEEK", "CQ"], text, random.Random(0))
+    assert step.plan.act == "grant_permission" and step.plan.stance is not None
+    said = engine.say_offline(p, step, set(), random.Random(0))
+    assert said in [p.fill(t) for t in p.lines_for("grant_permission")]
+    # the MITI coder reads the yes as permission granted: what follows is not unasked advice
+    from simulator.coder.labels import Utterance
+    from simulator.coder.miti import permission_granted
+    assert permission_granted([Utterance(speaker="counselor", text=text),
+                               Utterance(speaker="client", text=said)], [])
+    asked = engine.respond(p, at_turn(p, 4), ["Q", "CQ"], "Is it the evenings you drink most?",
+                           random.Random(0))
+    assert asked.plan.act != "grant_permission"

@@ -35,7 +35,7 @@ from simulator.content.persona import Persona, mentions
 from simulator.service.selfplay import CodeFn
 
 PROBES_FILE = Path(__file__).resolve().parent / "client_probes.yaml"
-ProbeAct = Literal["reflect", "advice", "confrontation", "greeting", "closing"]
+ProbeAct = Literal["reflect", "advice", "confrontation", "greeting", "closing", "permission"]
 Verdict = Literal["on_topic", "refusal", "non_sequitur"]
 
 ACT_OK: dict[str, set[str]] = {
@@ -45,6 +45,7 @@ ACT_OK: dict[str, set[str]] = {
     "confrontation": {"react_to_confrontation", "shut_down"},
     "greeting": {"opening", "answer"},
     "closing": {"closing"},
+    "permission": {"grant_permission"},
 }
 """For an act probe: the client acts that fit it."""
 REFUSALS = {"deflect", "shut_down"}

@@ -9,6 +9,8 @@ it sounds*. Decisions go in priority order, and the first that applies wins:
    abrupt early risk question is minimised) -> its act, ``shut_down`` or ``minimise``;
 3. the turn confronted the client -> ``react_to_confrontation``;
 4. the turn gave advice or persuaded without permission -> ``react_to_advice``;
+4b. the turn asked permission to share or suggest something ("Would it be OK if I...?") ->
+   ``grant_permission``, with a stance (an answer to the request, not to its subject);
 5. a hidden fact unlocked and has not been said yet -> ``disclose``: the one about the topic
    asked, else the oldest unlock, unless the trainee asked about another topic, which is
    answered first;
@@ -183,6 +185,9 @@ def plan_next(state: ClientState, persona: Persona, codes: Iterable[str],
         return _plan(persona, "react_to_confrontation", "the trainee confronted the client")
     if "PERSUADE" in codes or (heard is not None and heard.did("advice")):
         return _plan(persona, "react_to_advice", "unsolicited advice or persuasion")
+    if heard is not None and heard.did("permission") and not heard.did("closing"):
+        return _plan(persona, "grant_permission", "the trainee asked permission to share or "
+                     "suggest something", stance=stance_of(state))
     pending = state.pending_disclosures()
     topic = heard.topic if heard is not None else None
     if pending:

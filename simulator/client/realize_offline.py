@@ -18,6 +18,14 @@ from simulator.content.persona import Persona, Stance, mentions
 from simulator.errors import InvalidInput
 
 FALLBACK_ACT = "short_answer"
+PERMISSION_LINES: dict[str, list[str]] = {
+    "open": ["Sure, go ahead.", "Okay. I'd like to hear it.", "Yes, please."],
+    "guarded": ["Go on, then.", "Okay.", "I suppose so."],
+    "deflecting": ["Fine. Go on, if you must.", "Go on. You're going to tell me anyway.",
+                   "Fine. Go on."],
+}
+"""Stock answers to a permission request, by stance, for personas with no ``grant_permission``
+lines of their own."""
 """Used only if every line of the planned act would reveal a locked fact (an authoring mistake)."""
 
 
@@ -103,6 +111,8 @@ def act_lines(persona: Persona, plan: Plan, unlocked: Collection[str],
         return _answer_lines(persona, plan, unlocked, used)
     if plan.act == "cbt":
         return _cbt_lines(persona, plan, state)
+    if plan.act == "grant_permission":
+        return persona.lines_for("grant_permission") or PERMISSION_LINES[plan.stance or "guarded"]
     if plan.act in ("shut_down", "minimise"):
         if plan.rule is not None and plan.rule < len(persona.rules):
             return list(persona.rules[plan.rule].lines)

@@ -34,7 +34,7 @@ from simulator.content.topics import Topic, common_topics
 
 TraineeAct = Literal["question", "reflection", "affirmation", "advice", "confrontation",
                      "greeting", "closing", "risk_question", "technique", "autonomy",
-                     "information"]
+                     "information", "permission"]
 
 TOPIC_THRESHOLD: Final = 0.5
 """Cosine similarity (plus cue bonus) from which a sentence is taken to be about a topic."""
@@ -75,6 +75,13 @@ CONFRONTATION: Final = re.compile(
     r"yourself|lying)\b|\bstop making excuses\b|\bbe honest with yourself\b|\badmit (it|that)\b"
     r"|\byou're not trying\b|\bare you (an alcoholic|an addict|a drunk|in denial)\b",
     re.IGNORECASE)
+PERMISSION: Final = re.compile(
+    r"\b(would it be (ok|okay|alright|all right)|is it (ok|okay|alright|all right)|would you mind|"
+    r"do you mind|(may|can|could) i (share|tell|offer|give|suggest|mention|add|say)|"
+    r"would you (like|want) (me to|to hear)|(ok|okay|alright|all right) if i)\b",
+    re.IGNORECASE)
+"""Asking permission to share information or a suggestion (MITI: Seek, or the permission in
+Persuade with permission): the client answers the request, not the subject."""
 QUESTION_START: Final = re.compile(
     r"^\W*(what|how|why|when|where|who|which|do|does|did|are|is|was|were|have|has|had|can|"
     r"could|would|will|tell me|i wonder|i'm wondering)\b", re.IGNORECASE)
@@ -201,6 +208,9 @@ def understand(persona: Persona, text: str, codes: Iterable[str], before: Client
         acts.add("advice")
     if CONFRONTATION.search(text):
         acts.add("confrontation")
+    last = parts[-1]
+    if is_question(last) and PERMISSION.search(last):
+        acts.add("permission")
     topic, score = match_topic(persona, text)
     kind = topic.kind if topic else None
     if topic is not None and topic.kind == "technique":

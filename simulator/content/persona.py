@@ -30,6 +30,7 @@ ClientAct = Literal[
     "react_to_advice",
     "react_to_confrontation",
     "closing",
+    "grant_permission",
 ]
 """Every act the planner can choose besides ``disclose`` (its lines live with each hidden fact)."""
 
@@ -252,6 +253,9 @@ class Lines(Strict):
     react_to_advice: list[str] = Field(min_length=1)
     react_to_confrontation: list[str] = Field(min_length=1)
     closing: list[str] = Field(min_length=1)
+    grant_permission: list[str] = Field(
+        [], description="Answers to 'Would it be OK if I shared...?' in this client's voice; "
+        "empty: a short stock answer that fits the client's stance.")
 
 
 class Persona(Document):

@@ -153,8 +153,8 @@ def client_lines(personas: Iterable[Persona]) -> list[tuple[str, str, list[str]]
     for p in personas:
         names = [p.identity.name, *(r.name for r in p.relationships)]
         for act in CLIENT_ACTS:
-            if act in ("opening", "closing"):
-                continue
+            if act in ("opening", "closing", "grant_permission"):
+                continue  # nothing to reflect; after a yes to "may I share?" advice is permitted
             out.extend((p.id, p.fill(line), names) for line in p.lines_for(act))
         for fact in p.hidden_facts:
             out.extend((p.id, p.fill(line), names) for line in fact.disclosure)
