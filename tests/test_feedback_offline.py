@@ -254,3 +254,14 @@ def test_helping_skills_takes_advice_filler_and_agreement_from_the_utterance_cod
     assert turn.codes == {"helping_skill": "closed_question"}
     out = coach_turn(turn, rubric, TRANSCRIPT, ask)
     assert out.alternative is None and "agreement" in out.rationale
+
+
+def test_a_closing_is_not_coached_as_the_reflection_its_words_look_like(miti: Rubric) -> None:
+    text = "We're nearly out of time. Thanks for talking with me today."
+    turn = CodedTurn(labels=CounselorLabels(behaviour="reflection", subtype="simple"),
+                     codes={"behaviour": "SR", "question_type": "NQ"}, rubric_id=miti.id)
+    out = coach_turn(turn, miti, TRANSCRIPT * 3, text)
+    assert out.featured == "closing" and out.alternative is None
+    assert "Ending the session" in out.rationale and "complex reflection" not in out.rationale
+    early = coach_turn(turn, miti, TRANSCRIPT, "So you're here because the doctor sent you.")
+    assert early.featured == "SR"

@@ -35,6 +35,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
+from simulator.client.understand import closing as closes_session
 from simulator.coder.labels import CodedTurn, Utterance
 from simulator.coder.risk import TOPIC_NAMES, detect_risk
 from simulator.content.rubric import Rubric
@@ -521,6 +522,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
                              for u in utterances_all),
         "own_clause": own_clause[:1].lower() + own_clause[1:] if own_clause else None,
         "risk": risk,
+        "closing": not risk and closes_session(
+            turn_text, sum(1 for u in transcript if u.speaker == "counselor") + 1),
         "risk_possible": possible,
         "risk_todo": [i for i in risk_todo if i not in possible],
         "mode": mode,
