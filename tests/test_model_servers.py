@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -226,19 +226,22 @@ def test_without_the_gate_an_interrupting_server_cuts_the_reply_and_says_so(
     assert "(1 request sent)" in events[-1].text
 
 
+def logged_grade(log: list[str], seconds: float) -> Callable[[], Awaitable[str]]:
+    """A grading call that takes ``seconds`` and writes its start and end in ``log``."""
+    async def grade() -> str:
+        log.append("grade start")
+        await asyncio.sleep(seconds)
+        log.append("grade done")
+        return "graded"
+
+    return grade
+
+
 def test_a_reply_preempts_a_running_grade_on_a_single_slot() -> None:
     async def scenario() -> tuple[list[str], int]:
         gate = EndpointGate(1)
         log: list[str] = []
-        runs = 0
-
-        async def grade() -> str:
-            nonlocal runs
-            runs += 1
-            log.append("grade start")
-            await asyncio.sleep(0.2)
-            log.append("grade done")
-            return "graded"
+        grade = logged_grade(log, 0.2)
 
         grading = asyncio.ensure_future(gate.run_grade(grade))
         await asyncio.sleep(0.05)
@@ -246,7 +249,7 @@ def test_a_reply_preempts_a_running_grade_on_a_single_slot() -> None:
             log.append("reply")
             await asyncio.sleep(0.05)
         assert await grading == "graded"
-        return log, runs
+        return log, log.count("grade start")
 
     log, runs = asyncio.run(scenario())
     assert log == ["grade start", "reply", "grade start", "grade done"] and runs == 2
@@ -261,14 +264,7 @@ def test_an_announced_reply_holds_grades_back_on_a_single_slot_only(slots: int,
     async def scenario() -> list[str]:
         gate = EndpointGate(slots)
         log: list[str] = []
-
-        async def grade() -> str:
-            log.append("grade start")
-            await asyncio.sleep(0.1)
-            log.append("grade done")
-            return "graded"
-
-        running = asyncio.ensure_future(gate.run_grade(grade))
+        running = asyncio.ensure_future(gate.run_grade(logged_grade(log, 0.1)))
         await asyncio.sleep(0.02)
         with gate.reply_coming():
             log.append("turn sent")

@@ -18,6 +18,8 @@ from simulator.content.persona import Persona, Stance, mentions
 from simulator.errors import InvalidInput
 
 FALLBACK_ACT = "short_answer"
+"""Used only if every line of the planned act would reveal a locked fact (an authoring mistake)."""
+
 PERMISSION_LINES: dict[str, list[str]] = {
     "open": ["Sure, go ahead.", "Okay. I'd like to hear it.", "Yes, please."],
     "guarded": ["Go on, then.", "Okay.", "I suppose so."],
@@ -26,7 +28,6 @@ PERMISSION_LINES: dict[str, list[str]] = {
 }
 """Stock answers to a permission request, by stance, for personas with no ``grant_permission``
 lines of their own."""
-"""Used only if every line of the planned act would reveal a locked fact (an authoring mistake)."""
 
 
 class LockedFactError(InvalidInput):

@@ -418,6 +418,11 @@ class Persona(Document):
     def lines_for(self, act: str) -> list[str]:
         return list(getattr(self.lines, act))
 
+    def follow_up_facts(self) -> list[str]:
+        """Ids of the hidden facts whose disclosure the trainee's next turn must stay with (the
+        report's risk review and the session's risk warnings both check them)."""
+        return [f.id for f in self.hidden_facts if f.needs_follow_up]
+
     def fact(self, fact_id: str) -> HiddenFact:
         for f in self.hidden_facts:
             if f.id == fact_id:

@@ -346,7 +346,7 @@ def build_report(store: Store, session_id: str, *, feedback_dir: Path | None = N
     labels_of = {t.id: stored_labels(store, t.id) for t in counselor}
     must_assess = persona.risk.must_assess
     reviewed = risk_review.review(must_assess, turns, labels_of,
-                                  [f.id for f in persona.hidden_facts if f.needs_follow_up])
+                                  persona.follow_up_facts())
     at = {t.idx: t for t in turns}
     risks = [RiskCheck(item=c.item, asked=c.asked, topics=c.topics, missing=c.missing,
                        quotes=[quote(at[i]) for i in c.turns[:2]],

@@ -20,7 +20,7 @@ def session_risk_review(store: Store, session: Session) -> RiskReview | None:
     turns = store.current_turns(session.session_id)
     labels = {t.id: stored_labels(store, t.id) for t in turns if t.speaker == "counselor"}
     return review(persona.risk.must_assess, turns, labels,
-                  [f.id for f in persona.hidden_facts if f.needs_follow_up])
+                  persona.follow_up_facts())
 
 
 def coach_card(store: Store, session_id: str) -> str:
