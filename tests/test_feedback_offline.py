@@ -243,6 +243,10 @@ def test_helping_skills_takes_advice_filler_and_agreement_from_the_utterance_cod
     advice = "You need to get more sleep, it's that simple."
     assert code_turn(_said((advice, "PERSUADE", None)), advice, rubric).codes == {
         "helping_skill": "direct_guidance"}
+    hello = ("Hi Farida.", "NC", None), ("What brings you in today?", "Q", "OQ")
+    assert code_turn(_said(*hello).model_copy(update={"behaviour": "question", "subtype": "open"}),
+                     "Hi Farida. What brings you in today?", rubric).codes == {
+        "helping_skill": "open_question"}
     bye = "Okay, we're out of time."
     turn = code_turn(_said((bye, "NC", None)), bye, rubric)
     assert turn.codes == {"helping_skill": "other"}

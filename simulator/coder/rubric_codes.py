@@ -48,10 +48,13 @@ class _ItemPlan:
     """MITI 4.2.1 utterance code -> code id (``OfflineHints.miti``; first code listing it wins)."""
 
     def code(self, labels: CounselorLabels, text: str) -> str | None:
-        present = {u.behaviour for u in labels.utterances}
-        for utterance_code in TURN_PRECEDENCE:
-            if utterance_code in present and utterance_code in self.miti:
-                return self.miti[utterance_code]
+        # filler (NC) stands for the turn only when the turn is nothing else: "Hi Farida. What
+        # brings you in?" is its question, not a greeting
+        said = {u.behaviour for u in labels.utterances}
+        taken, _ = turn_code(labels.utterances,
+                             set(self.miti) - ({"NC"} if said - {"NC"} else set()))
+        if taken is not None:
+            return self.miti[taken]
         for code_id, pattern in self.cues:
             if pattern.search(text):
                 return code_id
