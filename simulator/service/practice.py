@@ -137,6 +137,29 @@ def clean_turn_text(text: str) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Heard:
+    """How the engine took a trainee turn: its engine codes, the client's step (state and plan)
+    and the turn's seeded generator, which ``engine.speak`` goes on drawing from."""
+
+    coded: CodedTurn
+    fresh: bool
+    """The codes are new (not yet stored)."""
+    step: engine.Step
+    rng: random.Random
+
+
+@dataclass(frozen=True)
+class Hearing:
+    """A trainee turn being heard while it is stored: ``text`` as turn ``idx`` after
+    ``context``, and the work in flight (a worker thread)."""
+
+    text: str
+    idx: int
+    context: list[Utterance]
+    heard: asyncio.Future[Heard]
+
+
 def store_grade(store: Store, turn_id: int, grade: TurnGrade) -> None:
     """Keep a turn's grade (pending ones too, so ``counselsim regrade`` can find them)."""
     store.add_grade(turn_id, grade.rubric_id, status=grade.status, values=dict(grade.values),
@@ -368,7 +391,7 @@ class Practice:
         ``seen``: how many turns the sender's window showed; if the conversation has moved on
         (another tab's turn, a rewind), ``TurnRejected`` and nothing is stored.
         """
-        self._own_active(session_id, trainee)
+        session = self._own_active(session_id, trainee)
         text = clean_turn_text(text)
         held = self._inflight.get(session_id)
         if held is not None:
@@ -378,24 +401,41 @@ class Practice:
             raise TurnBusy(BUSY)
         self._inflight[session_id] = key or ""  # no await since the check: atomic on the loop
         try:
-            try:
-                # committed (an fsync) in a worker thread: other trainees keep streaming
-                turn, fresh = await asyncio.to_thread(self._store_counselor, session_id, text,
-                                                      key, seen)
-            except Conflict:
-                raise TurnRejected(MOVED) from None
-            except StorageError as exc:
-                log.warning("trainee turn not saved: %s", exc)
-                raise TurnNotSaved(f"Your turn was not saved: {storage_problem(exc)}. Send it "
-                                   "again in a moment.") from exc
-            if not fresh:
-                yield TurnEvent(kind="duplicate", data={"turn_id": turn.id, "idx": turn.idx})
-                return
-            yield TurnEvent(kind="stored", data={"turn_id": turn.id, "idx": turn.idx})
-            async for event in self._reply(session_id, trainee):
-                yield event
+            with self._reply_coming():
+                async for event in self._take_turn(session, trainee, text, key, seen):
+                    yield event
         finally:
             self._inflight.pop(session_id, None)
+
+    async def _take_turn(self, session: Session, trainee: str, text: str, key: str | None,
+                         seen: int | None) -> AsyncIterator[TurnEvent]:
+        session_id = session.session_id
+        # Hearing the turn (coding it, the client's plan) is no model call: it runs in one
+        # worker thread while another commits the turn (an fsync), so the reply waits for the
+        # longer of the two, not their sum (bench turn --single-slot). Nothing reaches a model
+        # before the commit.
+        before = self.store.current_turns(session_id)
+        persona = self.library.persona(session.persona_id)
+        hearing = Hearing(text, len(before), self.history(before), asyncio.ensure_future(
+            asyncio.to_thread(self._hear, session.session_id, persona, before, text)))
+        try:
+            turn, fresh = await asyncio.to_thread(self._store_counselor, session_id, text,
+                                                  key, seen)
+        except Conflict:
+            raise TurnRejected(MOVED) from None
+        except StorageError as exc:
+            log.warning("trainee turn not saved: %s", exc)
+            raise TurnNotSaved(f"Your turn was not saved: {storage_problem(exc)}. Send it "
+                               "again in a moment.") from exc
+        finally:
+            if not hearing.heard.done():  # a refused turn: let the work finish, unread
+                hearing.heard.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if not fresh:
+            yield TurnEvent(kind="duplicate", data={"turn_id": turn.id, "idx": turn.idx})
+            return
+        yield TurnEvent(kind="stored", data={"turn_id": turn.id, "idx": turn.idx})
+        async for event in self._make_reply(session_id, trainee, hearing):
+            yield event
 
     def _store_counselor(self, session_id: str, text: str, key: str | None,
                          seen: int | None) -> tuple[Turn, bool]:
@@ -419,20 +459,21 @@ class Practice:
             raise TurnBusy(BUSY)
         self._inflight[session_id] = ""
         try:
-            async for event in self._reply(session_id, trainee):
-                yield event
+            with self._reply_coming():
+                async for event in self._make_reply(session_id, trainee):
+                    yield event
         finally:
             self._inflight.pop(session_id, None)
 
-    async def _reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
-        # Announced to the client model's endpoint from now until the reply's stream has ended:
-        # on a one-slot server a running grade steps aside before the engine codes the turn.
+    def _reply_coming(self) -> contextlib.AbstractContextManager[None]:
+        """Announce a reply to the client model's endpoint from the trainee's send until the
+        reply's stream has ended: on a one-slot server a running grade steps aside, and no grade
+        builds its prompt on the loop while the turn is stored and coded."""
         gate = self._gate(self.settings.client_model) if self.client_model is not None else None
-        with gate.reply_coming() if gate is not None else contextlib.nullcontext():
-            async for event in self._make_reply(session_id, trainee):
-                yield event
+        return gate.reply_coming() if gate is not None else contextlib.nullcontext()
 
-    async def _make_reply(self, session_id: str, trainee: str) -> AsyncIterator[TurnEvent]:
+    async def _make_reply(self, session_id: str, trainee: str,
+                          hearing: Hearing | None = None) -> AsyncIterator[TurnEvent]:
         session = self._own_active(session_id, trainee)
         persona = self.library.persona(session.persona_id)
         turns = self.store.current_turns(session_id)
@@ -442,8 +483,14 @@ class Practice:
         context = self.history(turns[:-1])
         client = await self._live(self.client_model, self.settings.client_model)
         grader = await self._live(self.grader_model, self.settings.grader_model)
-        # in a worker thread: the coder's transformer takes a few ms the other sessions need
-        coded, fresh = await asyncio.to_thread(self._code, last, context)
+        if hearing is not None and (hearing.text, hearing.idx, hearing.context) == (
+                last.text, last.idx, context):
+            heard = await hearing.heard
+        else:  # a retry: codes stored by the first try are reused (in a worker thread: the
+            # coder's transformer and the client's sentence encoder take a few ms)
+            heard = await asyncio.to_thread(self._hear, session_id, persona, turns[:-1],
+                                            last.text, last)
+        coded, fresh, step, rng = heard.coded, heard.fresh, heard.step, heard.rng
         # Codes (and an offline grade) are committed in a worker thread while the client answers:
         # they are derived data, and two fsyncs on the way to the first token were most of the
         # engine's own latency (bench turn). Awaited before the reply is stored, so rows keep
@@ -454,12 +501,6 @@ class Practice:
             self._save_derived, last, coded if fresh else None,
             self._start_grading(session, last, turns, coded, fresh, grader=grader,
                                 later=start_llm_grade)))
-
-        rng = random.Random(f"{session_id}:{last.idx}")
-        # in a worker thread too: understanding the turn runs the client's sentence encoder
-        step = await asyncio.to_thread(engine.respond, persona,
-                                       self._state_before(persona, turns[:-1]),
-                                       coded.code_list(), last.text, rng, context)
         plan = step.plan
         used = {t.text for t in turns if t.speaker == "client"}
         revised = False
@@ -526,16 +567,29 @@ class Practice:
         return {"limits": limits_for(spec, self.settings), "spec": spec,
                 "gate": self._gate(spec), "on_failure": self._report_failure, "info": info}
 
-    def _code(self, turn: Turn, context: list[Utterance]) -> tuple[CodedTurn, bool]:
-        """The turn's engine codes, and True when they are new (not yet stored)."""
+    def _hear(self, session_id: str, persona: Persona, before: list[Turn], text: str,
+              stored: Turn | None = None) -> Heard:
+        """Code the trainee turn ``text`` said after ``before`` and plan the client's answer.
+        ``stored``: the turn once committed, whose codes a first try may have stored already."""
+        context = self.history(before)
         rubric = self.engine_rubric
-        for record in reversed(self.store.codes(turn.id)):
+        coded, fresh = None, True
+        for record in reversed(self.store.codes(stored.id) if stored is not None else []):
             if record.rubric_id == rubric.id and record.labels:
                 labels = CounselorLabels.model_validate(record.labels)
-                return code_turn(labels, turn.text, rubric), False
-        # utterance-level MITI codes too (coder.miti): the report counts every utterance
-        labels = with_utterances(self.coder, turn.text, context)
-        return code_turn(labels, turn.text, rubric), True
+                coded, fresh = code_turn(labels, text, rubric), False
+                break
+        if coded is None:
+            coded = code_turn(self._labels(text, context), text, rubric)
+        rng = random.Random(f"{session_id}:{len(before) if stored is None else stored.idx}")
+        step = engine.respond(persona, self._state_before(persona, before), coded.code_list(),
+                              text, rng, context)
+        return Heard(coded, fresh, step, rng)
+
+    def _labels(self, text: str, context: list[Utterance]) -> CounselorLabels:
+        """The coder's reading of a trainee turn, with utterance-level MITI codes (coder.miti):
+        the report counts every utterance."""
+        return with_utterances(self.coder, text, context)
 
     def _save_derived(self, turn: Turn, coded: CodedTurn | None, grade: TurnGrade | None) -> None:
         if coded is not None:
