@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     client_model: str = "offline"
     grader_model: str = "offline"
     coder: str = "offline"
+    coder_threads: int = Field(2, ge=1, le=16)
+    """Threads the offline coder's transformer may use for one turn. Two take about a quarter
+    off a turn's coding on an otherwise idle second core, and coding is on the way to the
+    client's first token; the threads do not spin, so a busy machine loses nothing."""
     rubric: str = "miti-4.2.1"
     """The rubric used when a session does not name one."""
     engine_rubric: str = "miti-4.2.1"

@@ -43,6 +43,19 @@ def test_is_a_coder_and_cached(coder):
     assert load_offline_coder() is coder
 
 
+def test_two_threads_code_like_one(coder):
+    """The app's live coding may use two threads (settings.coder_threads); same labels."""
+    two = load_offline_coder(threads=2)
+    assert two is not coder and load_offline_coder(threads=2) is two
+    items = [("What brings you here today?", []), ("So you feel stuck.", CLIENT),
+             ("You need to cut down on the drinking.", CLIENT),
+             ("It sounds like the evenings are the hardest part for you.", CLIENT)]
+    for (text, ctx) in items:
+        a, b = coder.code_counselor(text, ctx), two.code_counselor(text, ctx)
+        assert (a.behaviour, a.subtype) == (b.behaviour, b.subtype)
+        assert abs(a.confidence - b.confidence) < 1e-3
+
+
 @pytest.mark.parametrize(("text", "behaviour", "subtype"), [
     ("What brings you here today?", "question", "open"),
     ("How would you like things to be different?", "question", "open"),

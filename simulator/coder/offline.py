@@ -225,7 +225,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 @lru_cache(maxsize=4)
 def _load(path: str, stamp: tuple[int, int] | None,
-          onnx_stamp: tuple[int, int] | None) -> OfflineCoder:
+          onnx_stamp: tuple[int, int] | None, threads: int = 1) -> OfflineCoder:
     """Cached by path and by both files' modification time and size (the stamps are only the
     cache key), so a model trained again in the same process is read again."""
     model = CoderModel.load(path)
@@ -241,12 +241,14 @@ def _load(path: str, stamp: tuple[int, int] | None,
     if file_sha256(onnx) != want:
         raise ValueError(f"{onnx}: not the behaviour model {Path(path).name} was trained with "
                          "(run counselsim train-coder again)")
-    return OfflineCoder(model, behaviour=BehaviourModel(onnx))
+    return OfflineCoder(model, behaviour=BehaviourModel(onnx, threads=threads))
 
 
-def load_offline_coder(path: str | Path | None = None) -> OfflineCoder:
+def load_offline_coder(path: str | Path | None = None, *, threads: int = 1) -> OfflineCoder:
     """The shipped offline coder, or a saved one: the ``.npz`` and, when it was trained with one,
     its ``.behaviour.onnx`` beside it, checked by hash so a stale file is never averaged in.
-    Cached per process; loads from disk, never the network."""
+    ``threads``: for the transformer's one call (the app's live coding may use two; benchmarks
+    keep one, their figures are per core). Cached per process; loads from disk, never the
+    network."""
     npz = Path(path) if path is not None else MODEL_PATH
-    return _load(str(npz), _stamp(npz), _stamp(behaviour_path(npz)))
+    return _load(str(npz), _stamp(npz), _stamp(behaviour_path(npz)), threads)

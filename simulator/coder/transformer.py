@@ -115,10 +115,12 @@ class BehaviourModel:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        # One thread per call: the app codes one turn at a time beside other sessions, and the
-        # bench's utterances_per_s is a one-core figure.
+        # One thread per call by default: the bench's utterances_per_s is a one-core figure.
+        # The app's live coding may take two (settings.coder_threads); they wait without
+        # spinning, so other sessions' work on a busy machine keeps the cores.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(onnx_path), options,
                                                 providers=["CPUExecutionProvider"])

@@ -151,12 +151,12 @@ class Heard:
 
 @dataclass(frozen=True)
 class Hearing:
-    """A trainee turn being heard while it is stored: ``text`` as turn ``idx`` after
-    ``context``, and the work in flight (a worker thread)."""
+    """A trainee turn being heard while it is stored: ``session``'s current turns ``before``
+    it, and the work in flight (a worker thread)."""
 
-    text: str
-    idx: int
-    context: list[Utterance]
+    session: Session
+    persona: Persona
+    before: list[Turn]
     heard: asyncio.Future[Heard]
 
 
@@ -199,7 +199,7 @@ class Practice:
         # probe=False: a server that is down now may come up later; availability decides per turn
         return cls(
             settings=settings, library=library, store=store,
-            coder=coder or load_offline_coder(),
+            coder=coder or load_offline_coder(threads=settings.coder_threads),
             client_model=client_model or chat_model(settings.client_model, settings, probe=False),
             grader_model=grader_model or chat_model(settings.grader_model, settings, probe=False),
             availability=Availability([settings.client_model, settings.grader_model],
@@ -416,8 +416,8 @@ class Practice:
         # before the commit.
         before = self.store.current_turns(session_id)
         persona = self.library.persona(session.persona_id)
-        hearing = Hearing(text, len(before), self.history(before), asyncio.ensure_future(
-            asyncio.to_thread(self._hear, session.session_id, persona, before, text)))
+        hearing = Hearing(session, persona, before, asyncio.ensure_future(
+            asyncio.to_thread(self._hear, session_id, persona, before, text)))
         try:
             turn, fresh = await asyncio.to_thread(self._store_counselor, session_id, text,
                                                   key, seen)
@@ -434,7 +434,7 @@ class Practice:
             yield TurnEvent(kind="duplicate", data={"turn_id": turn.id, "idx": turn.idx})
             return
         yield TurnEvent(kind="stored", data={"turn_id": turn.id, "idx": turn.idx})
-        async for event in self._make_reply(session_id, trainee, hearing):
+        async for event in self._make_reply(session_id, trainee, hearing, turn):
             yield event
 
     def _store_counselor(self, session_id: str, text: str, key: str | None,
@@ -472,24 +472,28 @@ class Practice:
         gate = self._gate(self.settings.client_model) if self.client_model is not None else None
         return gate.reply_coming() if gate is not None else contextlib.nullcontext()
 
-    async def _make_reply(self, session_id: str, trainee: str,
-                          hearing: Hearing | None = None) -> AsyncIterator[TurnEvent]:
-        session = self._own_active(session_id, trainee)
-        persona = self.library.persona(session.persona_id)
-        turns = self.store.current_turns(session_id)
-        if not turns or turns[-1].speaker != "counselor":
-            raise TurnRejected("there is no trainee turn waiting for a reply")
-        last = turns[-1]
-        context = self.history(turns[:-1])
+    async def _make_reply(self, session_id: str, trainee: str, hearing: Hearing | None = None,
+                          stored: Turn | None = None) -> AsyncIterator[TurnEvent]:
+        """The client's reply to the session's last turn, the trainee's. From ``turn``:
+        ``hearing`` that turn, ``stored`` as the next turn after ``hearing.before``; nothing is
+        read again while the hearing runs (reads on the loop slowed it)."""
         client = await self._live(self.client_model, self.settings.client_model)
         grader = await self._live(self.grader_model, self.settings.grader_model)
-        if hearing is not None and (hearing.text, hearing.idx, hearing.context) == (
-                last.text, last.idx, context):
+        if hearing is not None and stored is not None and stored.idx == len(hearing.before):
+            session, persona = hearing.session, hearing.persona
+            turns = [*hearing.before, stored]
             heard = await hearing.heard
-        else:  # a retry: codes stored by the first try are reused (in a worker thread: the
-            # coder's transformer and the client's sentence encoder take a few ms)
+        else:  # a retry, or another replica's turn came between: read the session again
+            session = self._own_active(session_id, trainee)
+            persona = self.library.persona(session.persona_id)
+            turns = self.store.current_turns(session_id)
+            if not turns or turns[-1].speaker != "counselor":
+                raise TurnRejected("there is no trainee turn waiting for a reply")
+            # codes stored by a first try are reused (in a worker thread: the coder's
+            # transformer and the client's sentence encoder take a few ms)
             heard = await asyncio.to_thread(self._hear, session_id, persona, turns[:-1],
-                                            last.text, last)
+                                            turns[-1].text, turns[-1])
+        last = turns[-1]
         coded, fresh, step, rng = heard.coded, heard.fresh, heard.step, heard.rng
         # Codes (and an offline grade) are committed in a worker thread while the client answers:
         # they are derived data, and two fsyncs on the way to the first token were most of the
