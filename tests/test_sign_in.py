@@ -167,3 +167,21 @@ def test_disabled_and_forced_change(service: Any) -> None:
     assert now is not None and not now.must_change
     assert run(sign_ins.resolve(other)) is None  # the other sign-in ended
     assert run(sign_ins.sign_in("ben", one_time, "1.1.1.1")).token is None
+
+
+def test_a_flood_from_one_address_gets_ever_slower_answers_up_to_a_ceiling() -> None:
+    from simulator.service import sign_in
+    from simulator.service.throttle import LoginThrottle
+
+    assert sign_in.tarpit_s(0) == sign_in.TARPIT_S
+    assert sign_in.tarpit_s(sign_in.TARPIT_STEP) == 2 * sign_in.TARPIT_S
+    assert sign_in.tarpit_s(40 * sign_in.TARPIT_STEP) == sign_in.TARPIT_MAX_S
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock)
+    for i in range(20):  # the address's free failures
+        throttle.failed(f"name{i}", "10.0.0.9")
+    assert throttle.address_over("10.0.0.9") == 0
+    for i in range(150):
+        throttle.failed(f"other{i}", "10.0.0.9")
+    assert throttle.address_over("10.0.0.9") == 150
+    assert throttle.address_over("10.0.0.10") == 0

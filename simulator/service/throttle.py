@@ -102,6 +102,12 @@ class LoginThrottle:
             rec = self._addresses.get(address, now)
             return max(0.0, rec.until - now) if rec else 0.0
 
+    def address_over(self, address: str) -> int:
+        """How many failures this address has had beyond its free ones (0: within them)."""
+        with self._lock:
+            rec = self._addresses.get(address, self._now())
+            return max(0, rec.failures - self._addresses.rule.free) if rec else 0
+
     def failed(self, name: str, address: str) -> None:
         with self._lock:
             now = self._now()
