@@ -258,3 +258,24 @@ def test_chat_shows_trainee_and_persona_text_literally_and_sign_in_says_what_thi
     assert out[1] == {"role": "assistant", "content": "&lt;script&gt;alert(1)&lt;/script&gt;"}
     page = sign_in_page()
     assert "CounselSim" in page and "simulated clients" in page and 'action="/login"' in page
+
+
+def test_the_queue_does_not_summarise_its_events_after_each_one() -> None:
+    """Gradio's queue analytics (a DataFrame of its last 10,000 events, after every event) took
+    a tenth of the server's time under load; the app turns it down (web.app)."""
+    import gradio as gr
+
+    from simulator.web.app import quiet_queue_analytics
+
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    demo.queue()
+    queue = demo._queue
+    for name in ("ANALYTICS_MAX_EVENTS", "ANAYLTICS_CACHE_FREQUENCY", "event_analytics",
+                 "compute_analytics_summary"):
+        assert hasattr(queue, name), f"Gradio renamed Queue.{name}: update quiet_queue_analytics"
+    quiet_queue_analytics(demo)
+    queue.events_recorded = 5_000
+    summary = queue.compute_analytics_summary([{"function": "f", "status": "success",
+                                                "process_time": 1.0}])
+    assert summary == {"functions": {}}  # the cached (empty) summary: nothing computed

@@ -110,12 +110,24 @@ def make_context(settings: Settings, practice: Practice | None = None) -> WebCon
     return WebContext(practice=practice, models=practice.describe_models())
 
 
+def quiet_queue_analytics(demo: gr.Blocks) -> None:
+    """Gradio's queue summarises its last 10,000 events in a pandas DataFrame after every event
+    (for a monitoring page this app turns off): under a class's load that was about a tenth of
+    the server's time, growing as the server ran (py-spy on `counselsim bench load`). Keep one
+    event and never recompute. Checked by tests/test_web_units.py, so an upgrade of Gradio that
+    renames these is noticed."""
+    queue = demo._queue
+    queue.ANALYTICS_MAX_EVENTS = 1
+    queue.ANAYLTICS_CACHE_FREQUENCY = 2**62  # sic: Gradio's spelling
+
+
 def build_app(settings: Settings, practice: Practice | None = None) -> tuple[FastAPI, WebContext]:
     """The FastAPI app with the Gradio UI mounted at ``/`` behind CounselSim's own sign-in
     (``auth_routes``: stored, expiring sign-ins; throttled password checks in their own pool)."""
     ctx = make_context(settings, practice)
     demo = build_blocks(ctx)
     demo.queue(default_concurrency_limit=64, max_size=512)
+    quiet_queue_analytics(demo)
     app = FastAPI(title="CounselSim", docs_url=None, redoc_url=None, openapi_url=None)
     sign_ins = SignIns(ctx.store, hours=settings.sign_in_hours,
                        idle_minutes=settings.sign_in_idle_minutes,
