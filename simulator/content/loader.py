@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -242,3 +243,16 @@ def load_model_file(model: type[M], path: Path) -> M:
 def load_model_text(model: type[M], text: str, path: str) -> M:
     """Same as load_model_file for text held in memory (the browser editor)."""
     return parse_model(model, load_yaml_text(text, path), path)
+
+
+def load_recorded(model: type[M], content_id: str, sha256: str, text: str) -> M:
+    """A stored content version (a session's persona or rubric as it recorded it), parsed once
+    per process: a version never changes, and parsing it again was a large share of a turn's
+    server time (the coach panel reads the session's persona every turn; the MITI rubric takes
+    about 0.3 s to parse, once per session listed in My progress). Callers must not mutate it."""
+    return _recorded(model, content_id, sha256, text)  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=128)
+def _recorded(model: type[BaseModel], content_id: str, sha256: str, text: str) -> BaseModel:
+    return load_model_text(model, text, f"{content_id}@{sha256[:12]}")

@@ -26,7 +26,6 @@ or as percentages (``100 * CR / (SR + CR)`` with 40/50); thresholds at or below 
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
@@ -377,27 +376,10 @@ def stored_utterances(store: Store, turn_id: int) -> list[UtteranceCode]:
     return []
 
 
-_PARSED_RUBRICS: dict[tuple[str, str], Rubric] = {}
-_PARSED_LOCK = threading.Lock()
-MAX_PARSED_RUBRICS = 64
-
-
 def session_rubric(store: Store, session: Session) -> Rubric:
-    """The rubric exactly as the session recorded it (parsed from the stored YAML text).
-
-    Parsed once per stored version (content id and sha256): parsing the MITI rubric takes about
-    0.3 s, and My progress asks for it once per session listed (it made the tab take seconds).
-    """
-    from simulator.content.loader import load_model_text
+    """The rubric exactly as the session recorded it (parsed from the stored YAML text, once
+    per stored version: ``content.loader.load_recorded``)."""
+    from simulator.content.loader import load_recorded
 
     content = store.get_content("rubric", session.rubric_id, session.rubric_sha)
-    key = (content.id, content.sha256)
-    with _PARSED_LOCK:
-        parsed = _PARSED_RUBRICS.get(key)
-    if parsed is None:
-        parsed = load_model_text(Rubric, content.content, f"{content.id}@{content.sha256[:12]}")
-        with _PARSED_LOCK:
-            if len(_PARSED_RUBRICS) >= MAX_PARSED_RUBRICS:
-                _PARSED_RUBRICS.pop(next(iter(_PARSED_RUBRICS)))
-            _PARSED_RUBRICS[key] = parsed
-    return parsed
+    return load_recorded(Rubric, content.id, content.sha256, content.content)

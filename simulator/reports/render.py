@@ -240,10 +240,10 @@ def load_rules(feedback_dir: Path) -> HighlightRules:
 
 def session_persona(store: Store, session: Session) -> Persona:
     """The persona exactly as the session recorded it."""
-    from simulator.content.loader import load_model_text
+    from simulator.content.loader import load_recorded
 
     content = store.get_content("persona", session.persona_id, session.persona_sha)
-    return load_model_text(Persona, content.content, f"{content.id}@{content.sha256[:12]}")
+    return load_recorded(Persona, content.id, content.sha256, content.content)
 
 
 def _shown_codes(rubric: Rubric, values: dict[str, Value]) -> list[str]:
