@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from simulator.bench.turn import TRAINEE_TURNS, machine_info, pct, summary
-from simulator.settings import Settings, defaults
+from simulator.settings import ModelSettings, Settings, defaults
 
 MAX_USERS = 500
 MAX_TURNS = 100
@@ -122,8 +122,15 @@ def _serve_child(config_path: str) -> None:
         practice.client_model = LatencyChatModel(messages=iter(()), latency_s=latency_s)
         practice.grader_model = latency_grader(  # type: ignore[assignment]
             practice.library.rubric(settings.rubric), 2 * latency_s)
-        practice.settings = settings.model_copy(update={"client_model": FAKE_SPEC,
-                                                        "grader_model": FAKE_SPEC})
+        # The fakes answer any number at once, like a hosted model: measured is the app's own
+        # capacity. Under its loopback address a fake would count as one local server with
+        # one slot (llm.limits), and 100 trainees would queue for it (3 replies a second).
+        practice.settings = settings.model_copy(update={
+            "client_model": FAKE_SPEC, "grader_model": FAKE_SPEC,
+            "models": {**settings.models, FAKE_SPEC: ModelSettings(max_concurrency=1024)}})
+        # nothing listens at the fake's address: the header's availability checks would probe
+        # it (and load the SDKs to classify the refusal) on page loads, which no class pays
+        practice.availability = None
     app, _ctx = build_app(settings, practice)
     uvicorn.run(app, host="127.0.0.1", port=int(cfg["port"]), log_level="error",
                 server_header=False, access_log=False)
