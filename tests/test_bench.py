@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from simulator.bench import load as bench_load
-from simulator.bench.suite import performance_table
+from simulator.bench.suite import HAND_WRITTEN, performance_doc, performance_table
 from simulator.bench.turn import pct, run_turn_bench, summary
 
 
@@ -123,6 +123,14 @@ def test_performance_table_is_made_from_the_bench_all_file() -> None:
     assert "2026-11-22 on 2 CPU cores" in table
     for figure in ("9.5 / 14.25 ms", "1.01 / 1.04", "200/200", "33.3", "410.5", "0 / 0", "0.61"):
         assert figure in table, figure
+
+    # the doc keeps what was written by hand below its marker; writing it again changes nothing
+    existing = f"# Performance\n\nold table\n\n{HAND_WRITTEN}\n\n## Client\n\nby hand | 98.7%\n"
+    doc = performance_doc(results, "bench.json", existing)
+    assert "old table" not in doc and "9.5 / 14.25 ms" in doc
+    assert doc.endswith(f"{HAND_WRITTEN}\n\n## Client\n\nby hand | 98.7%\n")
+    assert performance_doc(results, "bench.json", doc) == doc
+    assert HAND_WRITTEN not in performance_doc(results, "bench.json")
 
 
 def test_bench_abuse_runs_against_a_live_app_briefly() -> None:

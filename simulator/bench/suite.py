@@ -71,7 +71,8 @@ def run_all(out: Path, *, data: Path | None = None, users: int = 100, turns: int
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if doc is not None:
         doc.parent.mkdir(parents=True, exist_ok=True)
-        doc.write_text(performance_doc(results, out.name), encoding="utf-8")
+        kept = doc.read_text(encoding="utf-8") if doc.exists() else ""
+        doc.write_text(performance_doc(results, out.name, kept), encoding="utf-8")
     return {"out": str(out), **{k: _headline(results[k]) for k in ("coder", "turn", "load")}}
 
 
@@ -148,8 +149,13 @@ def single_slot_rows(ss: dict[str, Any]) -> list[str]:
         f"| |"]
 
 
-def performance_doc(results: dict[str, Any], source: str) -> str:
-    """docs/performance.md: the table, how it was measured, and how to measure it again."""
+HAND_WRITTEN = ("<!-- Below: other benches' figures, written by hand; `counselsim bench all` "
+                "keeps this part. -->")
+
+
+def performance_doc(results: dict[str, Any], source: str, existing: str = "") -> str:
+    """docs/performance.md: the table, how it was measured, and how to measure it again; then
+    whatever ``existing`` (the file as it was) holds after ``HAND_WRITTEN``, kept as it is."""
     cmds = results.get("commands", {})
     lines = [
         "# Performance",
@@ -174,10 +180,11 @@ def performance_doc(results: dict[str, Any], source: str) -> str:
         "- **coder**: the offline coder against AnnoMI's human codes on its held-out dev split.",
         "- **single-slot server**: client and LLM grader both through ChatOpenAI over HTTP to "
         "one loopback server (the stub in `tests/stub_llm_server.py`) that serves one request at "
-        "a time and waits the model latency before every answer; turns back to back, so the "
-        "previous turn's grade is running whenever a reply needs the slot. The reply goes first: "
-        "the grade is cancelled and sent again (preempted). Time to the server = engine + SDK "
-        "+ that hand-over; the slot wait shows the reply never queued behind a grade.",
+        "a time and waits the model latency before every answer; turns back to back, the "
+        "hardest case. The reply goes first: it is announced from the trainee's send, a running "
+        "grade is cancelled and sent again (preempted), and no grade starts until the reply "
+        "has streamed (back to back, the grades wait for the trainee to pause). Time to the "
+        "server = engine + SDK; the slot wait shows the reply never queued behind a grade.",
         "",
         "## Measure again",
         "",
@@ -191,4 +198,5 @@ def performance_doc(results: dict[str, Any], source: str) -> str:
         "most of a turn's overhead (every turn is committed with `synchronous=FULL` before the "
         "model is called).",
     ]
-    return "\n".join(lines) + "\n"
+    _, marker, kept = existing.partition(HAND_WRITTEN)
+    return "\n".join(lines) + "\n" + (f"\n{marker}{kept}" if marker else "")
