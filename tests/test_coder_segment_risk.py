@@ -23,6 +23,11 @@ def parts(text: str) -> list[str]:
     ("Wow!  That took courage.\nWhat helped?", ["Wow!", "That took courage.", "What helped?"]),
     ("Mm-hmm.", ["Mm-hmm."]),
     ("no punctuation at all", ["no punctuation at all"]),
+    # a greeting before a comma is its own (uncoded) utterance; the question after it counts
+    ("Hi Tomasz, what brings you in today?", ["Hi Tomasz,", "what brings you in today?"]),
+    ("Good morning Mrs Patel, thanks for coming.", ["Good morning Mrs Patel,",
+                                                    "thanks for coming."]),
+    ("Hi, ok.", ["Hi, ok."]),
 ])
 def test_segments_are_complete_thoughts(text: str, expected: list[str]) -> None:
     assert parts(text) == expected

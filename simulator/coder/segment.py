@@ -14,6 +14,9 @@ reflection and a question. The rules here, in order:
 3. A bare check on the sentence before ("Is that right?", "Did I get that?", "Right?") joins it:
    it asks the client to confirm the reflection, not for new information, so it adds no
    Question (coding it as one would let "reflection + is that right?" lower R:Q).
+4. A greeting that opens the turn before a comma ("Hi Tomasz, what brings you in today?") is an
+   utterance of its own: MITI leaves the greeting uncoded and codes the question. Kept in one,
+   the whole turn was read as a greeting and the trainee's first open question went uncounted.
 
 Offsets are character offsets into the original text, stripped of surrounding whitespace, so
 ``text[start:end]`` is each utterance exactly as typed.
@@ -75,6 +78,18 @@ def _is_fragment(chunk: str) -> bool:
     return all(w in _MARKERS for w in words) or len(words) < 2
 
 
+_GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|welcome)"
+                       r"(?:\s+[A-Z][\w'’-]*){0,2}\s*,\s*", re.IGNORECASE)
+
+
+def _split_greeting(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
+    s, e = span
+    m = _GREETING.match(text[s:e])
+    if m is None or len(_words(text[s + m.end():e])) < 2:
+        return [span]
+    return [(s, s + len(m.group().rstrip())), (s + m.end(), e)]
+
+
 def segment(text: str) -> list[tuple[int, int]]:
     """The utterances of a turn as ``(start, end)`` character offsets (see the module rules).
     An empty or blank turn has none; a turn with no sentence break is one utterance."""
@@ -97,4 +112,6 @@ def segment(text: str) -> list[tuple[int, int]]:
             merged[-1] = (merged[-1][0], spans[-1][1])
         else:
             merged.append((carry, spans[-1][1]))
+    if merged:
+        merged[:1] = _split_greeting(text, merged[0])
     return merged
