@@ -138,6 +138,9 @@ class SignIns:
         self._pool = ThreadPoolExecutor(max_workers=max(1, hash_workers),
                                         thread_name_prefix="counselsim-hash",
                                         initializer=_lower_priority)
+        # Account lookups of sign-in attempts run here, not in the event loop's default pool,
+        # which stores and codes trainees' turns: a flood of attempts queues behind itself.
+        self._lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="counselsim-lookup")
         self._waiting = 0
         self._cache: OrderedDict[str, tuple[Who | None, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -148,6 +151,7 @@ class SignIns:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._lookups.shutdown(wait=False, cancel_futures=True)
 
     def _tarpit(self, address: str) -> float:
         return tarpit_s(self.throttle.address_over(address))
@@ -173,7 +177,8 @@ class SignIns:
             return Outcome(message=f"Too many failed sign-ins for this name. Try again in "
                                    f"{minutes(wait)}.", status=429, retry_after_s=int(wait) + 1)
         try:
-            account = await asyncio.to_thread(self._account, name)
+            account = await asyncio.get_running_loop().run_in_executor(self._lookups,
+                                                                       self._account, name)
         except StorageError as exc:
             log.warning("sign-in lookup failed: %s", exc)
             return Outcome(message=storage_message(exc), status=503)
