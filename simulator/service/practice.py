@@ -474,9 +474,10 @@ class Practice:
 
     async def _make_reply(self, session_id: str, trainee: str, hearing: Hearing | None = None,
                           stored: Turn | None = None) -> AsyncIterator[TurnEvent]:
-        """The client's reply to the session's last turn, the trainee's. From ``turn``:
-        ``hearing`` that turn, ``stored`` as the next turn after ``hearing.before``; nothing is
-        read again while the hearing runs (reads on the loop slowed it)."""
+        """The client's reply to the session's last turn, the trainee's. From ``turn``,
+        ``hearing`` is that turn being heard and ``stored`` the turn as committed (the next after
+        ``hearing.before``): nothing is read again while the hearing runs (reads on the loop
+        slowed it). Without them (a retry), the session is read from the store."""
         client = await self._live(self.client_model, self.settings.client_model)
         grader = await self._live(self.grader_model, self.settings.grader_model)
         if hearing is not None and stored is not None and stored.idx == len(hearing.before):
