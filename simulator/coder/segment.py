@@ -79,7 +79,8 @@ def _is_fragment(chunk: str) -> bool:
 
 
 _GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|welcome)"
-                       r"(?:\s+[A-Z][\w'’-]*){0,2}\s*,\s*", re.IGNORECASE)
+                       r"(?:\s+[\w'’-]+){0,2}\s*,\s*", re.IGNORECASE)
+"""A greeting, up to two words after it (a name, "there", "again"), a comma."""
 
 
 def _split_greeting(text: str, span: tuple[int, int]) -> list[tuple[int, int]]:

@@ -418,6 +418,8 @@ class Practice:
         persona = self.library.persona(session.persona_id)
         hearing = Hearing(session, persona, before, asyncio.ensure_future(
             asyncio.to_thread(self._hear, session_id, persona, before, text)))
+        # a refused or duplicate turn leaves the work unread: its failure is not worth a log line
+        hearing.heard.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             turn, fresh = await asyncio.to_thread(self._store_counselor, session_id, text,
                                                   key, seen)
@@ -427,9 +429,6 @@ class Practice:
             log.warning("trainee turn not saved: %s", exc)
             raise TurnNotSaved(f"Your turn was not saved: {storage_problem(exc)}. Send it "
                                "again in a moment.") from exc
-        finally:
-            if not hearing.heard.done():  # a refused turn: let the work finish, unread
-                hearing.heard.add_done_callback(lambda f: f.cancelled() or f.exception())
         if not fresh:
             yield TurnEvent(kind="duplicate", data={"turn_id": turn.id, "idx": turn.idx})
             return
