@@ -115,6 +115,22 @@ def test_the_coach_never_criticises_or_rewrites_a_risk_question(
     assert "This is the skill" in out.rationale
 
 
+@pytest.mark.parametrize("question, expects_no", [
+    ("You're not suicidal or anything, are you?", True),
+    ("You don't have any plans to hurt yourself, do you?", True),
+    ("Have you had thoughts of ending your life?", False),
+    ("Are you having thoughts of suicide?", False),
+])
+def test_a_risk_question_framed_to_be_answered_no_is_named(
+        miti: Rubric, question: str, expects_no: bool) -> None:
+    coded = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
+                      codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)
+    out = coach_turn(coded, miti, [], question, must_assess=FARIDA)
+    assert out.featured == "risk" and out.alternative is None
+    assert ('framed to be answered "no"' in out.rationale) is expects_no
+    assert ("This is the skill" in out.rationale) is not expects_no
+
+
 def test_an_ordinary_closed_question_is_still_coached(miti: Rubric) -> None:
     coded = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
                       codes={"behaviour": "Q", "question_type": "CQ"}, rubric_id=miti.id)

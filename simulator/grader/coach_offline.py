@@ -101,6 +101,11 @@ _TAG_QUESTION = re.compile(
     re.IGNORECASE)
 _TAG_MARK = re.compile(r",\s*(you know|right|innit|eh|yeah)\?$", re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+_EXPECTS_NO = re.compile(
+    r"(?:\bnot\b|n't\b)[^?]*,\s*(?:are|do|would|have|is|did|were|will)\s+(?:you|it|there)"
+    r"\s*\?\s*$|\bor anything\b[^?]*\?", re.IGNORECASE)
+"""A question framed to be answered "no" ("You're not suicidal or anything, are you?"): risk is
+asked, but in words that tell the client which answer is wanted."""
 _CLAUSE_BREAK = re.compile(r"\s*(?:;|,?\s+(?:and|but|so|because|cos|though)\s+|,\s+)",
                            re.IGNORECASE)
 # What the client's words lean towards (MI talk types), for the complex reflection's frame.
@@ -522,6 +527,7 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
                              for u in utterances_all),
         "own_clause": own_clause[:1].lower() + own_clause[1:] if own_clause else None,
         "risk": risk,
+        "risk_expects_no": bool(risk and _EXPECTS_NO.search(turn_text)),
         "closing": not risk and closes_session(
             turn_text, sum(1 for u in transcript if u.speaker == "counselor") + 1),
         "risk_possible": possible,
