@@ -34,7 +34,8 @@ from typing import Any, Protocol
 from simulator.coder.evaluation import summary
 from simulator.coder.labels import MITI_BEHAVIOURS, UtteranceCode
 from simulator.coder.miti_data import TraineeUtterance, read_trainee
-from simulator.coder.risk import RISK_TOPICS, detect_risk
+from simulator.coder.risk import RISK_TOPICS
+from simulator.coder.risk_meaning import find_risk
 
 NON_ADHERENT = ("CONFRONT", "PERSUADE")
 
@@ -153,7 +154,7 @@ def run_miti_bench(data: str | Path, coder: UtteranceCoder, *, split: str = "tes
         progress(f"coded {len(coded)} counselor utterances in {elapsed:.2f} s")
     by_id = {r.id: c for r, c in zip(counselor, coded, strict=True)}
     found = [by_id[r.id].risk if r.id in by_id
-             else detect_risk(r.text, [u.text for u in r.context]) for r in rows]
+             else find_risk(r.text, [u.text for u in r.context]) for r in rows]
     truth = [r.behaviour or "NC" for r in counselor]
     pred = [c.behaviour for c in coded]
     qpairs = [(r.question_type, c.question_type) for r, c in zip(counselor, coded, strict=True)

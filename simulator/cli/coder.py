@@ -64,6 +64,21 @@ def train_miti_command(data: Path | None, out: Path | None, as_json: bool) -> di
     return report
 
 
+def train_risk_command(data: Path | None, out: Path | None, as_json: bool) -> dict[str, Any]:
+    from simulator.coder.risk_training import train_risk_head
+
+    report = train_risk_head(data, out)
+    if not as_json:
+        print(f"model: {report['model']} ({report['size_bytes'] / 1e3:.0f} kB), "
+              f"{report['train_rows']} train-part rows, C={report['C']:g}, "
+              f"threshold {report['threshold']:g}")
+        for name, s in report["cv"].items():
+            print(f"5-fold CV, {name}: risk recall {s['recall']:.3f}, topics found that the row "
+                  f"does not have {s['wrong_topics']}, false alarms on non-risk questions "
+                  f"{s['false_alarms']:.3f}")
+    return report
+
+
 def miti_utterance_coder(spec: str) -> Any:
     """``offline`` (or a saved AnnoMI ``.npz``) gives the shipped MITI utterance coder over it;
     anything else is a model string for the LLM MITI coder, prompted from the MITI rubric."""

@@ -59,12 +59,16 @@ def train_coder(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report last.")] = False,
     transformer: Annotated[bool, typer.Option(help="Also fine-tune the MiniLM behaviour model (needs pip install -e '.[train]'; about 10 minutes on 2 cores).")] = True,
     miti: Annotated[bool, typer.Option("--miti", help="Train the MITI 4.2.1 utterance model instead, on the train part of the trainee-style set (--data: its .jsonl file).")] = False,
+    risk: Annotated[bool, typer.Option("--risk", help="Train the risk-topic head (risk questions by meaning) instead, on the same train part; prints cross-validated recall and false alarms.")] = False,
 ) -> None:
     """Train the offline coder deterministically from AnnoMI; print dev-split metrics."""
-    from simulator.cli.coder import train_coder_command, train_miti_command
+    from simulator.cli.coder import train_coder_command, train_miti_command, train_risk_command
 
     try:
+        if miti and risk:
+            raise ValueError("--miti and --risk train different models: give one")
         report = (train_miti_command(data, out, as_json) if miti
+                  else train_risk_command(data, out, as_json) if risk
                   else train_coder_command(data, out, as_json, transformer=transformer))
     except (OSError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None

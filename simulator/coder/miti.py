@@ -49,7 +49,7 @@ from simulator.coder.labels import (
 )
 from simulator.coder.miti_cues import cue_tokens, has_cue, is_question, last_client
 from simulator.coder.offline import MODEL_DIR, CoderModel
-from simulator.coder.risk import detect_risk
+from simulator.coder.risk_meaning import find_risk
 from simulator.coder.segment import segment
 
 MITI_MODEL_PATH = MODEL_DIR / "miti-coder.npz"
@@ -212,7 +212,7 @@ class MitiCoder:
             ctx_texts = [u.text for u in context] + list(before)
             out.append(UtteranceCode(text=text, start=0, end=len(text), behaviour=code,
                                      question_type=qtype, confidence=round(confidence, 4),
-                                     risk=detect_risk(text, ctx_texts)))
+                                     risk=find_risk(text, ctx_texts)))
         return out
 
     def code_counselor_batch(

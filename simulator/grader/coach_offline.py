@@ -37,7 +37,8 @@ from pydantic import BaseModel
 
 from simulator.client.understand import closing as closes_session
 from simulator.coder.labels import CodedTurn, Utterance
-from simulator.coder.risk import TOPIC_NAMES, detect_risk
+from simulator.coder.risk import TOPIC_NAMES
+from simulator.coder.risk_meaning import find_risk
 from simulator.content.rubric import Rubric
 from simulator.grader.risk_review import (
     item_answered,
@@ -495,7 +496,7 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     # The coder's risk topics, and the risk phrasings read here too: a coder that codes whole
     # turns (or an LLM that missed it) must not get a risk question rewritten or marked down.
     risk = sorted(turn_topics(turn_text, labels, must_assess) |
-                  set(detect_risk(turn_text, [u.text for u in transcript])))
+                  set(find_risk(turn_text, [u.text for u in transcript])))
     possible = [] if risk else [item for item in must_assess
                                 if item_topics(item) and loosely_mentions(item, turn_text)]
     asked = [u.text for u in transcript if u.speaker == "counselor"] + [turn_text]
@@ -504,7 +505,7 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     covered = set(risk)
     for i, said in enumerate(transcript):
         if said.speaker == "counselor":
-            covered.update(detect_risk(said.text, [x.text for x in transcript[:i]]))
+            covered.update(find_risk(said.text, [x.text for x in transcript[:i]]))
     risk_todo = [still_to_ask(item, covered) for item in must_assess if item_topics(item) and
                  not item_answered(item, covered) and
                  not any(mentions_item(item, said) for said in asked)]

@@ -1,0 +1,106 @@
+"""Risk topics by meaning: a learned head over the sentence embedding, beside the phrasing rules.
+
+The phrasing rules (``coder.risk``) are precise but only know the wordings their authors thought
+of: on a test part written by someone else they found about six risk items in ten. A risk
+question missed is the worst error the coach can make (the report then says "risk not assessed"
+after the trainee asked), so this module adds what the rules miss: one logistic-regression head
+per topic over the utterance's all-MiniLM-L6-v2 embedding (the encoder the MITI coder already
+runs, so the embedding is usually cached), trained on the risk labels of the trainee-style set.
+
+False alarms teach the wrong thing too ("Do you have a plan for the exam?" is not a suicide-plan
+question), so the head only adds a topic once the conversation is about suicide or self-harm:
+the rules' suicide gate, or a second learned head ("is this utterance about risk at all?") on the
+utterance itself or on one of the last six utterances before it. A topic the rules found is
+never taken away. Thresholds and C were chosen by 5-fold cross-validation on the train part
+(``experiments/risk_head_cv.py``; docs/coder.md has the figures).
+
+The head ships as plain arrays (``model/risk-head.npz``); ``train-coder --miti`` refits it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from simulator.coder.offline import MODEL_DIR
+from simulator.coder.risk import RISK_TOPICS, about_risk, detect_risk
+
+RISK_HEAD_PATH = MODEL_DIR / "risk-head.npz"
+CONTEXT_READ = 6
+"""Utterances before this one that can show the conversation is about risk (as the rules)."""
+
+
+@dataclass
+class RiskHead:
+    """Per-topic weights over [embedding, rules gate] and the "about risk" head's weights."""
+
+    topics: list[str]
+    coef: np.ndarray  # (topics, 385)
+    intercept: np.ndarray  # (topics,)
+    about_coef: np.ndarray  # (384,)
+    about_intercept: float
+    threshold: float
+    """A topic's probability at or above this adds it (once the gate is open)."""
+    gate_threshold: float
+    """The "about risk" probability of a context utterance that opens the gate."""
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, topics=np.array(self.topics), coef=self.coef,
+                            intercept=self.intercept, about_coef=self.about_coef,
+                            about_intercept=np.array(self.about_intercept),
+                            threshold=np.array(self.threshold),
+                            gate_threshold=np.array(self.gate_threshold))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RiskHead:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(topics=[str(t) for t in z["topics"]], coef=z["coef"],
+                       intercept=z["intercept"], about_coef=z["about_coef"],
+                       about_intercept=float(z["about_intercept"]),
+                       threshold=float(z["threshold"]),
+                       gate_threshold=float(z["gate_threshold"]))
+
+    def topic_proba(self, embedding: np.ndarray, gate: bool) -> np.ndarray:
+        x = np.append(embedding.astype(np.float64), 1.0 if gate else 0.0)
+        return 1.0 / (1.0 + np.exp(-(self.coef @ x + self.intercept)))
+
+    def about_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(embeddings.astype(np.float64) @ self.about_coef
+                                      + self.about_intercept)))
+
+
+@cache
+def risk_head() -> RiskHead | None:
+    """The shipped head, or None when the file is absent (the rules then work alone)."""
+    return RiskHead.load(RISK_HEAD_PATH) if RISK_HEAD_PATH.is_file() else None
+
+
+def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = None
+              ) -> list[str]:
+    """The risk topics ``text`` asks about or discloses: the rules' topics plus the head's, in
+    ``RISK_TOPICS`` order. ``context`` is the conversation before it, oldest first."""
+    found = set(detect_risk(text, context))
+    head = head if head is not None else risk_head()
+    if head is None or not text.strip():
+        return [t for t in RISK_TOPICS if t in found]
+    from simulator.coder.sentence import sentence_encoder
+
+    enc = sentence_encoder()
+    recent = [c for c in context[-CONTEXT_READ:] if c.strip()]
+    gate = about_risk(text) or any(about_risk(c) for c in recent)
+    emb = enc.embed_alone([text])[0]
+    proba = head.topic_proba(emb, gate)
+    candidates = {t for t, p in zip(head.topics, proba, strict=True) if p >= head.threshold}
+    if candidates - found and not gate:
+        # only now pay for the context's embeddings (a non-risk conversation rarely gets here)
+        texts = [text, *recent]
+        about = head.about_proba(enc.embed_alone(texts))
+        gate = bool((about[1:] >= head.gate_threshold).any()) or about[0] >= max(
+            head.gate_threshold, 0.95)
+    if gate:
+        found |= candidates
+    return [t for t in RISK_TOPICS if t in found]

@@ -1,0 +1,101 @@
+"""Fit the risk-topic head (``coder.risk_meaning``) on the train part of the trainee-style set.
+
+Every train row counts, counselor questions and client disclosures alike: a row's risk topics are
+its positives, every other row (ordinary questions, look-alikes such as "Do you have a plan for
+the exam?") a negative. Class weights are balanced because a topic has tens of positives against
+about 1,900 negatives. ``cross_validate_risk`` scores rules alone against rules + head by 5-fold
+cross-validation, so a change is judged without reading the test part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
+
+from simulator.coder.miti_data import DEFAULT_DATA, TraineeUtterance, read_trainee
+from simulator.coder.risk import RISK_TOPICS, about_risk, detect_risk
+from simulator.coder.risk_meaning import CONTEXT_READ, RISK_HEAD_PATH, RiskHead, find_risk
+
+C = 10.0
+THRESHOLD = 0.8
+GATE_THRESHOLD = 0.8
+
+
+def _embed(texts: Sequence[str]) -> np.ndarray:
+    from simulator.coder.sentence import sentence_encoder
+
+    return sentence_encoder().embed_alone(list(texts))
+
+
+def _gate(row: TraineeUtterance) -> bool:
+    return about_risk(row.text) or any(about_risk(u.text) for u in row.context[-CONTEXT_READ:])
+
+
+def fit_risk_head(rows: Sequence[TraineeUtterance], c: float = C,
+                  threshold: float = THRESHOLD, gate_threshold: float = GATE_THRESHOLD
+                  ) -> RiskHead:
+    emb = _embed([r.text for r in rows])
+    x = np.hstack([emb, np.array([[1.0 if _gate(r) else 0.0] for r in rows])])
+    coef, intercept = [], []
+    for topic in RISK_TOPICS:
+        y = np.array([topic in r.risk for r in rows])
+        if y.all() or not y.any():  # a small file without this topic: the head never adds it
+            coef.append(np.zeros(x.shape[1]))
+            intercept.append(-50.0 if not y.any() else 50.0)
+            continue
+        m = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x, y)
+        coef.append(m.coef_[0])
+        intercept.append(m.intercept_[0])
+    any_risk = np.array([bool(r.risk) for r in rows])
+    if any_risk.all() or not any_risk.any():
+        raise ValueError("the risk head needs rows with and rows without risk topics")
+    about = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(emb, any_risk)
+    return RiskHead(topics=list(RISK_TOPICS), coef=np.array(coef), intercept=np.array(intercept),
+                    about_coef=about.coef_[0], about_intercept=float(about.intercept_[0]),
+                    threshold=threshold, gate_threshold=gate_threshold)
+
+
+def score(rows: Sequence[TraineeUtterance], found: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Recall over risk items, topics found that the row does not have, and false alarms on
+    non-risk questions (the bench's definitions)."""
+    items = sum(len(r.risk) for r in rows)
+    hit = sum(1 for r, f in zip(rows, found, strict=True) for t in r.risk if t in f)
+    wrong = sum(1 for r, f in zip(rows, found, strict=True) for t in f if t not in r.risk)
+    plain_q = [f for r, f in zip(rows, found, strict=True)
+               if r.speaker == "counselor" and r.behaviour == "Q" and not r.risk]
+    return {"recall": round(hit / items, 4) if items else 0.0, "wrong_topics": wrong,
+            "false_alarms": round(sum(1 for f in plain_q if f) / len(plain_q), 4)
+            if plain_q else 0.0}
+
+
+def cross_validate_risk(rows: Sequence[TraineeUtterance], c: float = C, folds: int = 5
+                        ) -> dict[str, dict[str, float]]:
+    """Rules alone against rules + head, each row scored by a head that never saw it."""
+    rules = [detect_risk(r.text, [u.text for u in r.context]) for r in rows]
+    with_head: list[list[str]] = [[] for _ in rows]
+    idx = np.arange(len(rows))
+    for train, test in KFold(folds, shuffle=True, random_state=13).split(idx):
+        head = fit_risk_head([rows[i] for i in train], c)
+        for i in test:
+            with_head[i] = find_risk(rows[i].text, [u.text for u in rows[i].context], head)
+    return {"rules": score(rows, rules), "rules + head": score(rows, with_head)}
+
+
+def train_risk_head(data: str | Path | None = None, out: str | Path | None = None, *,
+                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Cross-validate on the train part, fit on all of it, save, and report."""
+    path = Path(data) if data is not None else DEFAULT_DATA
+    rows = [r for r in read_trainee(path) if r.split == "train"]
+    cv = cross_validate_risk(rows)
+    if progress:
+        progress(f"5-fold CV on the train part: {cv}")
+    head = fit_risk_head(rows)
+    target = Path(out) if out is not None else RISK_HEAD_PATH
+    head.save(target)
+    return {"model": str(target), "train_rows": len(rows), "C": C, "threshold": THRESHOLD,
+            "gate_threshold": GATE_THRESHOLD, "cv": cv, "size_bytes": target.stat().st_size}
