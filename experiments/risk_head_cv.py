@@ -40,10 +40,10 @@ def main() -> None:
     y = np.array([[t in r.risk for t in topics] for r in rows])
     rules = [detect_risk(r.text, [x.text for x in r.context]) for r in rows]
     probs = np.zeros_like(y, dtype=float)
-    c = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
+    reg = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
     for tr, te in KFold(5, shuffle=True, random_state=13).split(x):
         for j in range(len(topics)):
-            m = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+            m = LogisticRegression(C=reg, max_iter=2000, class_weight="balanced")
             m.fit(x[tr], y[tr, j])
             probs[te, j] = m.predict_proba(x[te])[:, 1]
     plain_q = [i for i, r in enumerate(rows)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from langchain_core.runnables import RunnableLambda
 
@@ -16,6 +17,7 @@ from simulator.bench.coder_miti import run_miti_bench, score_behaviours
 from simulator.coder.labels import CounselorLabels, Utterance, UtteranceCode
 from simulator.coder.llm import LLMMitiCoder, MitiUtteranceSchema, miti_system_prompt
 from simulator.coder.miti import (
+    CLASSES,
     apply_rules,
     load_miti_model,
     miti_coder,
@@ -332,8 +334,8 @@ def test_an_llm_turn_coder_is_called_once_per_turn() -> None:
         def code_client(self, text: str, context: Sequence[Utterance]) -> Any:
             raise AssertionError("not used")
 
-    labels = with_utterances(OneCall(), "You're tired. What would help?", [])
-    assert calls == ["You're tired. What would help?"]
+    labels = with_utterances(OneCall(), "You're tired. How long has it been like this?", [])
+    assert calls == ["You're tired. How long has it been like this?"]
     assert labels.coder == "llm-fake" and [u.behaviour for u in labels.utterances][1] == "Q"
 
 
@@ -364,3 +366,55 @@ def test_the_shipped_model_codes_affirmation_and_autonomy_after_a_client_line() 
                        ("It took courage to come here today.", "AF"),
                        ("Nicotine patches double the chance of quitting.", "GI")]:
         assert [u.behaviour for u in coder.code_counselor(text, context).utterances] == [code]
+
+
+def _small_miti_file(tmp_path: Path) -> Path:
+    src = [json.loads(line) for line in DEFAULT_DATA.read_text().splitlines()]
+    by_code: dict[str, list[dict]] = {}
+    for d in src:
+        if d["split"] == "train" and d["speaker"] == "counselor":
+            by_code.setdefault(d["behaviour"], []).append(d)
+    rows = [d for group in by_code.values() for d in group[:12]]
+    path = tmp_path / "small.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in rows))
+    return path
+
+
+def test_train_miti_without_the_transformer_saves_a_model_that_codes(tmp_path: Path) -> None:
+    """The LR half alone (no PyTorch): fitted, saved, loaded and coding; a fine-tuned file left
+    beside it from another training is removed, never averaged in."""
+    from simulator.coder.miti import load_miti_model
+    from simulator.coder.miti_training import train_miti
+
+    out = tmp_path / "m.npz"
+    stale = tmp_path / "m.behaviour.onnx"
+    stale.write_bytes(b"old")
+    report = train_miti(_small_miti_file(tmp_path), out, grid=[(3.0, None)], transformer=False)
+    assert report["fine_tuned"] is None and not stale.exists()
+    model = load_miti_model(out)
+    assert model.behaviour is None
+    codes, proba, _ = model.predict([miti_fields("You're just making excuses.", [])])
+    assert codes[0] in CLASSES and abs(float(proba.sum()) - 1.0) < 1e-6
+
+
+@pytest.mark.train
+def test_train_miti_fine_tunes_and_averages_the_model_in(tmp_path: Path) -> None:
+    from simulator.coder.finetune import FinetuneConfig
+    from simulator.coder.miti import load_miti_model
+    from simulator.coder.miti_training import train_miti
+
+    out = tmp_path / "m.npz"
+    report = train_miti(_small_miti_file(tmp_path), out, grid=[(3.0, None)],
+                        finetune_config=FinetuneConfig(layers=1, epochs=1, limit=48))
+    assert report["fine_tuned"] == str(tmp_path / "m.behaviour.onnx")
+    model = load_miti_model(out)
+    assert model.behaviour is not None and list(model.behaviour.config.labels) == list(CLASSES)
+    fields = [miti_fields("You're just making excuses.", [])]
+    _, alone, _ = model.predict_unweighted(fields)
+    model.behaviour.config = model.behaviour.config.model_copy(update={"weight": 1e-9})
+    model.forget()
+    _, lr_only, _ = model.predict_unweighted(fields)
+    assert not np.allclose(alone, lr_only)  # the fine-tuned half moved the probabilities
+    (tmp_path / "m.behaviour.onnx").write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="not the fine-tuned model"):
+        load_miti_model(out)

@@ -53,10 +53,12 @@ def train_coder_command(data: Path | None, out: Path | None, as_json: bool, *,
     return report
 
 
-def train_miti_command(data: Path | None, out: Path | None, as_json: bool) -> dict[str, Any]:
+def train_miti_command(data: Path | None, out: Path | None, as_json: bool,
+                       transformer: bool = True) -> dict[str, Any]:
     from simulator.coder.miti_training import train_miti
 
-    report = train_miti(data, out, progress=lambda m: print(m, file=sys.stderr))
+    report = train_miti(data, out, progress=lambda m: print(m, file=sys.stderr),
+                        transformer=transformer)
     if not as_json:
         print(f"model: {report['model']} ({report['size_bytes'] / 1e3:.0f} kB), "
               f"{report['train_rows']} train-part utterances, chosen: {report['chosen']}")

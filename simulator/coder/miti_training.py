@@ -33,6 +33,7 @@ from simulator.coder.miti import (
 )
 from simulator.coder.miti_data import DEFAULT_DATA, TraineeUtterance, read_trainee
 from simulator.coder.offline import CoderModel, LinearHead, TextModel
+from simulator.coder.transformer import behaviour_path, tokenizer_path
 
 C_GRID = (3.0, 10.0, 30.0, 100.0)
 MEANING: dict[str, Any] = {"fields": ["text"], "weight": 2.0}
@@ -132,7 +133,7 @@ def fit_miti(rows: Sequence[TraineeUtterance], fields: Sequence[dict[str, str]],
         x = sparse.hstack([x, embedding_block(fields, embedding)], format="csr")
     heads = {"behaviour": _head(x, targets, c)}
     q = [i for i, qt in enumerate(qtypes) if qt]
-    if q:
+    if len({qtypes[i] for i in q}) > 1:  # a small file may hold open questions only
         heads["question_type"] = _head(x[q], [qtypes[i] or "" for i in q], c)
     return MitiModel(CoderModel(counselor=TextModel(blocks=blocks, heads=heads), client=None,
                                 meta=meta))
@@ -191,9 +192,17 @@ def _name(c: float, embedding: dict[str, Any] | None) -> str:
 
 def train_miti(data: str | Path | None = None, out: str | Path | None = None, *,
                base: Coder | None = None, grid: Sequence[tuple[float, dict[str, Any] | None]]
-               | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Fit on the train part, choose C and the embedding by cross-validation there, save, and
-    report."""
+               | None = None, progress: Callable[[str], None] | None = None,
+               transformer: bool = True, finetune_config: Any = None) -> dict[str, Any]:
+    """Fit on the train part, choose C and the embedding by cross-validation there, fine-tune
+    the MiniLM beside it (``transformer``; needs the training extra), save, and report. The
+    cross-validation is of the LR model: fine-tuning five more times would take an hour here;
+    the fine-tuned model was judged on a held-out earlier round instead (``coder.miti_finetune``).
+    """
+    if transformer:
+        from simulator.coder.finetune import require_training_extra
+
+        require_training_extra()
     if base is None:
         from simulator.coder.offline import load_offline_coder
 
@@ -221,7 +230,20 @@ def train_miti(data: str | Path | None = None, out: str | Path | None = None, *,
                          "context_twins": True,
                          "cv_macro_f1": scores, "cv_recall": details, "classes": list(CLASSES)}
     target = Path(out) if out is not None else MITI_MODEL_PATH
+    onnx = behaviour_path(target)
+    if transformer:
+        from simulator.coder.miti_finetune import finetune_miti
+        from simulator.coder.offline import file_sha256
+
+        both = [*rows, *twin_rows]
+        finetune_miti(both, [model_target(r) for r in both], onnx, progress=progress,
+                      meta={"train_rows": len(rows)}, config=finetune_config)
+        model.model.meta["behaviour_sha256"] = file_sha256(onnx)
+    elif onnx.exists():
+        onnx.unlink()  # a fine-tuned model from another training must not be averaged in
+        tokenizer_path(onnx).unlink(missing_ok=True)
     model.model.save(target)
     return {"model": str(target), "train_rows": len(rows), "chosen": _name(best_c, best_emb),
+            "fine_tuned": str(onnx) if transformer else None,
             "C": best_c, "cv_macro_f1": scores, "cv_recall": details,
             "size_bytes": target.stat().st_size}
