@@ -7,14 +7,16 @@ train; ``--holdout`` lists its ids from git). Both models are fitted on the othe
 their context twins; the holdout is coded by the LR model (the shipped recipe), the fine-tuned
 model, and their average, rules applied to each. The round-7 test part is not read.
 
-    .venv/bin/python experiments/miti_finetune_fresh.py   (needs the train extra: torch)
+    .venv/bin/python experiments/miti_finetune_fresh.py [FOLDER]   (needs the train extra: torch)
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -68,8 +70,9 @@ def main() -> None:
     p_ft = predict(model, tokens, [(context_text(r.context), r.text) for r in dev], pair)
     print(json.dumps({"ft_seconds": round(time.perf_counter() - t, 1)}), flush=True)
     truth = [r.behaviour or "NC" for r in dev]
-    np.save("/tmp/miti_fresh_p_lr.npy", p_lr)
-    np.save("/tmp/miti_fresh_p_ft.npy", p_ft)
+    if len(sys.argv) > 1:  # a folder: keep both models' probabilities to try combinations
+        np.save(Path(sys.argv[1]) / "p_lr.npy", p_lr)
+        np.save(Path(sys.argv[1]) / "p_ft.npy", p_ft)
     for name, p in (("lr", p_lr), ("ft", p_ft), ("avg", (p_lr + p_ft) / 2),
                     ("avg_ft_0.33", p_lr * 0.67 + p_ft * 0.33)):
         pred = [apply_rules(CLASSES[int(k)], r.text, r.context, ())
