@@ -13,8 +13,8 @@ the ones it did. Since round 7 its probabilities are averaged with a MiniLM fine
 set (``coder.miti_finetune``; ``miti-coder.behaviour.onnx``), which reads the utterance with the
 end of its context and learns where the stance is, and the MI-non-adherent codes are weighted up
 (``NON_ADHERENT_WEIGHT``). The permission context (the client asked for advice or said yes) is
-not a model feature: the rules below alone decide it. It is trained on the train part of the trainee-style
-labelled set (``data/miti-trainee/``, see docs/coder.md) and ships as plain arrays
+not a model feature: the rules below alone decide it. It is trained on the train part of the
+trainee-style labelled set (``data/miti-trainee/``, see docs/coder.md) and ships as plain arrays
 (``model/miti-coder.npz``, the ``CoderModel`` format).
 
 The rules are the manual's decision rules that a word model cannot see reliably:
