@@ -31,7 +31,7 @@ def test_a_killed_replicas_trainees_continue_their_sessions_on_the_other(
     assert fo.killed_replica == 0 and fo.trainees_on_killed == USERS // 2
     assert fo.committed_before_kill > 0, "the kill came before any turn: move it later"
     # each of its trainees met the dead replica, moved, and went on in the same session
-    assert fo.trainees_moved == fo.trainees_on_killed
+    assert fo.trainees_moved == fo.trainees_on_killed == fo.moved_with_session
     assert fo.sessions_continued == fo.trainees_moved, fo
     assert fo.committed_missing_on_resume == 0 and fo.signed_in_again == 0
     assert fo.turns_answered_after_move > 0

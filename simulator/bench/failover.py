@@ -42,9 +42,17 @@ class FailoverReport(BaseModel):
     reopened sessions must show."""
     trainees_moved: int
     """Of those trainees, the ones that met the dead replica and moved to the survivor."""
+    moved_with_session: int
+    """Moved trainees that had a session going when they moved."""
     sessions_continued: int
     """Moved trainees whose session reopened on the survivor under the same session id with every
-    turn they had seen committed on the killed replica."""
+    turn they had seen committed on the killed replica (those with a session, and those below
+    that resumed the session the page offered)."""
+    resumed_offered: int
+    """Moved before they had seen their session start (its answer lost in the kill), these
+    resumed the session the page offered under "Continue where you left off"."""
+    started_on_survivor: int
+    """Moved before any session of theirs existed (still signing in or opening the page)."""
     committed_missing_on_resume: int
     """Turns a moved trainee had seen committed that its reopened session did not show."""
     signed_in_again: int
@@ -91,6 +99,9 @@ class Failover:
     committed_before_kill: int = 0
     moved: set[int] = field(default_factory=set)
     continued: int = 0
+    moved_with_session: int = 0
+    resumed_offered: int = 0
+    started_on_survivor: int = 0
     missing_on_resume: int = 0
     signed_in_again: int = 0
     turns_after_move: int = 0
@@ -130,7 +141,9 @@ class Failover:
             killed_replica=self.victim_index, kill_after_s=self.after_s,
             killed_at_s=self.killed_at_s, trainees_on_killed=len(self.on_victim),
             committed_before_kill=self.committed_before_kill,
-            trainees_moved=len(self.moved), sessions_continued=self.continued,
+            trainees_moved=len(self.moved), moved_with_session=self.moved_with_session,
+            sessions_continued=self.continued, resumed_offered=self.resumed_offered,
+            started_on_survivor=self.started_on_survivor,
             committed_missing_on_resume=self.missing_on_resume,
             signed_in_again=self.signed_in_again, turns_answered_after_move=self.turns_after_move,
             turns_asked_again=self.asked_again, errors_seen=self.errors,
@@ -198,7 +211,9 @@ def format_text(r: FailoverReport) -> str:
             f"({r.jobs_taken_over} taken over after the lease, waited {r.jobs_wait_s} s)")
     return (f"  failover: replica {r.killed_replica} killed (SIGKILL) at {r.killed_at_s} s; "
             f"{r.trainees_moved} of its {r.trainees_on_killed} trainees moved "
-            f"({r.committed_before_kill} turns committed on it before), "
+            f"({r.committed_before_kill} turns committed on it before); "
+            f"{r.moved_with_session} had a session, {r.resumed_offered} resumed the one offered "
+            f"(its start's answer lost), {r.started_on_survivor} started there; "
             f"{r.sessions_continued} continued their session "
             f"({r.committed_missing_on_resume} committed turns missing on resume, "
             f"{r.signed_in_again} signed in again), {r.turns_answered_after_move} turns answered "

@@ -432,6 +432,8 @@ class SimTrainee:
         self.request_timeout_s, self.failover = request_timeout_s, failover
         self.session_hash = ""
         self.session_id: str | None = None
+        self.offered: str | None = None
+        """The session the page offers under "Continue where you left off"."""
         self.signed_in = False
         self.committed: list[str] = []
         """This trainee's turns the server said it stored."""
@@ -467,11 +469,14 @@ class SimTrainee:
         self.signed_in = True
 
     async def load_page(self) -> None:
-        """The page's load events, on a new tab (a new queue ``session_hash``)."""
+        """The page's load events, on a new tab (a new queue ``session_hash``); notes the
+        unfinished session the page offers to resume, if any."""
         self.session_hash = secrets.token_hex(6)
+        self.offered = None
         for fn, values in self.ep.page_load:
-            await _with_one_retry(self.tally, self._event(fn, values),
-                                  lambda fn=fn, values=values: self._event(fn, values))
+            data, _ = await _with_one_retry(self.tally, self._event(fn, values),
+                                            lambda fn=fn, values=values: self._event(fn, values))
+            self.offered = self.offered or offered_session(data)
 
     async def start(self) -> None:
         data, _ = await self._event(self.ep.start, start_inputs(self.persona_id))
@@ -550,8 +555,9 @@ class SimTrainee:
         """Where a proxy sends a trainee whose replica died: the survivor, with the same cookie
         (a reloaded page; sign-ins are in the database). Signs in again only if the survivor
         refuses the cookie (counted: it should not), opens the page, and reopens its session
-        ("Resume") checking that every turn it saw committed is there, or starts one if the kill
-        came before it had one. False (an error) if the survivor fails it too."""
+        ("Resume") checking that every turn it saw committed is there. If the kill came before
+        it had seen its session start, it resumes the session the page offers (the start was
+        committed, its answer lost), or starts one. False (an error) if the survivor fails too."""
         assert self.failover is not None
         fo = self.failover
         fo.moved.add(self.i)
@@ -563,10 +569,16 @@ class SimTrainee:
                 fo.signed_in_again += self.signed_in
                 await self.sign_in()
             await self.load_page()
-            if self.session_id is None:
-                await self.start()
-            else:
+            if self.session_id is not None:
+                fo.moved_with_session += 1
                 await self._reopen()
+            elif self.offered is not None:
+                fo.resumed_offered += 1
+                self.session_id = self.offered
+                await self._reopen()
+            else:
+                fo.started_on_survivor += 1
+                await self.start()
             return True
         except _step_errors() as exc:
             self.tally.error(f"moving to the survivor: {type(exc).__name__}: {exc}")
@@ -620,6 +632,16 @@ def session_shown(data: Any) -> str | None:
             found = re.search(r'data-session="([^"]+)"', value)
             if found:
                 return found.group(1)
+    return None
+
+
+def offered_session(data: Any) -> str | None:
+    """The session a page-load event offers to resume: the resume picker's value (a session id;
+    the other pickers' values are persona and rubric ids)."""
+    for value in data or []:
+        chosen = value.get("value") if isinstance(value, dict) else None
+        if isinstance(chosen, str) and re.fullmatch(r"[0-9a-f]{32}", chosen):
+            return chosen
     return None
 
 
