@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck pytest browser-deps pg-deps clean test-llm test-train
+.PHONY: serve test lint typecheck pytest browser-deps pg-deps nginx-deps clean test-llm test-train
 
 # uv installs the dependencies (a cold install in ~20 s where pip takes minutes); pip only
 # bootstraps it into the venv.
@@ -42,6 +42,14 @@ pg-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi; }
 
+# Debian's nginx (and openssl, for the throwaway certificate): tests/test_nginx.py runs the
+# reverse-proxy example of docs/deployment.md in front of two replicas, unprivileged, on a high
+# port of 127.0.0.1, with its own files in a temporary folder.
+nginx-deps:
+	@{ test -x /usr/sbin/nginx || command -v nginx >/dev/null 2>&1; } && command -v openssl >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl >/dev/null; fi; }
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check simulator tests experiments
 	$(BIN)/lint-imports
@@ -50,7 +58,7 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 # One worker per core (pytest-xdist); each worker runs its browser tests last (tests/conftest.py).
-pytest: $(DEV_STAMP) browser-deps pg-deps
+pytest: $(DEV_STAMP) browser-deps pg-deps nginx-deps
 	$(BIN)/pytest -n auto --durations=15
 
 # Not part of `make test`: fine-tuning the coder's transformer needs PyTorch (the `train` extra,

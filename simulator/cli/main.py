@@ -159,6 +159,7 @@ def bench_load(
     persona: Annotated[str | None, typer.Option(help="With --url: the persona id to practise with.")] = None,
     db: Annotated[str | None, typer.Option(help="With --url: the app's database, to count lost turns; else the (empty) database the started replicas share (default: a temporary SQLite file).")] = None,
     replicas: Annotated[int, typer.Option(help="App processes to start on the one database; trainees are spread over them.")] = 1,
+    kill_replica_after: Annotated[float | None, typer.Option(help="With --replicas 2: SIGKILL replica 0 this many seconds into the load; its trainees move to replica 1 and continue their sessions, and its grading jobs are checked to be finished there.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Only the JSON line.")] = False,
 ) -> None:
     """A class practising at once through the web app's HTTP API; one JSON line last."""
@@ -167,7 +168,8 @@ def bench_load(
     try:
         result = run_load_bench(users=users, turns=turns, latency_ms=latency_ms,
                                 think_ms=think_ms, ramp_ms=ramp_ms, url=url, timeout_s=timeout_s,
-                                password=password, persona=persona, db=db, replicas=replicas)
+                                password=password, persona=persona, db=db, replicas=replicas,
+                                kill_replica_after=kill_replica_after)
     except (ValueError, RuntimeError) as e:
         raise fail(str(e)) from None
     if not as_json:
