@@ -252,8 +252,11 @@ async def sticky_check(proxy: Proxy) -> None:
 async def practise_through(proxy: Proxy, servers: list[Server], persona_id: str) -> None:
     me = Trainee(proxy)
     try:
+        # as a browser posts the form: its Origin names the proxy's host *and port*, which the
+        # app compares with the Host the proxy passes on (a Host without the port was refused)
         r = await me.client.post("/login", data={"username": user_name(0),
-                                                 "password": PASSWORD})
+                                                 "password": PASSWORD},
+                                 headers={"Origin": proxy.url.rstrip("/")})
         assert r.status_code == 200, r.text[:300]
         assert "secure" in r.headers["set-cookie"].lower(), "cookie not Secure over HTTPS"
         ep = Endpoints.from_config((await me.client.get("/config")).json())
