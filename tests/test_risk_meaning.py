@@ -74,3 +74,17 @@ def test_train_coder_risk_cross_validates_and_writes_the_head(tmp_path: Path) ->
     assert RiskHead.load(out).topics == risk_head().topics  # type: ignore[union-attr]
     both = CliRunner().invoke(app, ["train-coder", "--risk", "--miti", "--data", str(data)])
     assert both.exit_code != 0 and "give one" in both.output
+
+
+def test_a_question_pointing_back_at_a_disclosure_asks_about_it() -> None:
+    said = "I used to cut myself at uni, mostly my legs."
+    q = "And is that still going on these days?"
+    assert find_risk(q, [said]) == []  # alone, the words say nothing about risk
+    assert find_risk(q, [said], client_last=said) == ["self_harm"]
+    # not a question, or a question with a topic of its own: nothing inherited
+    assert find_risk("That sounds really painful.", [said], client_last=said) == []
+    own = "Have you ever thought about ending your life?"
+    assert find_risk(own, [said], client_last=said) == find_risk(own, [said])
+    # after ordinary words there is nothing to inherit
+    assert find_risk("How long has that been going on?", ["My knee still hurts."],
+                     client_last="My knee still hurts.") == []

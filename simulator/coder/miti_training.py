@@ -30,6 +30,7 @@ from simulator.coder.miti import (
     miti_blocks,
     miti_fields,
     permission_granted,
+    utterance_labeller,
 )
 from simulator.coder.miti_data import DEFAULT_DATA, TraineeUtterance, read_trainee
 from simulator.coder.offline import CoderModel, LinearHead, TextModel
@@ -53,7 +54,7 @@ def _head(x: Any, y: Sequence[str], c: float) -> LinearHead:
 
 
 def training_rows(rows: Sequence[TraineeUtterance], base: Coder) -> list[dict[str, str]]:
-    annomi = base.code_counselor_batch([(r.text, r.context) for r in rows])
+    annomi = utterance_labeller(base).code_counselor_batch([(r.text, r.context) for r in rows])
     return [miti_fields(r.text, r.context, (), a) for r, a in zip(rows, annomi, strict=True)]
 
 

@@ -19,6 +19,7 @@ The head ships as plain arrays (``model/risk-head.npz``); ``train-coder --miti``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -79,10 +80,25 @@ def risk_head() -> RiskHead | None:
     return RiskHead.load(RISK_HEAD_PATH) if RISK_HEAD_PATH.is_file() else None
 
 
-def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = None
-              ) -> list[str]:
+_ASKS_BACK = re.compile(r"\b(?:that|it|this|those|these|them|they|then)\b", re.IGNORECASE)
+
+
+def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = None, *,
+              client_last: str | None = None) -> list[str]:
     """The risk topics ``text`` asks about or discloses: the rules' topics plus the head's, in
-    ``RISK_TOPICS`` order. ``context`` is the conversation before it, oldest first."""
+    ``RISK_TOPICS`` order. ``context`` is the conversation before it, oldest first.
+
+    ``client_last`` (the client's last words, for a counselor utterance): a question with no risk
+    topic of its own that points back at them ("Is that still happening now?" after "I used to
+    cut my arms") asks about what the client disclosed, so it takes the disclosure's topics."""
+    found = set(_find(text, context, head))
+    if (not found and client_last and text.rstrip().endswith("?")
+            and _ASKS_BACK.search(text)):
+        found = set(_find(client_last, context, head))
+    return [t for t in RISK_TOPICS if t in found]
+
+
+def _find(text: str, context: Sequence[str], head: RiskHead | None) -> list[str]:
     found = set(detect_risk(text, context))
     head = head if head is not None else risk_head()
     if head is None or not text.strip():

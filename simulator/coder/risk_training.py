@@ -82,7 +82,11 @@ def cross_validate_risk(rows: Sequence[TraineeUtterance], c: float = C, folds: i
     for train, test in KFold(folds, shuffle=True, random_state=13).split(idx):
         head = fit_risk_head([rows[i] for i in train], c)
         for i in test:
-            with_head[i] = find_risk(rows[i].text, [u.text for u in rows[i].context], head)
+            ctx = rows[i].context
+            client_last = ctx[-1].text if ctx and ctx[-1].speaker == "client" else None
+            with_head[i] = find_risk(rows[i].text, [u.text for u in ctx], head,
+                                     client_last=client_last if rows[i].speaker == "counselor"
+                                     else None)
     return {"rules": score(rows, rules), "rules + head": score(rows, with_head)}
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from simulator.coder.labels import CodedTurn, CounselorLabels, Utterance
+from simulator.coder.risk_meaning import find_risk
 from simulator.content.persona import CLIENT_ACTS, Persona
 from simulator.content.rubric import Rubric
 from simulator.grader.coach_offline import OfflineCoaching, coach_turn
@@ -92,9 +93,12 @@ class Generated(BaseModel):
 
 def problems(kind: str, client: str, alternative: str | None, names: Iterable[str] = (),
              turn: str = "") -> list[str]:
-    """Every failure issue 18 quoted, checked in one generated alternative."""
+    """Every failure issue 18 quoted, checked in one generated alternative. A risk question
+    ("Is that every night?" after "...easier if I just didn't wake up") rightly gets none: the
+    coach never rewrites one (``build_risk_set`` checks that)."""
     if alternative is None or not alternative.strip():
-        return ["no alternative"]
+        asks_risk = bool(turn) and bool(find_risk(turn, [client], client_last=client))
+        return [] if asks_risk else ["no alternative"]
     out = []
     said = " ".join(re.findall(r"[a-z']+", turn.lower()))
     if kind in ("advice_to_elicit", "confront_to_reflect") and said and \

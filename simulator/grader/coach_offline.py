@@ -496,7 +496,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     # The coder's risk topics, and the risk phrasings read here too: a coder that codes whole
     # turns (or an LLM that missed it) must not get a risk question rewritten or marked down.
     risk = sorted(turn_topics(turn_text, labels, must_assess) |
-                  set(find_risk(turn_text, [u.text for u in transcript])))
+                  set(find_risk(turn_text, [u.text for u in transcript],
+                                client_last=client_last or None)))
     possible = [] if risk else [item for item in must_assess
                                 if item_topics(item) and loosely_mentions(item, turn_text)]
     asked = [u.text for u in transcript if u.speaker == "counselor"] + [turn_text]
@@ -505,7 +506,9 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
     covered = set(risk)
     for i, said in enumerate(transcript):
         if said.speaker == "counselor":
-            covered.update(find_risk(said.text, [x.text for x in transcript[:i]]))
+            before = transcript[:i]
+            said_after = before[-1].text if before and before[-1].speaker == "client" else None
+            covered.update(find_risk(said.text, [x.text for x in before], client_last=said_after))
     risk_todo = [still_to_ask(item, covered) for item in must_assess if item_topics(item) and
                  not item_answered(item, covered) and
                  not any(mentions_item(item, said) for said in asked)]
