@@ -120,3 +120,14 @@ def test_safety_words_without_suicide_are_not_risk() -> None:
     assert detect_risk("What's your plan for staying safe on the roads?") == []
     assert detect_risk("Do you have a plan for paying the cards off?") == []
     assert detect_risk("Have you made any plans to end your life?") == ["plan"]
+
+
+def test_ending_a_relationship_or_in_the_end_is_not_ending_a_life() -> None:
+    """Seen on round 8's test part (after scoring): the phrasing rules read "end it" inside these."""
+    for text in ("In the end it's your body and your call.", "in the end it doesn't matter",
+                 "What's making you want to end things with her?",
+                 "I think I need to end it with Jess."):
+        assert not about_risk(text) and detect_risk(text) == [], text
+    for text in ("Have you thought about ending it?", "Some nights I think about ending it all.",
+                 "I just want to end things."):
+        assert detect_risk(text) == ["ideation"], text
