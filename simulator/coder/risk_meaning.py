@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +91,27 @@ def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = No
     ``client_last`` (the client's last words, for a counselor utterance): a question with no risk
     topic of its own that points back at them ("Is that still happening now?" after "I used to
     cut my arms") asks about what the client disclosed, so it takes the disclosure's topics."""
-    found = set(_find(text, context, head))
+    recent = tuple(context[-CONTEXT_READ:])
+    if head is None:  # the shipped head: the coach asks again about every earlier turn
+        return list(_find_shipped(text, recent, client_last))
+    return _find_with(text, recent, head, client_last)
+
+
+@lru_cache(maxsize=8192)
+def _find_shipped(text: str, recent: tuple[str, ...], client_last: str | None
+                  ) -> tuple[str, ...]:
+    """``find_risk`` with the shipped head, remembered: the coach re-reads every earlier
+    counselor utterance of the session on each turn (which topics were already asked), so
+    without this a long session paid the rules and the head again for each of them."""
+    return tuple(_find_with(text, recent, None, client_last))
+
+
+def _find_with(text: str, recent: Sequence[str], head: RiskHead | None,
+               client_last: str | None) -> list[str]:
+    found = set(_find(text, recent, head))
     if (not found and client_last and text.rstrip().endswith("?")
             and _ASKS_BACK.search(text)):
-        found = set(_find(client_last, context, head))
+        found = set(_find(client_last, recent, head))
     return [t for t in RISK_TOPICS if t in found]
 
 
