@@ -187,11 +187,17 @@ class MitiModel:
     def predict(self, rows: Sequence[dict[str, str]]) -> tuple[list[str], np.ndarray,
                                                                  list[str | None]]:
         """Codes, their probability rows (in ``classes`` order, the MI-non-adherent codes
-        weighted by ``NON_ADHERENT_WEIGHT`` and renormalised) and question types."""
+        weighted by ``NON_ADHERENT_WEIGHT`` and renormalised, except for questions) and question types."""
         _, proba, qtypes = self.predict_unweighted(rows)
         weights = np.array([NON_ADHERENT_WEIGHT if c in NON_ADHERENT else 1.0
                             for c in self.classes])
-        proba = proba * weights
+        asks = np.array([is_question(r["text"]) for r in rows])
+        # a question keeps the model's own odds: after the trainee's advice, "Do you drink coffee
+        # in the evening?" came out Persuade 0.46 against Question 0.54, and the weight made the
+        # coach call an ordinary closed question advice (seen holding a session); confrontations
+        # asked as questions are not rescued by the weight anyway ("Don't you think that's a bit
+        # selfish?" is Confront 0.99 on its own)
+        proba = np.where(asks[:, None], proba, proba * weights)
         proba /= proba.sum(axis=1, keepdims=True)
         classes = self.classes
         return [classes[int(i)] for i in proba.argmax(axis=1)], proba, qtypes
