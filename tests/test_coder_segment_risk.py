@@ -123,7 +123,7 @@ def test_safety_words_without_suicide_are_not_risk() -> None:
 
 
 def test_ending_a_relationship_or_in_the_end_is_not_ending_a_life() -> None:
-    """Seen on round 8's test part (after scoring): the phrasing rules read "end it" inside these."""
+    """Seen on round 8's test part (after scoring): the rules read "end it" inside these."""
     for text in ("In the end it's your body and your call.", "in the end it doesn't matter",
                  "What's making you want to end things with her?",
                  "I think I need to end it with Jess."):

@@ -187,7 +187,8 @@ class MitiModel:
     def predict(self, rows: Sequence[dict[str, str]]) -> tuple[list[str], np.ndarray,
                                                                  list[str | None]]:
         """Codes, their probability rows (in ``classes`` order, the MI-non-adherent codes
-        weighted by ``NON_ADHERENT_WEIGHT`` and renormalised, except for questions) and question types."""
+        weighted by ``NON_ADHERENT_WEIGHT`` and renormalised, except for questions) and question
+        types."""
         _, proba, qtypes = self.predict_unweighted(rows)
         weights = np.array([NON_ADHERENT_WEIGHT if c in NON_ADHERENT else 1.0
                             for c in self.classes])
