@@ -283,7 +283,7 @@ def test_a_practice_turn_stores_and_counts_utterances(tmp_path: Path) -> None:
                 pass
             await practice.wait_for_grades()
 
-        asyncio.run(say("So you're tired of it all. What would you like to change?"))
+        asyncio.run(say("So you're tired of it all. How has your sleep been?"))
         turn = next(t for t in practice.store.current_turns(sid) if t.speaker == "counselor")
         (record,) = [r for r in practice.store.codes(turn.id) if r.labels]
         stored = record.labels["utterances"] if record.labels else []
