@@ -96,7 +96,18 @@ def miti_fields(text: str, context: Sequence[Utterance], before: Sequence[str] =
     if annomi is not None:
         cues += [f"annomi_{annomi.behaviour}", f"annomi_{annomi.behaviour}_{annomi.subtype}"]
     return {"text": text, "cues": " ".join(cues), "client": last_client(context),
-            "pair_context": context_text(context)}
+            "pair_context": tuned_context(context)}
+
+
+def tuned_context(context: Sequence[Utterance]) -> str:
+    """What the fine-tuned model reads before an utterance: the client's last words only.
+
+    Why not the counselor's previous turn too (the AnnoMI recipe's ``context_text``): in the
+    trainee-style set few rows have one, and the model learnt it as a cue. Right after the
+    trainee's confrontation, "You've managed to keep going to work every day through all of
+    this." came out Confront 0.95 with that turn in the context and Affirm 0.99 without it (seen
+    holding a session). Permission, the one thing the previous turn decides, is the rules' job."""
+    return context_text([u for u in context if u.speaker == "client"][-1:])
 
 
 def permission_granted(context: Sequence[Utterance], before: Sequence[str]) -> bool:
@@ -429,7 +440,7 @@ def _prefetch_meaning(model: MitiModel, text: str, context: Sequence[Utterance]
 
             sentence_encoder().embed_alone(parts)
         if model.behaviour is not None:
-            model.tuned_proba([(context_text(context), p) for p in parts])
+            model.tuned_proba([(tuned_context(context), p) for p in parts])
 
     return _PREFETCH.submit(run)
 

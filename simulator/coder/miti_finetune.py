@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from simulator.coder.finetune import FinetuneConfig, export, finetune
-from simulator.coder.miti import CLASSES, MITI_BEHAVIOUR_PATH
+from simulator.coder.miti import CLASSES, MITI_BEHAVIOUR_PATH, tuned_context
 from simulator.coder.miti_data import TraineeUtterance
-from simulator.coder.transformer import PairConfig, context_text
+from simulator.coder.transformer import PairConfig
 
 PAIR = PairConfig(labels=CLASSES, weight=0.5)
 """The fine-tuned model's share of the averaged probability (the LR model has the rest)."""
 
 
 def pairs(rows: Sequence[TraineeUtterance]) -> list[tuple[str, str]]:
-    return [(context_text(r.context), r.text) for r in rows]
+    return [(tuned_context(r.context), r.text) for r in rows]
 
 
 def finetune_miti(rows: Sequence[TraineeUtterance], targets: Sequence[str],
