@@ -187,6 +187,17 @@ def wait_for_jobs(store: Any, ids: list[int], survivor_worker: str | None,
                       wait_s=round(time.monotonic() - t0, 1))
 
 
+def drain_jobs(store: Any, timeout_s: float = 60.0, poll_s: float = 0.5) -> int:
+    """Wait until no grading job is queued (the survivor's grades still running when the load
+    ends), or ``timeout_s``; returns how many are still queued. Without this the survivor was
+    stopped with its last grades in flight, and the database was left with open jobs that only
+    a next replica would finish (a test checking for none failed on a slower machine)."""
+    t0 = time.monotonic()
+    while store.jobs(status="queued") and time.monotonic() - t0 < timeout_s:
+        time.sleep(poll_s)
+    return len(store.jobs(status="queued"))
+
+
 def _graded(store: Any, job: Any) -> bool:
     """The grade a job stands for is stored and ok (a turn's grade, or the session's)."""
     if job.kind == "turn":

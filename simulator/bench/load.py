@@ -43,7 +43,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from simulator.bench.failover import Failover, FailoverReport, JobOutcome, wait_for_jobs
+from simulator.bench.failover import (
+    Failover,
+    FailoverReport,
+    JobOutcome,
+    drain_jobs,
+    wait_for_jobs,
+)
 from simulator.bench.failover import format_text as format_failover
 from simulator.bench.turn import TRAINEE_TURNS, machine_info, pct, summary
 from simulator.settings import ModelSettings, Settings, defaults
@@ -814,6 +820,8 @@ def run_load_bench(users: int = 100, turns: int = 5, latency_ms: float = 300.0,
                 lost_committed = count_lost(db_path, tally.committed)[0]
             if failover is not None:  # before the survivor stops: it finishes the jobs
                 fo_report = failover.report(_dead_replicas_jobs(failover, lease_s))
+                if failover.store is not None:
+                    drain_jobs(failover.store)
         finally:
             if failover is not None and failover.store is not None:
                 failover.store.close()
