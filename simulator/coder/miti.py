@@ -172,13 +172,19 @@ class MitiModel:
         """The fine-tuned model's probabilities (its own label order) for (context, utterance)
         pairs, remembered per pair so a prefetch on another thread is not paid twice."""
         assert self.behaviour is not None
-        missing = [p for p in dict.fromkeys(pairs) if p not in self._tuned]
+        known: dict[tuple[str, str], np.ndarray] = {}
+        for p in dict.fromkeys(pairs):
+            row = self._tuned.get(p)
+            if row is not None:
+                known[p] = row
+        missing = [p for p in dict.fromkeys(pairs) if p not in known]
         if missing:
             if len(self._tuned) > 4096:
                 self._tuned.clear()
-            for p, row in zip(missing, self.behaviour.proba_pairs(missing), strict=True):
-                self._tuned[p] = row
-        return np.stack([self._tuned[p] for p in pairs])
+            for p, fresh in zip(missing, self.behaviour.proba_pairs(missing), strict=True):
+                self._tuned[p] = known[p] = fresh
+        # read back from ``known``, not the shared dict: another thread may clear it meanwhile
+        return np.stack([known[p] for p in pairs])
 
     def forget(self) -> None:
         self._tuned.clear()

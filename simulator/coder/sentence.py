@@ -73,14 +73,18 @@ class SentenceEncoder:
         trained on these embeddings (the MITI coder) gets the same numbers in training, in the
         bench and live, where a turn's utterance is embedded on its own."""
         keys = [t.strip().lower() for t in texts]
+        rows: dict[str, np.ndarray] = {}
         for k in keys:
-            if k not in self._alone:
+            row = self._alone.get(k)
+            if row is None:
                 if len(self._alone) > CACHE_SIZE:
                     self._alone.clear()
-                self._alone[k] = self._run([k])[0]
+                row = self._alone[k] = self._run([k])[0]
+            rows[k] = row
         if not keys:
             return np.zeros((0, 384), np.float32)
-        return np.stack([self._alone[k] for k in keys])
+        # from ``rows``: the MITI coder's prefetch thread may clear the shared cache meanwhile
+        return np.stack([rows[k] for k in keys])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One unit-length row per text (shape ``(len(texts), 384)``).
