@@ -31,10 +31,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from simulator.coder.evaluation import summary
+from simulator.coder.evaluation import score_risk, summary
 from simulator.coder.labels import MITI_BEHAVIOURS, UtteranceCode
 from simulator.coder.miti_data import TraineeUtterance, read_trainee
-from simulator.coder.risk import RISK_TOPICS
 from simulator.coder.risk_meaning import find_risk
 
 NON_ADHERENT = ("CONFRONT", "PERSUADE")
@@ -74,36 +73,6 @@ def score_behaviours(truth: Sequence[str], pred: Sequence[str]) -> dict[str, Any
         "mi_non_adherent_precision": round(caught / flagged, 4) if flagged else None,
         "mi_non_adherent_n": len(mina),
         "per_code": per_code,
-    }
-
-
-def score_risk(rows: Sequence[TraineeUtterance], found: Sequence[Sequence[str]]
-               ) -> dict[str, Any]:
-    per_topic: dict[str, dict[str, int]] = {t: {"n": 0, "found": 0, "false": 0}
-                                           for t in RISK_TOPICS}
-    for r, f in zip(rows, found, strict=True):
-        for t in RISK_TOPICS:
-            if t in r.risk:
-                per_topic[t]["n"] += 1
-                per_topic[t]["found"] += t in f
-            elif t in f:
-                per_topic[t]["false"] += 1
-    n = sum(v["n"] for v in per_topic.values())
-    hit = sum(v["found"] for v in per_topic.values())
-    any_rows = [(r, f) for r, f in zip(rows, found, strict=True) if r.risk]
-    plain_q = [f for r, f in zip(rows, found, strict=True)
-               if r.speaker == "counselor" and r.behaviour == "Q" and not r.risk]
-    return {
-        "risk_recall": round(hit / n, 4) if n else None,
-        "risk_items": n,
-        "risk_utterance_recall": round(sum(1 for _, f in any_rows if f) / len(any_rows), 4)
-        if any_rows else None,
-        "risk_false_alarm_rate": round(sum(1 for f in plain_q if f) / len(plain_q), 4)
-        if plain_q else None,
-        "non_risk_questions": len(plain_q),
-        "risk_per_topic": {t: {"recall": round(v["found"] / v["n"], 4) if v["n"] else None,
-                               "n": v["n"], "false_alarms": v["false"]}
-                           for t, v in per_topic.items()},
     }
 
 

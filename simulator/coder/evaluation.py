@@ -15,6 +15,8 @@ from sklearn.metrics import cohen_kappa_score, f1_score
 
 from simulator.coder.annomi import LabelledUtterance
 from simulator.coder.labels import CounselorLabels
+from simulator.coder.miti_data import TraineeUtterance
+from simulator.coder.risk import RISK_TOPICS
 
 
 def _labels(y_true: Sequence[str], y_pred: Sequence[str],
@@ -116,3 +118,36 @@ def score_predictions(refs: Sequence[LabelledUtterance], preds: Sequence[Counsel
         out["client_talk_macro_f1"] = talk["macro_f1"]
         out["client_talk"] = talk
     return out
+
+
+def score_risk(rows: Sequence[TraineeUtterance], found: Sequence[Sequence[str]]
+               ) -> dict[str, Any]:
+    """Risk topics found against the rows' labels: recall over items, the share of risk rows
+    with any topic found, false alarms on non-risk counselor questions, and per topic (``bench
+    coder`` prints it; ``train-coder --risk`` cross-validates with it)."""
+    per_topic: dict[str, dict[str, int]] = {t: {"n": 0, "found": 0, "false": 0}
+                                           for t in RISK_TOPICS}
+    for r, f in zip(rows, found, strict=True):
+        for t in RISK_TOPICS:
+            if t in r.risk:
+                per_topic[t]["n"] += 1
+                per_topic[t]["found"] += t in f
+            elif t in f:
+                per_topic[t]["false"] += 1
+    n = sum(v["n"] for v in per_topic.values())
+    hit = sum(v["found"] for v in per_topic.values())
+    any_rows = [(r, f) for r, f in zip(rows, found, strict=True) if r.risk]
+    plain_q = [f for r, f in zip(rows, found, strict=True)
+               if r.speaker == "counselor" and r.behaviour == "Q" and not r.risk]
+    return {
+        "risk_recall": round(hit / n, 4) if n else None,
+        "risk_items": n,
+        "risk_utterance_recall": round(sum(1 for _, f in any_rows if f) / len(any_rows), 4)
+        if any_rows else None,
+        "risk_false_alarm_rate": round(sum(1 for f in plain_q if f) / len(plain_q), 4)
+        if plain_q else None,
+        "non_risk_questions": len(plain_q),
+        "risk_per_topic": {t: {"recall": round(v["found"] / v["n"], 4) if v["n"] else None,
+                               "n": v["n"], "false_alarms": v["false"]}
+                           for t, v in per_topic.items()},
+    }

@@ -173,11 +173,13 @@ class MitiModel:
         pairs, remembered per pair so a prefetch on another thread is not paid twice."""
         assert self.behaviour is not None
         known: dict[tuple[str, str], np.ndarray] = {}
+        missing = []
         for p in dict.fromkeys(pairs):
             row = self._tuned.get(p)
-            if row is not None:
+            if row is None:
+                missing.append(p)
+            else:
                 known[p] = row
-        missing = [p for p in dict.fromkeys(pairs) if p not in known]
         if missing:
             if len(self._tuned) > 4096:
                 self._tuned.clear()

@@ -292,9 +292,19 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("’", "'").replace("‘", "'")).strip()
 
 
+CONTEXT_READ = 6
+"""Utterances before this one that can show the conversation is about suicide or self-harm."""
+
+
 def about_risk(text: str) -> bool:
     """True when the text mentions suicide, wanting to die or self-harm in any phrasing."""
     return bool(_ANY.search(_norm(text)))
+
+
+def conversation_about_risk(text: str, context: Sequence[str] = ()) -> bool:
+    """The gate: ``text`` or one of the last ``CONTEXT_READ`` utterances before it mentions
+    suicide, wanting to die or self-harm ("do you have a plan?" is then a risk question)."""
+    return about_risk(text) or any(about_risk(c) for c in context[-CONTEXT_READ:])
 
 
 def detect_risk(text: str, context: Sequence[str] = ()) -> list[str]:
@@ -306,7 +316,7 @@ def detect_risk(text: str, context: Sequence[str] = ()) -> list[str]:
     norm = _norm(text)
     if not norm:
         return []
-    gate = bool(_ANY.search(norm)) or any(_ANY.search(_norm(c)) for c in context[-6:])
+    gate = conversation_about_risk(norm, context)
     found = {r.topic for r in _RULES if (gate or not r.gated) and r.pattern.search(norm)}
     if _HISTORY_STRONG.search(norm):
         found.add("history")

@@ -28,11 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from simulator.coder.offline import MODEL_DIR
-from simulator.coder.risk import RISK_TOPICS, about_risk, detect_risk
+from simulator.coder.risk import CONTEXT_READ, RISK_TOPICS, conversation_about_risk, detect_risk
 
 RISK_HEAD_PATH = MODEL_DIR / "risk-head.npz"
-CONTEXT_READ = 6
-"""Utterances before this one that can show the conversation is about risk (as the rules)."""
 
 
 @dataclass
@@ -124,7 +122,7 @@ def _find(text: str, context: Sequence[str], head: RiskHead | None) -> list[str]
 
     enc = sentence_encoder()
     recent = [c for c in context[-CONTEXT_READ:] if c.strip()]
-    gate = about_risk(text) or any(about_risk(c) for c in recent)
+    gate = conversation_about_risk(text, recent)
     emb = enc.embed_alone([text])[0]
     proba = head.topic_proba(emb, gate)
     candidates = {t for t, p in zip(head.topics, proba, strict=True) if p >= head.threshold}

@@ -17,9 +17,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
+from simulator.coder.evaluation import score_risk
 from simulator.coder.miti_data import DEFAULT_DATA, TraineeUtterance, read_trainee
-from simulator.coder.risk import RISK_TOPICS, about_risk, detect_risk
-from simulator.coder.risk_meaning import CONTEXT_READ, RISK_HEAD_PATH, RiskHead, find_risk
+from simulator.coder.risk import RISK_TOPICS, conversation_about_risk, detect_risk
+from simulator.coder.risk_meaning import RISK_HEAD_PATH, RiskHead, find_risk
 
 C = 10.0
 THRESHOLD = 0.8
@@ -33,7 +34,7 @@ def _embed(texts: Sequence[str]) -> np.ndarray:
 
 
 def _gate(row: TraineeUtterance) -> bool:
-    return about_risk(row.text) or any(about_risk(u.text) for u in row.context[-CONTEXT_READ:])
+    return conversation_about_risk(row.text, [u.text for u in row.context])
 
 
 def fit_risk_head(rows: Sequence[TraineeUtterance], c: float = C,
@@ -62,15 +63,11 @@ def fit_risk_head(rows: Sequence[TraineeUtterance], c: float = C,
 
 def score(rows: Sequence[TraineeUtterance], found: Sequence[Sequence[str]]) -> dict[str, float]:
     """Recall over risk items, topics found that the row does not have, and false alarms on
-    non-risk questions (the bench's definitions)."""
-    items = sum(len(r.risk) for r in rows)
-    hit = sum(1 for r, f in zip(rows, found, strict=True) for t in r.risk if t in f)
-    wrong = sum(1 for r, f in zip(rows, found, strict=True) for t in f if t not in r.risk)
-    plain_q = [f for r, f in zip(rows, found, strict=True)
-               if r.speaker == "counselor" and r.behaviour == "Q" and not r.risk]
-    return {"recall": round(hit / items, 4) if items else 0.0, "wrong_topics": wrong,
-            "false_alarms": round(sum(1 for f in plain_q if f) / len(plain_q), 4)
-            if plain_q else 0.0}
+    non-risk questions (``evaluation.score_risk``, the bench's figures)."""
+    s = score_risk(rows, found)
+    return {"recall": s["risk_recall"] or 0.0,
+            "wrong_topics": sum(t["false_alarms"] for t in s["risk_per_topic"].values()),
+            "false_alarms": s["risk_false_alarm_rate"] or 0.0}
 
 
 def cross_validate_risk(rows: Sequence[TraineeUtterance], c: float = C, folds: int = 5
