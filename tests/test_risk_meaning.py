@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from simulator.cli.main import app
@@ -16,14 +17,14 @@ from simulator.coder.risk_meaning import RiskHead, find_risk, risk_head
 from simulator.coder.risk_training import fit_risk_head
 
 
-def test_the_head_finds_a_follow_up_the_rules_cannot_read() -> None:
+def test_a_follow_up_the_rules_cannot_read_is_found() -> None:
     ctx = ["Sometimes I wish I could just not wake up."]
     question = "Who would you want to stay around for?"
     assert detect_risk(question, ctx) == []
-    assert find_risk(question, ctx) == ["protective_factors"]
-    assert find_risk(question, ctx, head=None) == ["protective_factors"]  # the shipped head
+    assert find_risk(question, ctx, client_last=ctx[-1]) == ["protective_factors"]
     ctx = ["I can't see a way out."]
-    assert find_risk("How close have you come to acting on it?", ctx) == ["intent"]
+    assert find_risk("How close have you come to acting on it?", ctx,
+                     client_last=ctx[-1]) == ["intent"]
 
 
 def test_look_alikes_stay_quiet_outside_a_risk_conversation() -> None:
@@ -64,8 +65,8 @@ def test_train_coder_risk_cross_validates_and_writes_the_head(tmp_path: Path) ->
     data = tmp_path / "small.jsonl"
     data.write_text("".join(json.dumps(d) + "\n" for d in risky + plain))
     out = tmp_path / "head.npz"
-    result = CliRunner().invoke(app, ["train-coder", "--risk", "--data", str(data),
-                                      "--out", str(out), "--json"])
+    result = CliRunner().invoke(app, ["train-coder", "--risk", "--no-transformer", "--data",
+                                      str(data), "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{"):])
     assert report["train_rows"] == 200 and out.is_file()
@@ -79,12 +80,53 @@ def test_train_coder_risk_cross_validates_and_writes_the_head(tmp_path: Path) ->
 def test_a_question_pointing_back_at_a_disclosure_asks_about_it() -> None:
     said = "I used to cut myself at uni, mostly my legs."
     q = "And is that still going on these days?"
-    assert find_risk(q, [said]) == []  # alone, the words say nothing about risk
+    assert find_risk(q, []) == []  # alone, the words say nothing about risk
     assert find_risk(q, [said], client_last=said) == ["self_harm"]
-    # not a question, or a question with a topic of its own: nothing inherited
+    # a statement is not a follow-up question; a question with a topic of its own keeps it
     assert find_risk("That sounds really painful.", [said], client_last=said) == []
     own = "Have you ever thought about ending your life?"
-    assert find_risk(own, [said], client_last=said) == find_risk(own, [said])
+    assert "ideation" in find_risk(own, [said], client_last=said)
     # after ordinary words there is nothing to inherit
     assert find_risk("How long has that been going on?", ["My knee still hurts."],
                      client_last="My knee still hurts.") == []
+
+
+def test_the_reader_finds_follow_ups_only_the_client_line_makes_risk() -> None:
+    """The fine-tuned reader reads the question after the client's last words: with no word of
+    risk in it and no word pointing back, "How many have you got now?" asks about means after
+    a stockpile, and about nothing after an ordinary line."""
+    from simulator.coder.risk_meaning import risk_reader
+
+    assert risk_reader() is not None  # shipped
+    q = "How many have you got now?"
+    said = "I've been saving up my sleeping tablets in a drawer."
+    assert detect_risk(q, [said]) == []
+    assert "means" in find_risk(q, [said], client_last=said)
+    other = "I've been collecting old vinyl records since college."
+    assert find_risk(q, [other], client_last=other) == []
+    said = "I had the rope ready on Sunday."
+    assert "protective_factors" in find_risk("What stopped you?", [said], client_last=said)
+    other = "I nearly applied for the manager's job."
+    assert find_risk("What stopped you?", [other], client_last=other) == []
+
+
+@pytest.mark.train
+def test_train_risk_fine_tunes_a_reader_the_app_can_load(tmp_path: Path) -> None:
+    from simulator.coder.finetune import FinetuneConfig
+    from simulator.coder.risk_meaning import reader_topics
+    from simulator.coder.risk_training import train_risk_head
+    from simulator.coder.transformer import BehaviourModel
+
+    rows = [json.loads(line) for line in DEFAULT_DATA.read_text().splitlines()]
+    small = [r for r in rows if r["split"] == "train" and r["risk"]][:60] + \
+        [r for r in rows if r["split"] == "train" and not r["risk"]][:140]
+    data = tmp_path / "small.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in small))
+    out = tmp_path / "head.npz"
+    report = train_risk_head(data, out, transformer=True,
+                             reader_config=FinetuneConfig(layers=1, epochs=1))
+    reader = BehaviourModel(report["reader"])
+    assert report["reader"] == str(tmp_path / "head.reader.onnx")
+    assert reader.config.labels[0] == "none" and len(reader.config.labels) == 9
+    assert reader.meta["train_rows"] == 200
+    assert isinstance(reader_topics(reader, "Have you thought about suicide?", None), list)

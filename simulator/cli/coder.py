@@ -66,10 +66,12 @@ def train_miti_command(data: Path | None, out: Path | None, as_json: bool,
     return report
 
 
-def train_risk_command(data: Path | None, out: Path | None, as_json: bool) -> dict[str, Any]:
+def train_risk_command(data: Path | None, out: Path | None, as_json: bool,
+                       transformer: bool = True) -> dict[str, Any]:
     from simulator.coder.risk_training import train_risk_head
 
-    report = train_risk_head(data, out)
+    report = train_risk_head(data, out, transformer=transformer,
+                             progress=None if as_json else lambda m: print(m, file=sys.stderr))
     if not as_json:
         print(f"model: {report['model']} ({report['size_bytes'] / 1e3:.0f} kB), "
               f"{report['train_rows']} train-part rows, C={report['C']:g}, "
@@ -78,6 +80,9 @@ def train_risk_command(data: Path | None, out: Path | None, as_json: bool) -> di
             print(f"5-fold CV, {name}: risk recall {s['recall']:.3f}, topics found that the row "
                   f"does not have {s['wrong_topics']}, false alarms on non-risk questions "
                   f"{s['false_alarms']:.3f}")
+        if "reader" in report:
+            print(f"reader: {report['reader']} ({report['reader_bytes'] / 1e6:.1f} MB, "
+                  f"fine-tuned in {report['reader_fit_seconds']} s)")
     return report
 
 

@@ -57,7 +57,7 @@ def train_coder(
     data: Annotated[Path | None, typer.Option(help="AnnoMI folder (default ../shared/data/annomi).")] = None,
     out: Annotated[Path | None, typer.Option(help="Model file (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report last.")] = False,
-    transformer: Annotated[bool, typer.Option(help="Also fine-tune the MiniLM behaviour model, of AnnoMI or (with --miti) of MITI codes (needs pip install -e '.[train]'; about 10-20 minutes on 2 cores).")] = True,
+    transformer: Annotated[bool, typer.Option(help="Also fine-tune the MiniLM model: of AnnoMI or (with --miti) MITI behaviours, or (with --risk) the risk reader (needs pip install -e '.[train]'; about 10-20 minutes on 2 cores).")] = True,
     miti: Annotated[bool, typer.Option("--miti", help="Train the MITI 4.2.1 utterance model instead, on the train part of the trainee-style set (--data: its .jsonl file).")] = False,
     risk: Annotated[bool, typer.Option("--risk", help="Train the risk-topic head (risk questions by meaning) instead, on the same train part; prints cross-validated recall and false alarms.")] = False,
 ) -> None:
@@ -68,7 +68,7 @@ def train_coder(
         if miti and risk:
             raise ValueError("--miti and --risk train different models: give one")
         report = (train_miti_command(data, out, as_json, transformer) if miti
-                  else train_risk_command(data, out, as_json) if risk
+                  else train_risk_command(data, out, as_json, transformer) if risk
                   else train_coder_command(data, out, as_json, transformer=transformer))
     except (OSError, ValueError, RuntimeError) as e:
         raise fail(str(e)) from None

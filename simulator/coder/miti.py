@@ -53,7 +53,7 @@ from simulator.coder.labels import (
 )
 from simulator.coder.miti_cues import cue_tokens, has_cue, is_question, last_client
 from simulator.coder.offline import MODEL_DIR, CoderModel
-from simulator.coder.risk_meaning import find_risk
+from simulator.coder.risk_meaning import find_risk, prefetch_reader
 from simulator.coder.segment import segment
 from simulator.coder.transformer import BehaviourModel, behaviour_path, context_text
 
@@ -433,10 +433,11 @@ _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miti-meaning")
 
 def _prefetch_meaning(model: MitiModel, text: str, context: Sequence[Utterance]
                       ) -> Future[Any] | None:
-    """Start the passes that do not need the AnnoMI label (the sentence embeddings and the
-    fine-tuned model of a turn's utterances) on another thread while the AnnoMI coder reads the
-    turn. All are ONNX passes that release the GIL, so on a live turn they leave the path to the
-    client's reply when a second core is free; ``predict`` then finds them cached."""
+    """Start the passes that do not need the AnnoMI label (the sentence embeddings, the
+    fine-tuned model and the risk reader of a turn's utterances) on another thread while the
+    AnnoMI coder reads the turn. All are ONNX passes that release the GIL, so on a live turn
+    they leave the path to the client's reply when a second core is free; ``predict`` and
+    ``find_risk`` then find them cached."""
     if model.embedding is None and model.behaviour is None:
         return None
     cut = segment(text) or [(0, len(text))]
@@ -449,6 +450,9 @@ def _prefetch_meaning(model: MitiModel, text: str, context: Sequence[Utterance]
             sentence_encoder().embed_alone(parts)
         if model.behaviour is not None:
             model.tuned_proba([(tuned_context(context), p) for p in parts])
+        client_last = last_client(context)
+        for p in parts:
+            prefetch_reader(p, client_last)
 
     return _PREFETCH.submit(run)
 

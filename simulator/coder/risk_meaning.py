@@ -14,7 +14,15 @@ utterance itself or on one of the last six utterances before it. A topic the rul
 never taken away. Thresholds and C were chosen by 5-fold cross-validation on the train part
 (``experiments/risk_head_cv.py``; docs/coder.md has the figures).
 
-The head ships as plain arrays (``model/risk-head.npz``); ``train-coder --miti`` refits it.
+The head ships as plain arrays (``model/risk-head.npz``); ``train-coder --risk`` refits it.
+
+When it is shipped, a reader takes the head's place: a fine-tuned MiniLM that reads the
+utterance together with the client's last words (``coder.risk_finetune``,
+``model/risk-reader.onnx``), added after a fresh test part showed the rules and the head finding
+59% of its items. It finds what only the pair says: the follow-up "How many have you got now?"
+after "I've been saving up my tablets", "What stopped you?" after "I had the rope ready". Its
+topics are added to the rules'; the head then only says whether the conversation is about risk
+(the reader needs more certainty when it is not).
 """
 
 from __future__ import annotations
@@ -27,10 +35,24 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.coder.miti_cues import has_cue, is_question
 from simulator.coder.offline import MODEL_DIR
 from simulator.coder.risk import CONTEXT_READ, RISK_TOPICS, conversation_about_risk, detect_risk
+from simulator.coder.transformer import BehaviourModel
 
 RISK_HEAD_PATH = MODEL_DIR / "risk-head.npz"
+RISK_READER_PATH = MODEL_DIR / "risk-reader.onnx"
+READER_THRESHOLD = 0.5
+"""A topic the reader gives at least this probability is found once the conversation is about
+suicide or self-harm (``READER_GATE``)..."""
+READER_CLOSED = 0.97
+"""...and at least this one when it is not: "Did you get it looked at?" after "I cut my hand on
+the baler" reads like a self-harm follow-up to a model that has seen many."""
+READER_GATE = 0.8
+"""The head's "about risk" probability of one of the recent utterances that counts as a
+conversation about risk (besides the rules' gate). The three values were chosen on a whole
+earlier fresh round held out (round 8, ``experiments/risk_finetune_fresh.py``): risk recall
+0.92-0.95, false alarms 2 of 32 non-risk questions, against 0.95 and 6 of 32 ungated."""
 
 
 @dataclass
@@ -78,21 +100,57 @@ def risk_head() -> RiskHead | None:
     return RiskHead.load(RISK_HEAD_PATH) if RISK_HEAD_PATH.is_file() else None
 
 
+@cache
+def risk_reader() -> BehaviourModel | None:
+    """The shipped fine-tuned reader, or None when the file is absent."""
+    return BehaviourModel(RISK_READER_PATH) if RISK_READER_PATH.is_file() else None
+
+
+def reader_topics(reader: BehaviourModel, text: str, client_last: str | None,
+                  threshold: float = READER_THRESHOLD) -> list[str]:
+    """The topics ``reader`` finds in ``text`` read after the client's last words."""
+    pair = (client_last or "", text)
+    proba = (_shipped_proba(*pair) if reader is risk_reader()
+             else reader.proba_pairs([pair])[0])
+    labels = reader.config.labels
+    return [t for t, p in zip(labels, proba, strict=True) if t != "none" and p >= threshold]
+
+
+@lru_cache(maxsize=4096)
+def _shipped_proba(client_last: str, text: str) -> np.ndarray:
+    """The shipped reader's probabilities, remembered: a live turn reads its questions on the
+    coder's second thread while the AnnoMI coder runs (``miti._prefetch_meaning``), and the coach
+    reads them again."""
+    reader = risk_reader()
+    assert reader is not None
+    return reader.proba_pairs([(client_last, text)])[0]
+
+
+def prefetch_reader(text: str, client_last: str | None) -> None:
+    """Read ``text`` with the shipped reader now, so ``find_risk`` finds it remembered."""
+    if risk_reader() is not None and text.strip() and reads(text, client_last):
+        _shipped_proba(client_last or "", text)
+
+
 _ASKS_BACK = re.compile(r"\b(?:that|it|this|those|these|them|they|then)\b", re.IGNORECASE)
 
 
 def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = None, *,
-              client_last: str | None = None) -> list[str]:
-    """The risk topics ``text`` asks about or discloses: the rules' topics plus the head's, in
-    ``RISK_TOPICS`` order. ``context`` is the conversation before it, oldest first.
+              client_last: str | None = None, reader: BehaviourModel | None = None
+              ) -> list[str]:
+    """The risk topics ``text`` asks about or discloses: the rules' topics plus the head's and
+    the reader's, in ``RISK_TOPICS`` order. ``context`` is the conversation before it, oldest
+    first. With no ``head``, the shipped head and reader; with one (training, experiments), only
+    the ``reader`` given.
 
     ``client_last`` (the client's last words, for a counselor utterance): a question with no risk
     topic of its own that points back at them ("Is that still happening now?" after "I used to
-    cut my arms") asks about what the client disclosed, so it takes the disclosure's topics."""
+    cut my arms") asks about what the client disclosed, so it takes the disclosure's topics; the
+    reader reads the utterance after them."""
     recent = tuple(context[-CONTEXT_READ:])
     if head is None:  # the shipped head: the coach asks again about every earlier turn
         return list(_find_shipped(text, recent, client_last))
-    return _find_with(text, recent, head, client_last)
+    return _find_with(text, recent, head, client_last, reader)
 
 
 @lru_cache(maxsize=8192)
@@ -101,16 +159,60 @@ def _find_shipped(text: str, recent: tuple[str, ...], client_last: str | None
     """``find_risk`` with the shipped head, remembered: the coach re-reads every earlier
     counselor utterance of the session on each turn (which topics were already asked), so
     without this a long session paid the rules and the head again for each of them."""
-    return tuple(_find_with(text, recent, None, client_last))
+    return tuple(_find_with(text, recent, None, client_last, risk_reader()))
+
+
+def reads(text: str, client_last: str | None) -> bool:
+    """Whether the reader reads ``text``: a question or a request to tell, or a line with no
+    client words before it (a client's own line). A counselor's statement is left to the rules:
+    risk questions are questions (654 of the train part's 678 counselor risk rows), and a pass
+    per utterance halved the coder's speed."""
+    return client_last is None or is_question(text) or has_cue(text, "q_tell")
 
 
 def _find_with(text: str, recent: Sequence[str], head: RiskHead | None,
-               client_last: str | None) -> list[str]:
+               client_last: str | None, reader: BehaviourModel | None) -> list[str]:
+    if reader is not None and text.strip():
+        if not reads(text, client_last):
+            return list(detect_risk(text, recent))
+        return _read(text, recent, head, client_last, reader)
     found = set(_find(text, recent, head))
     if (not found and client_last and text.rstrip().endswith("?")
             and _ASKS_BACK.search(text)):
         found = set(_find(client_last, recent, head))
     return [t for t in RISK_TOPICS if t in found]
+
+
+def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: str | None,
+          reader: BehaviourModel) -> list[str]:
+    """The rules' topics and the reader's. The reader replaces the head's topics and the
+    follow-up rule: on the held-out round it found all they found and more, and they added
+    topics the row did not ask about (a follow-up to "I used to cut my arms at school" took the
+    history topic as well). The head still says whether the conversation is about risk."""
+    found = set(detect_risk(text, recent))
+    sure = set(reader_topics(reader, text, client_last, READER_CLOSED))
+    maybe = set(reader_topics(reader, text, client_last, READER_THRESHOLD)) - sure - found
+    if maybe and _about_risk(text, recent, head):
+        sure |= maybe
+    return [t for t in RISK_TOPICS if t in found | sure]
+
+
+def _about_risk(text: str, recent: Sequence[str], head: RiskHead | None) -> bool:
+    """The conversation is about suicide or self-harm: the rules' gate, or the head's "about
+    risk" reading of a recent utterance. Not of ``text`` itself: trained on follow-ups, the head
+    reads "And is that still going on these days?" as about risk whatever came before."""
+    context = [c for c in recent if c.strip()]
+    if conversation_about_risk(text, context):
+        return True
+    head = head if head is not None else risk_head()
+    if head is None:
+        return False
+    from simulator.coder.sentence import sentence_encoder
+
+    if not context:
+        return False
+    about = head.about_proba(sentence_encoder().embed_alone(context))
+    return bool((about >= READER_GATE).any())
 
 
 def _find(text: str, context: Sequence[str], head: RiskHead | None) -> list[str]:

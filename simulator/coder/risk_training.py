@@ -9,6 +9,7 @@ cross-validation, so a change is judged without reading the test part.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from simulator.coder.evaluation import score_risk
+from simulator.coder.finetune import FinetuneConfig, require_training_extra
 from simulator.coder.miti_data import DEFAULT_DATA, TraineeUtterance, read_trainee
 from simulator.coder.risk import RISK_TOPICS, conversation_about_risk, detect_risk
-from simulator.coder.risk_meaning import RISK_HEAD_PATH, RiskHead, find_risk
+from simulator.coder.risk_meaning import RISK_HEAD_PATH, RISK_READER_PATH, RiskHead, find_risk
 
 C = 10.0
 THRESHOLD = 0.8
@@ -88,15 +90,32 @@ def cross_validate_risk(rows: Sequence[TraineeUtterance], c: float = C, folds: i
 
 
 def train_risk_head(data: str | Path | None = None, out: str | Path | None = None, *,
-                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Cross-validate on the train part, fit on all of it, save, and report."""
+                    progress: Callable[[str], None] | None = None,
+                    transformer: bool = False,
+                    reader_config: FinetuneConfig | None = None) -> dict[str, Any]:
+    """Cross-validate the head on the train part, fit it on all of it, save, and report; with
+    ``transformer``, also fine-tune the reader (``coder.risk_finetune``; the training extra)
+    and save it as ``model/risk-reader.onnx`` (``<out>.reader.onnx`` beside a given ``out``)."""
     path = Path(data) if data is not None else DEFAULT_DATA
     rows = [r for r in read_trainee(path) if r.split == "train"]
+    if transformer:
+        require_training_extra()  # before minutes of cross-validation, not after
     cv = cross_validate_risk(rows)
     if progress:
         progress(f"5-fold CV on the train part: {cv}")
     head = fit_risk_head(rows)
     target = Path(out) if out is not None else RISK_HEAD_PATH
     head.save(target)
-    return {"model": str(target), "train_rows": len(rows), "C": C, "threshold": THRESHOLD,
-            "gate_threshold": GATE_THRESHOLD, "cv": cv, "size_bytes": target.stat().st_size}
+    report: dict[str, Any] = {
+        "model": str(target), "train_rows": len(rows), "C": C, "threshold": THRESHOLD,
+        "gate_threshold": GATE_THRESHOLD, "cv": cv, "size_bytes": target.stat().st_size}
+    if transformer:
+        from simulator.coder.risk_finetune import finetune_risk
+
+        reader = target.with_suffix(".reader.onnx") if out is not None else RISK_READER_PATH
+        started = time.perf_counter()
+        finetune_risk(rows, reader, progress=progress, config=reader_config,
+                      meta={"train_rows": len(rows)})
+        report |= {"reader": str(reader), "reader_bytes": reader.stat().st_size,
+                   "reader_fit_seconds": round(time.perf_counter() - started)}
+    return report
