@@ -433,15 +433,13 @@ _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miti-meaning")
 
 def _prefetch_meaning(model: MitiModel, text: str, context: Sequence[Utterance]
                       ) -> Future[Any] | None:
-    """Start the passes that do not need the AnnoMI label (the sentence embeddings, the
-    fine-tuned model and the risk reader of a turn's utterances) on another thread while the
-    AnnoMI coder reads the turn. All are ONNX passes that release the GIL, so on a live turn
-    they leave the path to the client's reply when a second core is free; ``predict`` and
-    ``find_risk`` then find them cached."""
+    """Start the passes that do not need the AnnoMI label (the sentence embeddings and the
+    fine-tuned model of a turn's utterances) on another thread while the AnnoMI coder reads the
+    turn. All are ONNX passes that release the GIL, so on a live turn they leave the path to the
+    client's reply when a second core is free; ``predict`` then finds them cached."""
     if model.embedding is None and model.behaviour is None:
         return None
-    cut = segment(text) or [(0, len(text))]
-    parts = [text[s:e] for s, e in cut]
+    parts = _parts(text)
 
     def run() -> None:
         if model.embedding is not None:
@@ -450,11 +448,12 @@ def _prefetch_meaning(model: MitiModel, text: str, context: Sequence[Utterance]
             sentence_encoder().embed_alone(parts)
         if model.behaviour is not None:
             model.tuned_proba([(tuned_context(context), p) for p in parts])
-        client_last = last_client(context)
-        for p in parts:
-            prefetch_reader(p, client_last)
 
     return _PREFETCH.submit(run)
+
+
+def _parts(text: str) -> list[str]:
+    return [text[s:e] for s, e in segment(text) or [(0, len(text))]]
 
 
 def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> CounselorLabels:
@@ -472,6 +471,11 @@ def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> Co
              else None)
     labels = coder.code_counselor(text, context)
     if ahead is not None:
+        # the risk reader's passes here, while the other thread finishes (balanced, the two
+        # take about as long); ``find_risk`` finds them remembered
+        client_last = last_client(context)
+        for part in _parts(text):
+            prefetch_reader(part, client_last)
         wait([ahead])  # the embeddings are cached now; a failure shows in annotate itself
     if labels.utterances or utterance_coder is None:
         return labels

@@ -71,7 +71,8 @@ _DIE = (r"(?:suicid\w*|kill(?:s|ed|ing)? " + _SELF + r"|tak(?:e|es|ing|en) (?:yo
         r"(?:of|about) (?:death|dying|being dead|not being here|not being alive)|overdos\w*|"
         r"hang(?:ing)? " + _SELF + r"|(?:can'?t|cannot|couldn'?t) (?:go on|carry on|keep going)"
         r"|not be (?:here|around|alive) anymore|dead and gone|rather be dead|rather not be (?:here|"
-        r"alive))")
+        r"alive)|wish(?:es|ed|ing)? (?:you|i) (?:weren'?t|wasn'?t|were not|was not) "
+        r"(?:alive|here|around|born))")
 _HARM = (r"(?:self[- ]?harm\w*|self[- ]?injur\w*|(?:hurt|harm|cut|burn|hit|punch|scratch|injur|"
          r"starv)\w* " + _SELF + r"|(?:cut|cuts|cutting|burn|burns|burning|scratch\w*) "
          r"(?:my|your|his|her|their) (?:arms?|legs?|wrists?|skin|thighs?|stomach|body)\b|"
