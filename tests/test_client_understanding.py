@@ -9,7 +9,7 @@ from engine_fixtures import shipped_personas
 
 from simulator.client import engine
 from simulator.client.state import ClientState, initial_state
-from simulator.client.understand import understand
+from simulator.client.understand import match_topic, understand
 from simulator.content.persona import Persona
 
 PERSONAS = {p.id: p for p in shipped_personas()}
@@ -101,6 +101,16 @@ def test_questions_are_answered_on_their_topic_with_a_stance() -> None:
     sleep = p.answer("sleep")
     assert sleep is not None and line in [p.fill(t) for t in sleep.lines(step.plan.stance
                                                                            or "guarded")]
+
+
+def test_a_protective_question_in_any_tense_is_not_heard_as_about_sleep() -> None:
+    p = persona("farida")
+    for q in ("What has kept you going through the hardest nights?",
+              "What's kept you going on the bad nights?"):
+        topic, _ = match_topic(p, q)
+        assert topic is not None and topic.id == "protective_factors", q
+    topic, _ = match_topic(p, "How have your nights been?")
+    assert topic is not None and topic.id == "sleep"
 
 
 def test_farida_risk_follow_ups_unlock_one_by_one_after_ideation() -> None:

@@ -40,6 +40,10 @@ TOPIC_THRESHOLD: Final = 0.5
 """Cosine similarity (plus cue bonus) from which a sentence is taken to be about a topic."""
 CUE_BONUS: Final = 0.15
 """Added when one of the topic's cue words is in the sentence."""
+PHRASE_CUE_BONUS: Final = 0.1
+"""Added on top when the cue found is a phrase of several words: "kept you going" says more
+than the one word "nights" ("What has kept you going through the hardest nights?" is a question
+about what keeps Farida going, not about her sleep)."""
 QUESTION_BONUS: Final = 0.03
 """A question sentence names the topic more often than a reflection does."""
 OWN_TOPIC_BONUS: Final = 0.05
@@ -163,8 +167,11 @@ def match_topic(persona: Persona, text: str) -> tuple[Topic | None, float]:
         asked = is_question(sentence)
         for tid, score in per_topic.items():
             topic = by_id[tid]
-            if any(mentions(sentence, c) for c in topic.cues):
+            cues = [c for c in topic.cues if mentions(sentence, c)]
+            if cues:
                 score += CUE_BONUS
+                if any(len(c.split()) > 1 for c in cues):
+                    score += PHRASE_CUE_BONUS
             if asked:
                 score += QUESTION_BONUS
             if tid in own:
