@@ -20,8 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from simulator.coder.finetune import FinetuneConfig, export, finetune
 from simulator.coder.miti import tuned_context
 from simulator.coder.miti_data import TraineeUtterance
@@ -45,11 +43,6 @@ def targets(rows: Sequence[TraineeUtterance]) -> tuple[list[tuple[str, str]], li
             x.append(pair_of(r))
             y.append(topic)
     return x, y
-
-
-def found_topics(proba: np.ndarray, threshold: float) -> list[str]:
-    """The topics at or above ``threshold`` in one row of probabilities (``PAIR.labels`` order)."""
-    return [t for t, p in zip(PAIR.labels[1:], proba[1:], strict=True) if p >= threshold]
 
 
 def finetune_risk(rows: Sequence[TraineeUtterance], out: str | Path | None = None, *,

@@ -118,9 +118,9 @@ def reader_topics(reader: BehaviourModel, text: str, client_last: str | None,
 
 @lru_cache(maxsize=4096)
 def _shipped_proba(client_last: str, text: str) -> np.ndarray:
-    """The shipped reader's probabilities, remembered: a live turn reads its questions on the
-    coder's second thread while the AnnoMI coder runs (``miti._prefetch_meaning``), and the coach
-    reads them again."""
+    """The shipped reader's probabilities, remembered: a live turn reads its questions while the
+    coder's second thread runs the embeddings (``miti.with_utterances``), and the MITI coder and
+    the coach then read them again."""
     reader = risk_reader()
     assert reader is not None
     return reader.proba_pairs([(client_last, text)])[0]
@@ -143,10 +143,10 @@ def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = No
     first. With no ``head``, the shipped head and reader; with one (training, experiments), only
     the ``reader`` given.
 
-    ``client_last`` (the client's last words, for a counselor utterance): a question with no risk
-    topic of its own that points back at them ("Is that still happening now?" after "I used to
-    cut my arms") asks about what the client disclosed, so it takes the disclosure's topics; the
-    reader reads the utterance after them."""
+    ``client_last`` (the client's last words, for a counselor utterance): the reader reads the
+    utterance after them. Without a reader, a question with no risk topic of its own that points
+    back at them ("Is that still happening now?" after "I used to cut my arms") takes the
+    disclosure's topics."""
     recent = tuple(context[-CONTEXT_READ:])
     if head is None:  # the shipped head: the coach asks again about every earlier turn
         return list(_find_shipped(text, recent, client_last))
@@ -205,12 +205,10 @@ def _about_risk(text: str, recent: Sequence[str], head: RiskHead | None) -> bool
     if conversation_about_risk(text, context):
         return True
     head = head if head is not None else risk_head()
-    if head is None:
+    if head is None or not context:
         return False
     from simulator.coder.sentence import sentence_encoder
 
-    if not context:
-        return False
     about = head.about_proba(sentence_encoder().embed_alone(context))
     return bool((about >= READER_GATE).any())
 
