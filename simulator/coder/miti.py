@@ -431,7 +431,7 @@ def miti_coder(base: Coder | None = None, path: str | Path | None = None) -> Mit
 _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="miti-meaning")
 
 
-def _prefetch_meaning(model: MitiModel, text: str, context: Sequence[Utterance]
+def _prefetch_meaning(model: MitiModel, parts: Sequence[str], context: Sequence[Utterance]
                       ) -> Future[Any] | None:
     """Start the passes that do not need the AnnoMI label (the sentence embeddings and the
     fine-tuned model of a turn's utterances) on another thread while the AnnoMI coder reads the
@@ -439,7 +439,6 @@ def _prefetch_meaning(model: MitiModel, text: str, context: Sequence[Utterance]
     client's reply when a second core is free; ``predict`` then finds them cached."""
     if model.embedding is None and model.behaviour is None:
         return None
-    parts = _parts(text)
 
     def run() -> None:
         if model.embedding is not None:
@@ -450,10 +449,6 @@ def _prefetch_meaning(model: MitiModel, text: str, context: Sequence[Utterance]
             model.tuned_proba([(tuned_context(context), p) for p in parts])
 
     return _PREFETCH.submit(run)
-
-
-def _parts(text: str) -> list[str]:
-    return [text[s:e] for s, e in segment(text) or [(0, len(text))]]
 
 
 def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> CounselorLabels:
@@ -467,14 +462,15 @@ def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> Co
             utterance_coder = miti_coder(coder if _is_offline(coder) else None)
         except (FileNotFoundError, ValueError):
             utterance_coder = None
-    ahead = (_prefetch_meaning(utterance_coder.model, text, context) if utterance_coder
+    parts = [text[s:e] for s, e in segment(text) or [(0, len(text))]]
+    ahead = (_prefetch_meaning(utterance_coder.model, parts, context) if utterance_coder
              else None)
     labels = coder.code_counselor(text, context)
     if ahead is not None:
         # the risk reader's passes here, while the other thread finishes (balanced, the two
         # take about as long); ``find_risk`` finds them remembered
         client_last = last_client(context)
-        for part in _parts(text):
+        for part in parts:
             prefetch_reader(part, client_last)
         wait([ahead])  # the embeddings are cached now; a failure shows in annotate itself
     if labels.utterances or utterance_coder is None:

@@ -109,11 +109,18 @@ def risk_reader() -> BehaviourModel | None:
 def reader_topics(reader: BehaviourModel, text: str, client_last: str | None,
                   threshold: float = READER_THRESHOLD) -> list[str]:
     """The topics ``reader`` finds in ``text`` read after the client's last words."""
+    found = _above(reader, _reader_proba(reader, text, client_last), threshold)
+    return [t for t in reader.config.labels if t in found]
+
+
+def _reader_proba(reader: BehaviourModel, text: str, client_last: str | None) -> np.ndarray:
     pair = (client_last or "", text)
-    proba = (_shipped_proba(*pair) if reader is risk_reader()
-             else reader.proba_pairs([pair])[0])
-    labels = reader.config.labels
-    return [t for t, p in zip(labels, proba, strict=True) if t != "none" and p >= threshold]
+    return _shipped_proba(*pair) if reader is risk_reader() else reader.proba_pairs([pair])[0]
+
+
+def _above(reader: BehaviourModel, proba: np.ndarray, threshold: float) -> set[str]:
+    return {t for t, p in zip(reader.config.labels, proba, strict=True)
+            if t != "none" and p >= threshold}
 
 
 @lru_cache(maxsize=4096)
@@ -190,8 +197,9 @@ def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: 
     topics the row did not ask about (a follow-up to "I used to cut my arms at school" took the
     history topic as well). The head still says whether the conversation is about risk."""
     found = set(detect_risk(text, recent))
-    sure = set(reader_topics(reader, text, client_last, READER_CLOSED))
-    maybe = set(reader_topics(reader, text, client_last, READER_THRESHOLD)) - sure - found
+    proba = _reader_proba(reader, text, client_last)  # one pass, read at both thresholds
+    sure = _above(reader, proba, READER_CLOSED)
+    maybe = _above(reader, proba, READER_THRESHOLD) - sure - found
     if maybe and _about_risk(text, recent, head):
         sure |= maybe
     return [t for t in RISK_TOPICS if t in found | sure]
