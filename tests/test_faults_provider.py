@@ -9,6 +9,7 @@ no traceback text), the trainee's turn is in the database, and ``Practice.reply`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,4 +163,41 @@ def test_malformed_structured_output_from_the_grader_never_delays_or_breaks_the_
     assert grades[0].error and KEY not in grades[0].error
     assert p.store.pending_grades(sid)[0].turn_id == events[0].data["turn_id"]
     assert len(stub_llm.requests) >= 2  # retried before giving up
+    p.store.close()
+
+
+def test_a_trainee_who_leaves_before_the_first_token_keeps_the_turns_codes(
+        stub_llm: StubLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The turn's codes are committed once the reply's first token is in (their commit took the
+    GIL from the model request being built); a trainee who closes the tab while the model is
+    still silent must not lose them."""
+    p = practice_with("openai", stub_llm, tmp_path, monkeypatch)
+    sid = p.start("ana", "test-dana")
+    stub_llm.default = Fault.hang()
+
+    async def leave_early() -> int:
+        seen: list[Any] = []
+
+        async def read() -> None:
+            async for event in p.turn(sid, "ana", TRAINEE):
+                seen.append(event)
+
+        reading = asyncio.ensure_future(read())
+        for _ in range(100):  # until the request is at the server, which says nothing
+            if stub_llm.requests:
+                break
+            await asyncio.sleep(0.05)
+        assert stub_llm.requests and [e.kind for e in seen] == ["stored"]
+        reading.cancel()  # the tab is closed
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        for _ in range(100):
+            if p.store.codes(seen[0].data["turn_id"]):
+                break
+            await asyncio.sleep(0.05)
+        return int(seen[0].data["turn_id"])
+
+    turn_id = asyncio.run(leave_early())
+    (record,) = p.store.codes(turn_id)
+    assert record.labels and record.labels.get("utterances")
     p.store.close()

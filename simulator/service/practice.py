@@ -500,11 +500,19 @@ class Practice:
         # engine's own latency (bench turn). Awaited before the reply is stored, so rows keep
         # their order; on a retry the stored codes are reused and a graded turn is not regraded.
         # An LLM grade is only prepared here and started when the reply's stream has ended.
+        # The commit starts once the reply's first token is in (or the reply failed): its
+        # Python work in a second thread took the GIL from the model request being built.
         start_llm_grade: list[Callable[[], None]] = []
-        saving = asyncio.ensure_future(asyncio.to_thread(
-            self._save_derived, last, coded if fresh else None,
-            self._start_grading(session, last, turns, coded, fresh, grader=grader,
-                                later=start_llm_grade)))
+        derived = (last, coded if fresh else None,
+                   self._start_grading(session, last, turns, coded, fresh, grader=grader,
+                                       later=start_llm_grade))
+        saving: asyncio.Future[None] | None = None
+
+        def save() -> asyncio.Future[None]:
+            nonlocal saving
+            if saving is None:
+                saving = asyncio.ensure_future(asyncio.to_thread(self._save_derived, *derived))
+            return saving
         plan = step.plan
         used = {t.text for t in turns if t.speaker == "client"}
         revised = False
@@ -515,6 +523,7 @@ class Practice:
             async for token in engine.speak(persona, step, self.history(turns), used, rng,
                                             client, **options):
                 parts.append(token)
+                save()
                 yield TurnEvent(kind="token", text=token)
             reply = "".join(parts).strip()
             if info.get("capped"):  # cut at max_tokens: keep the whole sentences that fit
@@ -531,7 +540,7 @@ class Practice:
             while start_llm_grade:
                 start_llm_grade.pop()()
             try:
-                await saving
+                await save()
                 self.store.add_event(session_id, "client_error", {"turn_id": last.id,
                                                                   "message": str(exc)})
             except StorageError as db_exc:
@@ -542,11 +551,12 @@ class Practice:
         finally:
             # the stream has ended (or failed, or the trainee left): the grader may go now
             with contextlib.suppress(RuntimeError):  # no running loop: left for regrade
+                save()  # the codes are kept even when the trainee left before a token
                 while start_llm_grade:
                     start_llm_grade.pop()()
         state = engine.after(step)
         try:
-            await saving
+            await save()
             client_turn = await asyncio.to_thread(
                 self.store.add_turn, session_id, "client", reply, act=plan.act,
                 fact_id=plan.fact_id, state=state.model_dump(), after=len(turns))
