@@ -34,7 +34,12 @@ from simulator.coder.risk_meaning import _about_risk, find_risk, reader_topics
 from simulator.coder.risk_training import fit_risk_head
 from simulator.coder.transformer import BehaviourModel
 
-ROUND8 = {f"u{i:04d}" for i in range(1957, 2173)}
+HELD = sys.argv[2] if len(sys.argv) > 2 else "round8"
+if HELD == "round8":  # stop 25: round 8 (u1957-u2172)
+    ROUND8 = {f"u{i:04d}" for i in range(1957, 2173)}
+else:  # stop 26: round 9 (u2213-u2428) and every fourth of the stop-26 risk rows (u3183-u3782)
+    ROUND8 = ({f"u{i:04d}" for i in range(2213, 2429)}
+              | {f"u{i:04d}" for i in range(3183, 3783) if i % 4 == 0})
 
 
 def main() -> None:
@@ -65,6 +70,16 @@ def main() -> None:
         for threshold in (0.3, 0.5, 0.7):
             alone = [reader_topics(reader, r.text, client_last(r), threshold) for r in dev]
             report[f"reader alone >= {threshold}"] = summary(score_risk(dev, alone))
+        client = [i for i, r in enumerate(dev) if r.speaker == "client"]
+        cdev = [dev[i] for i in client]
+        report["client lines: rules + head (as shipped before)"] = summary(score_risk(
+            cdev, [base[i] for i in client]))
+        for threshold in (0.3, 0.5, 0.7, 0.8, 0.9, 0.97):
+            rules_c = [detect_risk(r.text, [u.text for u in r.context]) for r in cdev]
+            read_c = [reader_topics(reader, r.text, None, threshold) for r in cdev]
+            both = [sorted(set(a) | set(b)) for a, b in zip(read_c, rules_c, strict=True)]
+            report[f"client lines: rules + reader >= {threshold}"] = summary(score_risk(
+                cdev, both)) | {"client_false_alarms": f"{sum(1 for r, f in zip(cdev, both) if f and not r.risk)} of {sum(1 for r in cdev if not r.risk)}"}
         rules = [detect_risk(r.text, [u.text for u in r.context]) for r in dev]
         for gate in (0.7, 0.8, 0.9):
             risk_meaning.READER_GATE = gate
