@@ -99,6 +99,31 @@ def test_budget_keeps_system_summary_and_recent_turns_within_the_window() -> Non
     assert fit_messages(short, window=2048, reply_tokens=200) == short  # fits: unchanged
 
 
+def test_a_long_session_sends_a_bounded_number_of_messages_and_keeps_earlier_words() -> None:
+    """The SDK walks every message before sending (about 0.25 ms each here): after
+    ``RECENT_MESSAGES`` the earlier turns go into the system prompt, word for word when the
+    window has room, so a long session's request costs no more to build than a short one's."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    from simulator.llm.budget import RECENT_MESSAGES
+
+    history: list[Any] = [SystemMessage("You are Dana.")]
+    for i in range(20):
+        history += [HumanMessage(f"Counselor turn {i}."), AIMessage(f"Client turn {i}.")]
+    history.append(HumanMessage("The last thing the counselor said."))
+    fitted = fit_messages(history, window=32000, reply_tokens=200)
+    assert len(fitted) - 1 <= RECENT_MESSAGES
+    assert isinstance(fitted[1], HumanMessage) and fitted[-1] == history[-1]
+    system = fitted[0].content
+    assert system.startswith("You are Dana.")
+    assert "Earlier in this conversation (oldest first):" in system
+    assert "- The counselor: Counselor turn 0.\n- You: Client turn 0." in system
+    sent = [m.content for m in fitted[1:]]
+    first_kept = history.index(fitted[1])
+    assert all(m.content in system for m in history[1:first_kept])  # nothing lost
+    assert not any(s in system for s in sent[1:])  # nothing twice
+
+
 def test_overflow_messages_of_real_servers_are_recognised() -> None:
     assert context_overflow("Requested tokens (4144) exceed context window of 4096") == (True, 4096)
     assert context_overflow("This model's maximum context length is 8192 tokens. However, you "

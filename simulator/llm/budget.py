@@ -9,6 +9,12 @@ Why an extractive summary rather than a model-written one: it costs no model cal
 the first token, cannot invent anything, and is the same on every retry. It keeps the gist of
 each earlier exchange (the first words of each side), newest first, as far as its share of the
 budget allows, and says how many exchanges it leaves out.
+
+Why a cap on the number of messages as well (``RECENT_MESSAGES``): the OpenAI SDK walks every
+message of a request in Python before sending it (its type-directed transform, about 0.25 ms a
+message on one of our cores), on the way to the first token. A 40-turn session paid some 20 ms
+a reply for it. The earlier turns move into the system prompt word for word when they fit the
+room left, as gists otherwise.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ SAFETY = 0.06
 SUMMARY_SHARE = 0.15
 """Share of the history budget the summary of earlier turns may take."""
 GIST_WORDS = 14
+RECENT_MESSAGES = 16
+"""Conversation messages sent as messages (8 exchanges); earlier ones go into the system prompt."""
 
 
 class ContextTooSmall(ValueError):
@@ -52,16 +60,19 @@ def _gist(text: str) -> str:
 
 
 def summarise(earlier: Sequence[BaseMessage], budget_tokens: int) -> str:
-    """The earlier messages in a few lines, newest kept first when the budget runs out."""
+    """The earlier messages in a few lines: word for word when all fit ``budget_tokens``, else
+    their gists, newest kept first when the budget runs out."""
     if not earlier or budget_tokens <= 0:
         return ""
+    whole = [f"- {_who(m)}: {' '.join(_content(m).split())}" for m in earlier]
+    head = "Earlier in this conversation (oldest first):"
+    if estimate_tokens(head) + 20 + sum(estimate_tokens(x) + 1 for x in whole) <= budget_tokens:
+        return head + "\n" + "\n".join(whole)
     head = "Earlier in this conversation (summary, oldest first):"
     lines: list[str] = []
     used = estimate_tokens(head) + 20
     for m in reversed(earlier):
-        who = "The counselor" if isinstance(m, HumanMessage) else "You"
-        content = m.content if isinstance(m.content, str) else str(m.content)
-        line = f"- {who}: {_gist(content)}"
+        line = f"- {_who(m)}: {_gist(_content(m))}"
         cost = estimate_tokens(line) + 1
         if used + cost > budget_tokens:
             break
@@ -74,6 +85,14 @@ def summarise(earlier: Sequence[BaseMessage], budget_tokens: int) -> str:
     return head + more + "\n" + "\n".join(reversed(lines))
 
 
+def _who(m: BaseMessage) -> str:
+    return "The counselor" if isinstance(m, HumanMessage) else "You"
+
+
+def _content(m: BaseMessage) -> str:
+    return m.content if isinstance(m.content, str) else str(m.content)
+
+
 def _truncate(message: BaseMessage, tokens: int) -> BaseMessage:
     content = message.content if isinstance(message.content, str) else str(message.content)
     keep = max(0, int((tokens - MESSAGE_OVERHEAD) * CHARS_PER_TOKEN))
@@ -83,21 +102,23 @@ def _truncate(message: BaseMessage, tokens: int) -> BaseMessage:
     return type(message)(cut)
 
 
-def fit_messages(messages: Sequence[BaseMessage], window: int, reply_tokens: int
-                 ) -> list[BaseMessage]:
+def fit_messages(messages: Sequence[BaseMessage], window: int, reply_tokens: int,
+                 recent: int = RECENT_MESSAGES) -> list[BaseMessage]:
     """``messages`` (system first, then the conversation) cut to fit ``window`` with room for a
-    reply of ``reply_tokens``. Unchanged when they already fit.
+    reply of ``reply_tokens``, and to at most ``recent`` conversation messages. Unchanged when
+    they already fit.
 
     Kept: the system prompt whole (``ContextTooSmall`` if it cannot be), the newest messages as
     far as they fit (the last one always, shortened from the front if it alone is too long), and
-    in the system prompt a summary of what was dropped. The kept part starts with a counselor
-    message, as providers expect after the system prompt.
+    in the system prompt the earlier ones: word for word when the room left allows, else a
+    summary. The kept part starts with a counselor message, as providers expect after the system
+    prompt.
     """
     items = list(messages)
     system = items[0] if items and isinstance(items[0], SystemMessage) else None
     convo = items[1:] if system is not None else items
     available = int(window * (1 - SAFETY)) - reply_tokens
-    if total_tokens(items) <= available:
+    if total_tokens(items) <= available and len(convo) <= recent:
         return items
     system_cost = message_tokens(system) if system is not None else 0
     room = available - system_cost
@@ -115,14 +136,19 @@ def fit_messages(messages: Sequence[BaseMessage], window: int, reply_tokens: int
         if used + cost > recent_room:
             if not kept:  # the trainee's turn alone is too long: keep its end
                 kept.append(_truncate(m, recent_room))
+                used = recent_room
+            break
+        if len(kept) >= max(1, recent):
             break
         kept.append(m)
         used += cost
     kept.reverse()
     while len(kept) > 1 and isinstance(kept[0], AIMessage):
+        used -= message_tokens(kept[0])
         kept = kept[1:]
     earlier = convo[: len(convo) - len(kept)]
-    summary = summarise(earlier, summary_room)
+    # what the kept messages left of the room is the earlier turns' too
+    summary = summarise(earlier, summary_room + max(0, recent_room - used))
     out: list[BaseMessage] = []
     if system is not None or summary:
         base = system.content if system is not None and isinstance(system.content, str) else ""
