@@ -108,6 +108,23 @@ def test_a_plan_question_is_not_counted_again_as_ideation() -> None:
         "ideation", "plan"]
 
 
+@pytest.mark.parametrize(("text", "topic"), [
+    ("How likely is it that you would act on the thoughts of suicide?", "intent"),
+    ("When the thoughts of suicide are there, what keeps you going?", "protective_factors"),
+    ("Shall we make a plan for what to do if the suicidal thoughts get worse?", "safety_plan"),
+])
+def test_thoughts_named_as_the_occasion_are_not_asked_about_again(text: str, topic: str) -> None:
+    """Rounds 9 and 10 were labelled so by two authors: the thoughts are the occasion of the
+    question, what it asks is the other topic (the coach would otherwise credit a question about
+    the thoughts that was never asked)."""
+    assert detect_risk(text) == [topic]
+
+
+def test_a_client_who_tells_of_thoughts_and_a_crisis_line_tells_both() -> None:
+    said = "I rang the crisis line on Tuesday when I wanted to die and it got me through."
+    assert {"ideation", "safety_plan"} <= set(detect_risk(said))
+
+
 @pytest.mark.parametrize(("text", "context"), [
     ("Let's make a plan together for keeping you safe.", []),
     ("Let's make a plan together for keeping you safe.", ["I keep thinking about ending it."]),

@@ -278,6 +278,17 @@ _HISTORY_STRONG = _rx(r"\b(?:past|previous|prior) (?:suicide )?attempts?\b|\bsui
 
 
 _SPECIFIC = {"plan", "intent", "means", "history"}
+_SPECIFIC_ASKED = {"safety_plan", "protective_factors"}
+"""Also specific in a question ("If the thoughts get stronger tonight, what will you do?" asks
+about a safety plan); a client who says "I rang the crisis line when I wanted to die" tells both."""
+_ASIDE = _rx(r"\b(?:when|whenever|if|once|while)\b(?: (?:the|those|these|your|such|any))? "
+             r"(?:suicidal )?(?:thoughts?|urges?|feelings?)\b(?: (?:of|about) [^.?!,]{0,25}?)?"
+             r"(?= (?:come|comes|start|starts|get|gets|are|were|is|hit|hits|return)\b)"
+             r"|\bact(?:ed|ing)? on (?:the|those|these|your|such|any)? ?"
+             r"(?:suicidal )?(?:thoughts?|urges?|feelings?)\b(?: (?:of|about) [^.?!,]{0,25})?")
+"""A clause that names the thoughts only as the occasion of another question ("when the thoughts
+of suicide come, who could you call?", "how likely is it you'd act on the thoughts of suicide?"):
+the question asks about that other topic, not again about the thoughts."""
 _THOUGHTS = _rx(r"\b(?:thoughts?|thinking|think|thought) (?:of|about) (?:" + _DIE + r")|\b(?:"
                 + _DIE + r")[^.?!]{0,40}\b(?:recently|lately|these days|at the moment|right now)"
                 r"\b(?![^.?!]*\bact)")
@@ -326,6 +337,8 @@ def detect_risk(text: str, context: Sequence[str] = ()) -> list[str]:
     # thoughts themselves are asked about ("are you thinking about suicide, and how?").
     if "plan" in found and _SAFETY_PLAN.search(norm) and not _OWN_PLAN.search(norm):
         found.discard("plan")
-    if "ideation" in found and found & _SPECIFIC and not _THOUGHTS.search(norm):
+    specific = _SPECIFIC | (_SPECIFIC_ASKED if "?" in norm else set())
+    if ("ideation" in found and found & specific
+            and not _THOUGHTS.search(_ASIDE.sub(" ", norm))):
         found.discard("ideation")
     return [t for t in RISK_TOPICS if t in found]
