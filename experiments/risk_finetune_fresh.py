@@ -18,6 +18,8 @@ without the phrasing rules. The round-9 test part is not read.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -65,6 +67,8 @@ def main() -> None:
         path = Path(d) / "reader.onnx"
         export(model, tokens, path, FinetuneConfig(pair=PAIR, layers=layers), {})
         reader = BehaviourModel(path)
+        if os.environ.get("READER_OUT"):  # kept for further readings of the held-out part
+            shutil.copy(path, os.environ["READER_OUT"])
         report = {"rules + head + follow-up rule (fit without round 8)":
                   summary(score_risk(dev, base))}
         for threshold in (0.3, 0.5, 0.7):
@@ -78,8 +82,10 @@ def main() -> None:
             rules_c = [detect_risk(r.text, [u.text for u in r.context]) for r in cdev]
             read_c = [reader_topics(reader, r.text, None, threshold) for r in cdev]
             both = [sorted(set(a) | set(b)) for a, b in zip(read_c, rules_c, strict=True)]
+            flagged = sum(1 for r, f in zip(cdev, both, strict=True) if f and not r.risk)
+            plain = sum(1 for r in cdev if not r.risk)
             report[f"client lines: rules + reader >= {threshold}"] = summary(score_risk(
-                cdev, both)) | {"client_false_alarms": f"{sum(1 for r, f in zip(cdev, both) if f and not r.risk)} of {sum(1 for r in cdev if not r.risk)}"}
+                cdev, both)) | {"client_false_alarms": f"{flagged} of {plain}"}
         rules = [detect_risk(r.text, [u.text for u in r.context]) for r in dev]
         for gate in (0.7, 0.8, 0.9):
             risk_meaning.READER_GATE = gate

@@ -123,7 +123,8 @@ def run_miti_bench(data: str | Path, coder: UtteranceCoder, *, split: str = "tes
         progress(f"coded {len(coded)} counselor utterances in {elapsed:.2f} s")
     by_id = {r.id: c for r, c in zip(counselor, coded, strict=True)}
     found = [by_id[r.id].risk if r.id in by_id
-             else find_risk(r.text, [u.text for u in r.context]) for r in rows]
+             else find_risk(r.text, [u.text for u in r.context], client_line=r.speaker == "client")
+             for r in rows]
     truth = [r.behaviour or "NC" for r in counselor]
     pred = [c.behaviour for c in coded]
     qpairs = [(r.question_type, c.question_type) for r, c in zip(counselor, coded, strict=True)

@@ -48,6 +48,9 @@ suicide or self-harm (``READER_GATE``)..."""
 READER_CLOSED = 0.97
 """...and at least this one when it is not: "Did you get it looked at?" after "I cut my hand on
 the baler" reads like a self-harm follow-up to a model that has seen many."""
+READER_CLIENT = 0.7
+"""...and this one for a client's own line (a disclosure, which needs no risk conversation
+before it)."""
 READER_GATE = 0.8
 """The head's "about risk" probability of one of the recent utterances that counts as a
 conversation about risk (besides the rules' gate). The three values were chosen on a whole
@@ -143,8 +146,8 @@ _ASKS_BACK = re.compile(r"\b(?:that|it|this|those|these|them|they|then)\b", re.I
 
 
 def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = None, *,
-              client_last: str | None = None, reader: BehaviourModel | None = None
-              ) -> list[str]:
+              client_last: str | None = None, reader: BehaviourModel | None = None,
+              client_line: bool = False) -> list[str]:
     """The risk topics ``text`` asks about or discloses: the rules' topics plus the head's and
     the reader's, in ``RISK_TOPICS`` order. ``context`` is the conversation before it, oldest
     first. With no ``head``, the shipped head and reader; with one (training, experiments), only
@@ -153,20 +156,25 @@ def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = No
     ``client_last`` (the client's last words, for a counselor utterance): the reader reads the
     utterance after them. Without a reader, a question with no risk topic of its own that points
     back at them ("Is that still happening now?" after "I used to cut my arms") takes the
-    disclosure's topics."""
+    disclosure's topics.
+
+    ``client_line``: ``text`` is the client's own line, read by the reader at
+    ``READER_CLIENT`` outside a conversation about risk."""
     recent = tuple(context[-CONTEXT_READ:])
+    if client_line:
+        client_last = None
     if head is None:  # the shipped head: the coach asks again about every earlier turn
-        return list(_find_shipped(text, recent, client_last))
-    return _find_with(text, recent, head, client_last, reader)
+        return list(_find_shipped(text, recent, client_last, client_line))
+    return _find_with(text, recent, head, client_last, reader, client_line)
 
 
 @lru_cache(maxsize=8192)
-def _find_shipped(text: str, recent: tuple[str, ...], client_last: str | None
-                  ) -> tuple[str, ...]:
+def _find_shipped(text: str, recent: tuple[str, ...], client_last: str | None,
+                  client_line: bool = False) -> tuple[str, ...]:
     """``find_risk`` with the shipped head, remembered: the coach re-reads every earlier
     counselor utterance of the session on each turn (which topics were already asked), so
     without this a long session paid the rules and the head again for each of them."""
-    return tuple(_find_with(text, recent, None, client_last, risk_reader()))
+    return tuple(_find_with(text, recent, None, client_last, risk_reader(), client_line))
 
 
 def reads(text: str, client_last: str | None) -> bool:
@@ -178,11 +186,13 @@ def reads(text: str, client_last: str | None) -> bool:
 
 
 def _find_with(text: str, recent: Sequence[str], head: RiskHead | None,
-               client_last: str | None, reader: BehaviourModel | None) -> list[str]:
+               client_last: str | None, reader: BehaviourModel | None,
+               client_line: bool = False) -> list[str]:
     if reader is not None and text.strip():
         if not reads(text, client_last):
             return list(detect_risk(text, recent))
-        return _read(text, recent, head, client_last, reader)
+        return _read(text, recent, head, client_last, reader,
+                     READER_CLIENT if client_line else READER_CLOSED)
     found = set(_find(text, recent, head))
     if (not found and client_last and text.rstrip().endswith("?")
             and _ASKS_BACK.search(text)):
@@ -191,14 +201,14 @@ def _find_with(text: str, recent: Sequence[str], head: RiskHead | None,
 
 
 def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: str | None,
-          reader: BehaviourModel) -> list[str]:
+          reader: BehaviourModel, closed: float = READER_CLOSED) -> list[str]:
     """The rules' topics and the reader's. The reader replaces the head's topics and the
     follow-up rule: on the held-out round it found all they found and more, and they added
     topics the row did not ask about (a follow-up to "I used to cut my arms at school" took the
     history topic as well). The head still says whether the conversation is about risk."""
     found = set(detect_risk(text, recent))
     proba = _reader_proba(reader, text, client_last)  # one pass, read at both thresholds
-    sure = _above(reader, proba, READER_CLOSED)
+    sure = _above(reader, proba, closed)
     maybe = _above(reader, proba, READER_THRESHOLD) - sure - found
     if maybe and _about_risk(text, recent, head):
         sure |= maybe

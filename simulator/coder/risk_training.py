@@ -84,8 +84,8 @@ def cross_validate_risk(rows: Sequence[TraineeUtterance], c: float = C, folds: i
             ctx = rows[i].context
             client_last = ctx[-1].text if ctx and ctx[-1].speaker == "client" else None
             with_head[i] = find_risk(rows[i].text, [u.text for u in ctx], head,
-                                     client_last=client_last if rows[i].speaker == "counselor"
-                                     else None)
+                                     client_last=client_last,
+                                     client_line=rows[i].speaker == "client")
     return {"rules": score(rows, rules), "rules + head": score(rows, with_head)}
 
 
