@@ -292,6 +292,13 @@ def test_a_practice_turn_stores_and_counts_utterances(tmp_path: Path) -> None:
         # the reflection and the question are both counted (one turn, two utterances)
         assert scores.counts["Q"] == 1 and scores.counts["SR"] + scores.counts["CR"] == 1
         assert scores.n_utterances == 2 and scores.n_turns == 1
+        # the live turn read its own AnnoMI label from the TF-IDF half (its transformer pass
+        # waits until the reply is under way); what is stored is the whole coder's label
+        context = practice.history(practice.store.current_turns(sid)[:turn.idx])
+        whole = practice.coder.code_counselor(turn.text, context)
+        assert record.labels is not None
+        assert (record.labels["behaviour"], record.labels["confidence"]) == (
+            whole.behaviour, whole.confidence)
     finally:
         practice.store.close()
 

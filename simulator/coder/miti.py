@@ -451,11 +451,16 @@ def _prefetch_meaning(model: MitiModel, parts: Sequence[str], context: Sequence[
     return _PREFETCH.submit(run)
 
 
-def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> CounselorLabels:
+def with_utterances(coder: Coder, text: str, context: Sequence[Utterance], *,
+                    turn_coder: Coder | None = None) -> CounselorLabels:
     """A turn's labels with utterance codes: from ``coder`` when it segments (``MitiCoder``, or
     an LLM coder that returns utterances), else from the shipped MITI model. The MITI model
     reads AnnoMI labels from the shipped offline coder whatever ``coder`` is, so an LLM turn
-    coder is called once per turn, not once per utterance."""
+    coder is called once per turn, not once per utterance.
+
+    ``turn_coder`` gives the turn's own AnnoMI label instead of ``coder`` (a live turn: the
+    TF-IDF half, ``utterance_labeller``; the whole label follows with ``whole_turn_label``
+    once the client's reply is under way)."""
     utterance_coder: MitiCoder | None = None
     if text.strip():
         try:
@@ -465,7 +470,7 @@ def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> Co
     parts = [text[s:e] for s, e in segment(text) or [(0, len(text))]]
     ahead = (_prefetch_meaning(utterance_coder.model, parts, context) if utterance_coder
              else None)
-    labels = coder.code_counselor(text, context)
+    labels = (turn_coder or coder).code_counselor(text, context)
     if ahead is not None:
         # the risk reader's passes here, while the other thread finishes (balanced, the two
         # take about as long); ``find_risk`` finds them remembered
@@ -476,6 +481,15 @@ def with_utterances(coder: Coder, text: str, context: Sequence[Utterance]) -> Co
     if labels.utterances or utterance_coder is None:
         return labels
     return utterance_coder.annotate([(text, context)], [labels])[0]
+
+
+def whole_turn_label(coder: Coder, labels: CounselorLabels, text: str,
+                     context: Sequence[Utterance]) -> CounselorLabels:
+    """``labels`` (from ``with_utterances`` with a quicker ``turn_coder``) with the turn's own
+    AnnoMI label from ``coder``: the utterance codes are kept, they never read it."""
+    whole = coder.code_counselor(text, context)
+    return labels.model_copy(update={"behaviour": whole.behaviour, "subtype": whole.subtype,
+                                     "confidence": whole.confidence, "coder": whole.coder})
 
 
 def _is_offline(coder: Coder) -> bool:

@@ -49,7 +49,7 @@ from pydantic import BaseModel
 from simulator.client import engine
 from simulator.client.state import ClientState, initial_state
 from simulator.coder.labels import CodedTurn, Coder, CounselorLabels, Utterance
-from simulator.coder.miti import with_utterances
+from simulator.coder.miti import utterance_labeller, whole_turn_label, with_utterances
 from simulator.coder.rubric_codes import code_turn
 from simulator.content.library import Library, load_library
 from simulator.content.persona import Persona
@@ -147,6 +147,8 @@ class Heard:
     """The codes are new (not yet stored)."""
     step: engine.Step
     rng: random.Random
+    whole: Callable[[], CodedTurn] | None = None
+    """The codes with the turn's whole AnnoMI label, for storing (``Practice._hear``)."""
 
 
 @dataclass(frozen=True)
@@ -502,16 +504,25 @@ class Practice:
         # An LLM grade is only prepared here and started when the reply's stream has ended.
         # The commit starts once the reply's first token is in (or the reply failed): its
         # Python work in a second thread took the GIL from the model request being built.
+        # The offline grade is made there too, from the codes with the turn's whole label.
         start_llm_grade: list[Callable[[], None]] = []
-        derived = (last, coded if fresh else None,
-                   self._start_grading(session, last, turns, coded, fresh, grader=grader,
-                                       later=start_llm_grade))
-        saving: asyncio.Future[None] | None = None
+        if grader is not None:
+            self._start_grading(session, last, turns, coded, fresh, grader=grader,
+                                later=start_llm_grade)
 
-        def save() -> asyncio.Future[None]:
+        def derive() -> CodedTurn:
+            final = heard.whole() if fresh and heard.whole is not None else coded
+            grade = (self._start_grading(session, last, turns, final, fresh)
+                     if grader is None else None)
+            self._save_derived(last, final if fresh else None, grade)
+            return final
+
+        saving: asyncio.Future[CodedTurn] | None = None
+
+        def save() -> asyncio.Future[CodedTurn]:
             nonlocal saving
             if saving is None:
-                saving = asyncio.ensure_future(asyncio.to_thread(self._save_derived, *derived))
+                saving = asyncio.ensure_future(asyncio.to_thread(derive))
             return saving
         plan = step.plan
         used = {t.text for t in turns if t.speaker == "client"}
@@ -556,7 +567,7 @@ class Practice:
                     start_llm_grade.pop()()
         state = engine.after(step)
         try:
-            await save()
+            coded = await save()
             client_turn = await asyncio.to_thread(
                 self.store.add_turn, session_id, "client", reply, act=plan.act,
                 fact_id=plan.fact_id, state=state.model_dump(), after=len(turns))
@@ -593,17 +604,23 @@ class Practice:
                 labels = CounselorLabels.model_validate(record.labels)
                 coded, fresh = code_turn(labels, text, rubric), False
                 break
+        whole: Callable[[], CodedTurn] | None = None
         if coded is None:
-            coded = code_turn(self._labels(text, context), text, rubric)
+            # The turn's own AnnoMI label is the TF-IDF half's here: the client's answer reads
+            # the utterance codes only, and the whole label's transformer pass (a few ms on the
+            # way to the first token) is made with the derived data, once the reply is under way.
+            quick = utterance_labeller(self.coder)
+            labels = with_utterances(self.coder, text, context, turn_coder=quick)
+            coded = code_turn(labels, text, rubric)
+            if quick is not self.coder:
+                def whole_codes() -> CodedTurn:
+                    return code_turn(whole_turn_label(self.coder, labels, text, context),
+                                     text, rubric)
+                whole = whole_codes
         rng = random.Random(f"{session_id}:{len(before) if stored is None else stored.idx}")
         step = engine.respond(persona, self._state_before(persona, before), coded.code_list(),
                               text, rng, context)
-        return Heard(coded, fresh, step, rng)
-
-    def _labels(self, text: str, context: list[Utterance]) -> CounselorLabels:
-        """The coder's reading of a trainee turn, with utterance-level MITI codes (coder.miti):
-        the report counts every utterance."""
-        return with_utterances(self.coder, text, context)
+        return Heard(coded, fresh, step, rng, whole)
 
     def _save_derived(self, turn: Turn, coded: CodedTurn | None, grade: TurnGrade | None) -> None:
         if coded is not None:
