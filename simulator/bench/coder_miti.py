@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from simulator.coder.evaluation import score_risk, summary
-from simulator.coder.labels import MITI_BEHAVIOURS, UtteranceCode
+from simulator.coder.labels import MITI_BEHAVIOURS, Utterance, UtteranceCode
+from simulator.coder.miti import MitiCoder, utterance_labeller
 from simulator.coder.miti_data import TraineeUtterance, read_trainee
 from simulator.coder.risk_meaning import find_risk
 
@@ -84,8 +85,15 @@ def _single_thread() -> Any:
 
 def turn_latency(coder: Any, rows: Sequence[TraineeUtterance], turns: int = 100
                  ) -> dict[str, Any]:
-    """p50/p95 ms to code a live two-utterance turn (segmentation included), one core."""
+    """p50/p95 ms to code a live two-utterance turn (segmentation included), one core: what a
+    live turn codes before the client's reply, the utterance codes and the turn's label from
+    the TF-IDF half (``Practice._hear``; the whole label follows once the reply is under way)."""
     live = getattr(coder, "code_counselor", None)
+    if isinstance(coder, MitiCoder):
+        quick = utterance_labeller(coder.base)
+
+        def live(text: str, context: Sequence[Utterance]) -> Any:
+            return coder.annotate([(text, context)], [quick.code_counselor(text, context)])[0]
     if not callable(live) or len(rows) < 2:
         return {}
     pairs = [(f"{a.text} {b.text}", a.context) for a, b in zip(rows, rows[1:], strict=False)]
