@@ -12,7 +12,12 @@ train rows; the reader is scored as the app runs it (int8 ONNX, ``risk_meaning.r
 alone and gated by the head's "about risk" reading (``risk_meaning._about_risk``), with and
 without the phrasing rules. The round-9 test part is not read.
 
-    .venv/bin/python experiments/risk_finetune_fresh.py [LAYERS]   (needs the train extra: torch)
+    .venv/bin/python experiments/risk_finetune_fresh.py [LAYERS] [round8|round9]
+    (needs the train extra: torch)
+
+``round9`` (stop 26) holds out round 9 (u2213-u2428) and every fourth of the 600 risk rows
+written after it (u3183-u3782), and also scores the client lines alone at several thresholds:
+``risk_meaning.READER_CLIENT`` was chosen so. ``READER_OUT=path`` keeps the int8 reader.
 """
 
 from __future__ import annotations
