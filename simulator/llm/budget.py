@@ -46,8 +46,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def message_tokens(message: BaseMessage) -> int:
-    content = message.content if isinstance(message.content, str) else str(message.content)
-    return estimate_tokens(content) + MESSAGE_OVERHEAD
+    return estimate_tokens(_content(message)) + MESSAGE_OVERHEAD
 
 
 def total_tokens(messages: Sequence[BaseMessage]) -> int:
@@ -94,7 +93,7 @@ def _content(m: BaseMessage) -> str:
 
 
 def _truncate(message: BaseMessage, tokens: int) -> BaseMessage:
-    content = message.content if isinstance(message.content, str) else str(message.content)
+    content = _content(message)
     keep = max(0, int((tokens - MESSAGE_OVERHEAD) * CHARS_PER_TOKEN))
     if len(content) <= keep:
         return message
