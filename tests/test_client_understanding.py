@@ -49,6 +49,19 @@ def test_a_greeting_with_thanks_is_not_a_closing() -> None:
     assert step.plan.act != "closing"
 
 
+@pytest.mark.parametrize(("text", "confronted"), [
+    ("When you're lying awake, what goes through your mind?", False),
+    ("You are lying in bed for hours, then.", False),
+    ("You're lying to me, and to yourself.", True),
+    ("Come on, you're just making excuses.", True),
+])
+def test_lying_awake_is_not_an_accusation_of_lying(text: str, confronted: bool) -> None:
+    """Seen holding a Farida session: "When you're lying awake..." was heard as "you're lying",
+    and she answered a gentle question with "I'm not being difficult" (resistance up)."""
+    p = persona("farida")
+    assert understand(p, text, ["Q", "OQ"], at_turn(p, 3)).did("confrontation") is confronted
+
+
 @pytest.mark.parametrize(("text", "closing"), [
     ("We're nearly out of time, so let's stop there for today.", True),
     ("Thanks for coming today. Take care and see you next week.", True),

@@ -76,7 +76,8 @@ ADVICE: Final = re.compile(
     r"|\bif i were you\b|\bjust (stop|try|do|cut)\b", re.IGNORECASE)
 CONFRONTATION: Final = re.compile(
     r"\b(you're|you are) (in denial|an alcoholic|an addict|lazy|just making excuses|kidding "
-    r"yourself|lying)\b|\bstop making excuses\b|\bbe honest with yourself\b|\badmit (it|that)\b"
+    r"yourself|lying(?! (?:awake|in bed|there|down|on|about in|around)))\b"
+    r"|\bstop making excuses\b|\bbe honest with yourself\b|\badmit (it|that)\b"
     r"|\byou're not trying\b|\bare you (an alcoholic|an addict|a drunk|in denial)\b",
     re.IGNORECASE)
 PERMISSION: Final = re.compile(
