@@ -12,12 +12,17 @@ train rows; the reader is scored as the app runs it (int8 ONNX, ``risk_meaning.r
 alone and gated by the head's "about risk" reading (``risk_meaning._about_risk``), with and
 without the phrasing rules. The round-9 test part is not read.
 
-    .venv/bin/python experiments/risk_finetune_fresh.py [LAYERS] [round8|round9]
+    .venv/bin/python experiments/risk_finetune_fresh.py [LAYERS] [round8|round9|round10]
     (needs the train extra: torch)
 
 ``round9`` (stop 26) holds out round 9 (u2213-u2428) and every fourth of the 600 risk rows
 written after it (u3183-u3782), and also scores the client lines alone at several thresholds:
 ``risk_meaning.READER_CLIENT`` was chosen so. ``READER_OUT=path`` keeps the int8 reader.
+
+``round10`` (stop 27) holds out round 10 (u2933-u3182), the part the stop-26 reader never saw,
+and also scores the whole pipeline as the app runs it (``find_risk``: rules, head, reader and
+gates) at several reader thresholds, with and without the client's disclosure opening the gate
+(``risk_meaning._discloses``). The reader is the multi-label one (``risk_finetune.PAIR``).
 """
 
 from __future__ import annotations
@@ -36,14 +41,16 @@ from simulator.coder.evaluation import score_risk
 from simulator.coder.finetune import FinetuneConfig, export, finetune
 from simulator.coder.miti_data import DEFAULT_DATA, TraineeUtterance, read_trainee
 from simulator.coder.risk import detect_risk
-from simulator.coder.risk_finetune import PAIR, targets
+from simulator.coder.risk_finetune import PAIR, training_pairs
 from simulator.coder.risk_meaning import _about_risk, find_risk, reader_topics
 from simulator.coder.risk_training import fit_risk_head
-from simulator.coder.transformer import BehaviourModel
+from simulator.coder.transformer import BehaviourModel, tokenizer_path
 
 HELD = sys.argv[2] if len(sys.argv) > 2 else "round8"
 if HELD == "round8":  # stop 25: round 8 (u1957-u2172)
     ROUND8 = {f"u{i:04d}" for i in range(1957, 2173)}
+elif HELD == "round10":  # stop 27: round 10 (u2933-u3182)
+    ROUND8 = {f"u{i:04d}" for i in range(2933, 3183)}
 else:  # stop 26: round 9 (u2213-u2428) and every fourth of the stop-26 risk rows (u3183-u3782)
     ROUND8 = ({f"u{i:04d}" for i in range(2213, 2429)}
               | {f"u{i:04d}" for i in range(3183, 3783) if i % 4 == 0})
@@ -63,7 +70,7 @@ def main() -> None:
     base = [find_risk(r.text, [u.text for u in r.context], head, client_last=client_last(r))
             for r in dev]
     t = time.perf_counter()
-    x, y = targets(train)
+    x, y = training_pairs(train)
     layers = int(sys.argv[1]) if len(sys.argv) > 1 else 6
     model, tokens = finetune(x, y, FinetuneConfig(threads=2, pair=PAIR, layers=layers),
                              progress=lambda m: print(m, flush=True))
@@ -74,8 +81,11 @@ def main() -> None:
         reader = BehaviourModel(path)
         if os.environ.get("READER_OUT"):  # kept for further readings of the held-out part
             shutil.copy(path, os.environ["READER_OUT"])
+            shutil.copy(tokenizer_path(path), tokenizer_path(os.environ["READER_OUT"]))
         report = {"rules + head + follow-up rule (fit without round 8)":
                   summary(score_risk(dev, base))}
+        if HELD == "round10":
+            report |= pipeline(dev, head, reader, client_last)
         for threshold in (0.3, 0.5, 0.7):
             alone = [reader_topics(reader, r.text, client_last(r), threshold) for r in dev]
             report[f"reader alone >= {threshold}"] = summary(score_risk(dev, alone))
@@ -104,6 +114,37 @@ def main() -> None:
                     report["rules + " + name] = summary(score_risk(
                         dev, [sorted(set(a) | set(b)) for a, b in zip(gated, rules, strict=True)]))
     print(json.dumps(report, indent=1))
+
+
+def pipeline(dev: list[TraineeUtterance], head: Any, reader: BehaviourModel,
+             client_last: Any) -> dict[str, Any]:
+    """``find_risk`` as the app runs it, at several thresholds, with and without the client's
+    disclosure opening the gate."""
+    out: dict[str, Any] = {}
+    keep = (risk_meaning.READER_THRESHOLD, risk_meaning.READER_CLOSED,
+            risk_meaning.READER_CLIENT, risk_meaning._discloses)
+    client = [r for r in dev if r.speaker == "client"]
+    try:
+        for disclose in (True, False):
+            risk_meaning._discloses = keep[3] if disclose else (lambda *a: False)
+            for open_t, closed, client_t in ((0.5, 0.97, 0.7), (0.5, 0.9, 0.5), (0.3, 0.9, 0.5),
+                                              (0.5, 0.8, 0.5), (0.3, 0.97, 0.3),
+                                              (0.5, 0.97, 0.5)):
+                risk_meaning.READER_THRESHOLD = open_t
+                risk_meaning.READER_CLOSED, risk_meaning.READER_CLIENT = closed, client_t
+                found = [find_risk(r.text, [u.text for u in r.context], head,
+                                   client_last=client_last(r), reader=reader,
+                                   client_line=r.speaker == "client") for r in dev]
+                name = (f"pipeline: open {open_t}, closed {closed}, client {client_t}, "
+                        f"disclosure gate {disclose}")
+                flagged = sum(1 for r, f in zip(dev, found, strict=True)
+                              if r.speaker == "client" and f and not r.risk)
+                out[name] = summary(score_risk(dev, found)) | {
+                    "client_false_alarms": f"{flagged} of {sum(1 for r in client if not r.risk)}"}
+    finally:
+        (risk_meaning.READER_THRESHOLD, risk_meaning.READER_CLOSED,
+         risk_meaning.READER_CLIENT, risk_meaning._discloses) = keep
+    return out
 
 
 def summary(s: dict[str, Any]) -> dict[str, Any]:

@@ -81,7 +81,9 @@ def test_a_question_pointing_back_at_a_disclosure_asks_about_it() -> None:
     said = "I used to cut myself at uni, mostly my legs."
     q = "And is that still going on these days?"
     assert find_risk(q, []) == []  # alone, the words say nothing about risk
-    assert find_risk(q, [said], client_last=said) == ["self_harm"]
+    # self-harm now; since stop 27 history too (the reader's 0.4 in a risk conversation: the
+    # client told of self-harm in the past, and the question asks whether it goes on)
+    assert find_risk(q, [said], client_last=said)[0] == "self_harm"
     # a statement is not a follow-up question; a question with a topic of its own keeps it
     assert find_risk("That sounds really painful.", [said], client_last=said) == []
     own = "Have you ever thought about ending your life?"
@@ -128,5 +130,48 @@ def test_train_risk_fine_tunes_a_reader_the_app_can_load(tmp_path: Path) -> None
     reader = BehaviourModel(report["reader"])
     assert report["reader"] == str(tmp_path / "head.reader.onnx")
     assert reader.config.labels[0] == "none" and len(reader.config.labels) == 9
+    assert reader.config.multi_label  # a sigmoid per topic: the probabilities need not sum to 1
     assert reader.meta["train_rows"] == 200
+    assert reader.meta["everyday_negatives"] > 0  # AnnoMI's ordinary lines, read as "none"
     assert isinstance(reader_topics(reader, "Have you thought about suicide?", None), list)
+
+
+def test_the_reader_reads_the_same_pair_in_training_and_in_the_app() -> None:
+    """Until stop 27 training prefixed the client's words with " | " and the app did not: the
+    same follow-up read as intent 0.12 in one and 0.96 in the other."""
+    from simulator.coder.labels import Utterance
+    from simulator.coder.miti_data import TraineeUtterance
+    from simulator.coder.risk_finetune import pair_of
+    from simulator.coder.risk_meaning import reader_pair
+
+    said = "I'm not going to do anything stupid, if that's what you're asking."
+    row = TraineeUtterance(id="u1", split="train", speaker="counselor",
+                           context=[Utterance(speaker="counselor", text="How are things?"),
+                                    Utterance(speaker="client", text=said)],
+                           text="How sure are you about that?", behaviour="Q",
+                           question_type="CQ", risk=["intent"])
+    assert pair_of(row) == reader_pair(said, row.text) == (said, row.text)
+    line = row.model_copy(update={"speaker": "client", "behaviour": None,
+                                  "question_type": None})
+    assert pair_of(line) == reader_pair(None, row.text) == ("", row.text)
+
+
+def test_a_client_line_with_several_topics_finds_them_all() -> None:
+    """The reader gives each topic its own probability (multi-label since stop 27), and a line
+    that surely discloses one topic is read for its others at the in-conversation threshold."""
+    from simulator.coder.risk_meaning import risk_reader
+
+    reader = risk_reader()
+    assert reader is not None and reader.config.multi_label
+    line = "I've got the pills in the drawer and I know it will be Sunday night."
+    assert {"plan", "means"} <= set(find_risk(line, [], client_line=True))
+    assert find_risk("Work is killing me this month.", [], client_line=True) == []
+
+
+def test_a_disclosure_makes_the_next_question_part_of_a_risk_conversation() -> None:
+    """Neither "I bought some rope last week." nor "Where is it now?" has a word of suicide; the
+    client's line read as a disclosure opens the gate (``risk_meaning._discloses``)."""
+    said = "I bought some rope last week. I don't really know why."
+    assert "means" in find_risk("Where is it now?", [said], client_last=said)
+    other = "I lost my wedding ring last week."
+    assert find_risk("Where is it now?", [other], client_last=other) == []

@@ -138,13 +138,18 @@ class Tokens:
         return {k: torch.from_numpy(v) for k, v in pad(rows, self.pad_id).items()}
 
 
-def finetune(pairs: Sequence[tuple[str, str]], y_text: Sequence[str], config: FinetuneConfig,
+def finetune(pairs: Sequence[tuple[str, str]], y_text: Sequence[str | Sequence[str]],
+             config: FinetuneConfig,
              progress: Callable[[str], None] | None = None,
              after_epoch: Callable[[int, Any, Tokens], None] | None = None
              ) -> tuple[Any, Tokens]:
     """Fine-tune on (context, utterance) pairs and their behaviours (``behaviour_pairs``);
     returns the torch model (in eval mode) and its tokenizer. ``after_epoch(epoch, model,
-    tokens)`` lets an experiment score every epoch."""
+    tokens)`` lets an experiment score every epoch.
+
+    With ``config.pair.multi_label`` each ``y_text`` item is a row's labels (one or more), and
+    the loss is a binary cross-entropy per label, positives weighted by the square root of
+    their rarity (as the softmax's classes are)."""
     torch = _torch()
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -153,14 +158,9 @@ def finetune(pairs: Sequence[tuple[str, str]], y_text: Sequence[str], config: Fi
     labels = list(config.pair.labels)
     if config.limit:
         pairs, y_text = pairs[:config.limit], y_text[:config.limit]
-    y = [labels.index(b) for b in y_text]
     tokens = Tokens(base_model_dir() / "tokenizer.json")
     model = build_classifier(len(labels), config.layers)
-
-    counts = np.bincount(y, minlength=len(labels)).astype(np.float64)
-    weights = np.sqrt(counts.sum() / np.maximum(counts, 1.0))
-    loss_fn = torch.nn.CrossEntropyLoss(
-        weight=torch.tensor(weights / weights.mean(), dtype=torch.float32))
+    y, loss_fn = _targets(y_text, labels, config.pair.multi_label)
     optim = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * math.ceil(len(pairs) / config.batch)
     warm = max(1, int(config.warmup * steps))
@@ -176,7 +176,7 @@ def finetune(pairs: Sequence[tuple[str, str]], y_text: Sequence[str], config: Fi
         for s in range(0, len(order), config.batch):
             idx = order[s:s + config.batch]
             logits = model(**tokens.batch([pairs[i] for i in idx], config.pair))
-            loss = loss_fn(logits, torch.tensor([y[i] for i in idx]))
+            loss = loss_fn(logits, y[idx])
             optim.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -193,9 +193,32 @@ def finetune(pairs: Sequence[tuple[str, str]], y_text: Sequence[str], config: Fi
     return model, tokens
 
 
+def _targets(y_text: Sequence[str | Sequence[str]], labels: list[str], multi_label: bool
+             ) -> tuple[Any, Any]:
+    """The target tensor (class indices, or a 0/1 row per utterance) and its weighted loss."""
+    torch = _torch()
+    if not multi_label:
+        y = [labels.index(b) for b in y_text if isinstance(b, str)]
+        if len(y) != len(y_text):
+            raise ValueError("one label per row without multi_label")
+        counts = np.bincount(y, minlength=len(labels)).astype(np.float64)
+        weights = np.sqrt(counts.sum() / np.maximum(counts, 1.0))
+        return torch.tensor(y), torch.nn.CrossEntropyLoss(
+            weight=torch.tensor(weights / weights.mean(), dtype=torch.float32))
+    hot = np.zeros((len(y_text), len(labels)), dtype=np.float32)
+    for i, row in enumerate(y_text):
+        for b in ([row] if isinstance(row, str) else row):
+            hot[i, labels.index(b)] = 1.0
+    pos = hot.sum(0)
+    pos_weight = np.sqrt((len(hot) - pos) / np.maximum(pos, 1.0))
+    return torch.from_numpy(hot), torch.nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
+
+
 def predict(model: Any, tokens: Tokens, pairs: Sequence[tuple[str, str]], config: PairConfig,
             batch: int = 32) -> np.ndarray:
-    """Class probabilities from the torch model, in ``config.labels`` order (length-sorted
+    """Class probabilities (per label, when multi-label) from the torch model, in
+    ``config.labels`` order (length-sorted
     batches: fp32 has no per-call quantisation, so batch-mates do not change the result)."""
     torch = _torch()
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
@@ -203,8 +226,9 @@ def predict(model: Any, tokens: Tokens, pairs: Sequence[tuple[str, str]], config
     with torch.no_grad():
         for s in range(0, len(order), batch):
             idx = order[s:s + batch]
-            out[idx] = torch.softmax(model(**tokens.batch([pairs[i] for i in idx], config)),
-                                     -1).numpy()
+            logits = model(**tokens.batch([pairs[i] for i in idx], config))
+            out[idx] = (torch.sigmoid(logits) if config.multi_label
+                        else torch.softmax(logits, -1)).numpy()
     return out
 
 

@@ -22,7 +22,10 @@ utterance together with the client's last words (``coder.risk_finetune``,
 59% of its items. It finds what only the pair says: the follow-up "How many have you got now?"
 after "I've been saving up my tablets", "What stopped you?" after "I had the rope ready". Its
 topics are added to the rules'; the head then only says whether the conversation is about risk
-(the reader needs more certainty when it is not).
+(the reader needs more certainty when it is not). Since stop 27 the reader gives each topic its
+own probability (a sigmoid each), so a line with a plan and the means for it finds both, and a
+client line that itself discloses risk makes the question after it part of a conversation about
+risk (``_discloses``).
 """
 
 from __future__ import annotations
@@ -42,20 +45,28 @@ from simulator.coder.transformer import BehaviourModel
 
 RISK_HEAD_PATH = MODEL_DIR / "risk-head.npz"
 RISK_READER_PATH = MODEL_DIR / "risk-reader.onnx"
-READER_THRESHOLD = 0.5
+READER_THRESHOLD = 0.4
 """A topic the reader gives at least this probability is found once the conversation is about
-suicide or self-harm (``READER_GATE``)..."""
+suicide or self-harm (``READER_GATE``, or the client's last words disclose risk)..."""
 READER_CLOSED = 0.97
 """...and at least this one when it is not: "Did you get it looked at?" after "I cut my hand on
 the baler" reads like a self-harm follow-up to a model that has seen many."""
-READER_CLIENT = 0.7
+READER_CLIENT = 0.9
 """...and this one for a client's own line (a disclosure, which needs no risk conversation
 before it)."""
 READER_GATE = 0.8
 """The head's "about risk" probability of one of the recent utterances that counts as a
-conversation about risk (besides the rules' gate). The three values were chosen on a whole
-earlier fresh round held out (round 8, ``experiments/risk_finetune_fresh.py``): risk recall
-0.92-0.95, false alarms 2 of 32 non-risk questions, against 0.95 and 6 of 32 ungated."""
+conversation about risk (besides the rules' gate).
+
+The reader's three thresholds were chosen in stop 27 for the multi-label reader, fitted without
+round 10 (``experiments/risk_finetune_fresh.py 6 round10``), on round 10 held out: risk recall
+0.939 with 1 false alarm on 40 non-risk questions and 24 wrong extra topics (0.929 and 19
+before a client line's sure topic opened the gate for its others, in ``_read``), against 0.878
+(1, 20) at the stop-26 values (0.5, 0.97, 0.7) without the disclosure gates. 0.3 instead of
+0.4 found one more item for 10 more wrong topics; a closed threshold of 0.9 or a client one of
+0.8 found no more, and read more of the personas' ordinary lines, and ordinary follow-ups after
+them, as risk (``tests/test_coder_risk_everyday.py``). ``READER_GATE`` was chosen on round 8
+(stop 25)."""
 
 
 @dataclass
@@ -116,8 +127,17 @@ def reader_topics(reader: BehaviourModel, text: str, client_last: str | None,
     return [t for t in reader.config.labels if t in found]
 
 
+def reader_pair(client_last: str | None, text: str) -> tuple[str, str]:
+    """What the reader reads, in training and in the app alike: the client's last words as they
+    were said (nothing for a client's own line), then the utterance. Until stop 27 training
+    prefixed the client's words with the MITI model's " | " and the app did not, and a few
+    follow-ups read very differently ("How sure are you about that?": intent 0.12 against
+    0.96)."""
+    return (client_last or "", text)
+
+
 def _reader_proba(reader: BehaviourModel, text: str, client_last: str | None) -> np.ndarray:
-    pair = (client_last or "", text)
+    pair = reader_pair(client_last, text)
     return _shipped_proba(*pair) if reader is risk_reader() else reader.proba_pairs([pair])[0]
 
 
@@ -133,13 +153,13 @@ def _shipped_proba(client_last: str, text: str) -> np.ndarray:
     the coach then read them again."""
     reader = risk_reader()
     assert reader is not None
-    return reader.proba_pairs([(client_last, text)])[0]
+    return reader.proba_pairs([reader_pair(client_last, text)])[0]
 
 
 def prefetch_reader(text: str, client_last: str | None) -> None:
     """Read ``text`` with the shipped reader now, so ``find_risk`` finds it remembered."""
     if risk_reader() is not None and text.strip() and reads(text, client_last):
-        _shipped_proba(client_last or "", text)
+        _shipped_proba(*reader_pair(client_last, text))
 
 
 _ASKS_BACK = re.compile(r"\b(?:that|it|this|those|these|them|they|then)\b", re.IGNORECASE)
@@ -192,7 +212,7 @@ def _find_with(text: str, recent: Sequence[str], head: RiskHead | None,
         if not reads(text, client_last):
             return list(detect_risk(text, recent))
         return _read(text, recent, head, client_last, reader,
-                     READER_CLIENT if client_line else READER_CLOSED)
+                     READER_CLIENT if client_line else READER_CLOSED, client_line)
     found = set(_find(text, recent, head))
     if (not found and client_last and text.rstrip().endswith("?")
             and _ASKS_BACK.search(text)):
@@ -201,18 +221,37 @@ def _find_with(text: str, recent: Sequence[str], head: RiskHead | None,
 
 
 def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: str | None,
-          reader: BehaviourModel, closed: float = READER_CLOSED) -> list[str]:
+          reader: BehaviourModel, closed: float = READER_CLOSED, client_line: bool = False
+          ) -> list[str]:
     """The rules' topics and the reader's. The reader replaces the head's topics and the
     follow-up rule: on the held-out round it found all they found and more, and they added
     topics the row did not ask about (a follow-up to "I used to cut my arms at school" took the
-    history topic as well). The head still says whether the conversation is about risk."""
+    history topic as well). The head still says whether the conversation is about risk.
+
+    A client's line that surely discloses one topic is itself a conversation about risk, so its
+    other topics are read at the lower threshold: "I've got the pills in the drawer and I know
+    it will be Sunday night" is means (0.99) and a plan (0.84)."""
     found = set(detect_risk(text, recent))
     proba = _reader_proba(reader, text, client_last)  # one pass, read at both thresholds
     sure = _above(reader, proba, closed)
     maybe = _above(reader, proba, READER_THRESHOLD) - sure - found
-    if maybe and _about_risk(text, recent, head):
+    if maybe and ((client_line and (sure or found)) or _about_risk(text, recent, head)
+                  or _discloses(client_last, recent, head, reader)):
         sure |= maybe
     return [t for t in RISK_TOPICS if t in found | sure]
+
+
+def _discloses(client_last: str | None, recent: Sequence[str], head: RiskHead | None,
+               reader: BehaviourModel) -> bool:
+    """The client's last words disclose risk, read as a client's own line: after "I bought some
+    rope last week" or "I used to cut, all through Year 10", the next question is about risk
+    whatever came before, though neither line has the rules' suicide words."""
+    if not client_last:
+        return False
+    before = list(recent[:-1] if recent and recent[-1] == client_last else recent)
+    if head is None:
+        return bool(find_risk(client_last, before, client_line=True))
+    return bool(_find_with(client_last, before, head, None, reader, client_line=True))
 
 
 def _about_risk(text: str, recent: Sequence[str], head: RiskHead | None) -> bool:

@@ -49,6 +49,9 @@ class PairConfig(BaseModel):
                                     min_length=2)
     weight: float = Field(0.5, gt=0.0, le=1.0)
     """This model's share of the behaviour probability; the TF-IDF head has the rest."""
+    multi_label: bool = False
+    """One sigmoid per label instead of a softmax over them: a row may have several labels (a
+    client who tells of a plan and the tablets for it in one line). The risk reader's."""
 
 
 def context_text(context: Sequence[Utterance]) -> str:
@@ -108,8 +111,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+
+
 class BehaviourModel:
-    """The ONNX behaviour classifier with its tokenizer; ``proba`` is in ``config.labels`` order."""
+    """The ONNX behaviour classifier with its tokenizer; ``proba`` is in ``config.labels`` order
+    (each label's own probability when ``config.multi_label``)."""
 
     def __init__(self, onnx_path: str | Path, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -149,7 +157,8 @@ class BehaviourModel:
             row = encode_pair(self.tokenizer, context, text, self.config, self.cls_id,
                               self.sep_id)
             logits = self.session.run(["logits"], pad([row], self.pad_id))[0]
-            out[i] = softmax(np.asarray(logits, dtype=np.float64))[0]
+            logits = np.asarray(logits, dtype=np.float64)
+            out[i] = (sigmoid(logits) if self.config.multi_label else softmax(logits))[0]
         return out
 
     def proba(self, items: Sequence[tuple[str, Sequence[Utterance]]]) -> np.ndarray:
