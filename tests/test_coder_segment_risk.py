@@ -70,6 +70,8 @@ def test_risk_questions_phrased_many_ways(text: str, topic: str) -> None:
     ("What keeps you going?", "protective_factors"),
     ("Is there anything at home you could use?", "means"),
     ("Who could you call if things got that bad?", "safety_plan"),
+    # asks about past attempts as well as intent: "not asked: past attempts" after it was wrong
+    ("Have you ever acted on them?", "history"),
 ])
 def test_context_decides_ambiguous_questions(text: str, topic: str) -> None:
     assert detect_risk(text) == []  # an alcohol or study session: not a risk question

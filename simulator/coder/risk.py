@@ -189,7 +189,11 @@ _RULES: tuple[_Rule, ...] = (
                        r"(?:bag|car|room|cupboard|drawer|flat|cabinet)|lying around|to hand|within "
                        r"reach|around|reach|get to|get at)\b|\b(?:remov\w*|get(?:ting)? rid of|"
                        r"clear(?:ing)? out) (?:the|your|any|all the|those) (?:pills|tablets|meds|"
-                       r"medication|medicines|painkillers|insulin)\b|\b(?:anything|something|what) "
+                       r"medication|medicines|painkillers|insulin)\b|"
+                       r"\b(?:pills|tablets|meds|medication|medicines|painkillers)\b[^.?!]{0,25}"
+                       r"\b(?:back to (?:the|a) (?:pharmacy|pharmacist|chemist)|to (?:your|a|the) "
+                       r"(?:partner|husband|wife|friend|daughter|son|family|pharmacy|chemist)|"
+                       r"locked (?:up|away)|out of the house)\b|\b(?:anything|something|what) "
                        r"(?:\w+ ){0,2}to do (?:it|that) with\b|"
                        r"\b(?:anything|something|things|what) "
                        r"(?:\w+ ){0,3}(?:at home|in (?:your|the|my) (?:flat|house|home|room|car|"
@@ -261,6 +265,7 @@ _RULES: tuple[_Rule, ...] = (
         r"\bhistory of\b|\b(?:anyone|someone|anybody) (?:in your family|close to you|you know)"
         r"[^.?!]{0,40}(?:suicide|killed|t(?:ake|ook|aken) (?:their|his|her) (?:own )?life|died by)|"
         r"\bsince then\b|\b(?:acted|done that|done it) [^.?!]{0,30}(?:in the past|before)|"
+        r"\bever acted on\b|"
         r"\b(?:died|death) by suicide\b|\bfirst time (?:you(?:'ve| have)|these thoughts)"
         r"|\bhow long (?:have|has) (?:you|this|these thoughts|that) (?:had|been)\b"), True),
 )
