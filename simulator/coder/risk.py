@@ -309,8 +309,13 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("’", "'").replace("‘", "'")).strip()
 
 
-CONTEXT_READ = 6
-"""Utterances before this one that can show the conversation is about suicide or self-harm."""
+CONTEXT_READ = 12
+"""Utterances before this one that can show the conversation is about suicide or self-harm: six
+exchanges. Six utterances (until stop 27) closed the gate in the middle of a risk assessment
+whose answers were all denials ("No, nothing like that"): four exchanges after "does it ever go
+as far as wishing you weren't alive?", "What's stopped you?" was read as no risk question (seen
+holding a Farida session). A longer assessment still outruns it; a session-level "risk has come
+up" would not (docs/coder.md)."""
 
 
 def about_risk(text: str) -> bool:
@@ -327,7 +332,7 @@ def conversation_about_risk(text: str, context: Sequence[str] = ()) -> bool:
 def detect_risk(text: str, context: Sequence[str] = ()) -> list[str]:
     """The risk topic ids ``text`` asks about or discloses, in ``RISK_TOPICS`` order.
 
-    ``context`` is the conversation before it (oldest first; the last six utterances are read):
+    ``context`` is the conversation before it (oldest first; the last ``CONTEXT_READ`` are read):
     once suicide or self-harm has come up, "do you have a plan?" or "what keeps you going?" are
     risk questions; before that they are not."""
     norm = _norm(text)

@@ -10,8 +10,8 @@ runs, so the embedding is usually cached), trained on the risk labels of the tra
 False alarms teach the wrong thing too ("Do you have a plan for the exam?" is not a suicide-plan
 question), so the head only adds a topic once the conversation is about suicide or self-harm:
 the rules' suicide gate, or a second learned head ("is this utterance about risk at all?") on the
-utterance itself or on one of the last six utterances before it. A topic the rules found is
-never taken away. Thresholds and C were chosen by 5-fold cross-validation on the train part
+utterance itself or on one of the last ``CONTEXT_READ`` utterances before it. A topic the rules
+found is never taken away. Thresholds and C were chosen by 5-fold cross-validation on the train part
 (``experiments/risk_head_cv.py``; docs/coder.md has the figures).
 
 The head ships as plain arrays (``model/risk-head.npz``); ``train-coder --risk`` refits it.
