@@ -42,6 +42,8 @@ def test_most_alternatives_build_on_the_clients_own_words(rows: list) -> None:
     ("advice_to_elicit", "It sounds like you didn't tell the doctor that\u2026"),
     ("advice_to_elicit", "It sounds like you like beer. You should try low-alcohol beer."),
     ("closed_to_open", "Do you drink every day?"),
+    # seen holding a Tomasz session (stop 27), from "...got it wrong, if you ask me."
+    ("confront_to_reflect", "It sounds like it's the doctor who's got it wrong, if me ask you."),
 ])
 def test_the_checks_catch_each_quoted_failure(kind: str, alternative: str) -> None:
     assert problems(kind, "", alternative)

@@ -64,7 +64,8 @@ _WH_AFTER_FRAME = re.compile(
     r"\b(It sounds like|You said)\s+(why|what|how|who|where|which|since|when|if|because|"
     r"every|in|at|on)\b", re.IGNORECASE)
 _BAD_PRONOUN = re.compile(r"\b(do|does|did|are|were|can|will|would|could) me\b|\bme (care|think|"
-                          r"know|want|need|feel)\b|\byou you\b|\byour your\b|\bI you\b",
+                          r"know|want|need|feel|ask|say|tell|mean)\b|\byou you\b|\byour your\b|"
+                          r"\bI you\b",
                           re.IGNORECASE)
 _BAD_OPEN = re.compile(r"\bIn what ways (is|are|was|were) (that|it|this|there)\b", re.IGNORECASE)
 _ADVICE = re.compile(r"\byou (should|need to|have to|must|ought to)\b|\bwhy don't you\b",

@@ -94,7 +94,8 @@ _FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|i'll|we|we're|we've|my|me|myself|
                            re.IGNORECASE)
 _FIRST_SUBJECT = re.compile(r"\b(i|i'm|i've|i'd|i'll|we|we're|we've)\b", re.IGNORECASE)
 _TAG = re.compile(r"[,\s]+(you know|right|i guess|i mean|or something|or whatever|innit|eh|"
-                  r"if i'?m honest|to be honest|honestly|really|actually)$",
+                  r"if i'?m honest|to be honest|honestly|really|actually|if you ask me|"
+                  r"if you want my opinion|as far as i'?m concerned)$",
                   re.IGNORECASE)
 _TAG_QUESTION = re.compile(
     r",\s*(do|does|don't|are|aren't|is|isn't|was|wasn't|have|haven't|has|hasn't|can|can't|will|"
