@@ -17,17 +17,15 @@ the way to zero is in docs/coder.md."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-from ruamel.yaml import YAML
 
 from simulator.coder.risk_meaning import find_risk
+from simulator.content.library import load_library
+from simulator.content.persona import Lines, Persona
+from simulator.settings import ROOT
 
-PERSONAS = sorted((Path(__file__).resolve().parents[1] / "personas").glob("*.yaml"))
+PERSONAS = sorted(load_library([ROOT / "personas"], [ROOT / "rubrics"]).personas.values(),
+                  key=lambda p: p.id)
 OPENERS = [
     "What brings you in today?", "Hi, what brings you here?",
     "What would you like to talk about today?", "How has your week been?",
@@ -40,34 +38,25 @@ OPENERS = [
 ]
 
 
-def _texts(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield re.sub(r"\{\w+\}", "Sam", node)  # a persona's {father}, {work}...
-    elif isinstance(node, list):
-        for item in node:
-            yield from _texts(item)
-    elif isinstance(node, dict):
-        for item in node.values():
-            yield from _texts(item)
+def _lines(persona: Persona, acts: tuple[str, ...] = tuple(Lines.model_fields)) -> list[str]:
+    """The persona's authored lines for ``acts`` (all of them by default), filled as the client
+    says them."""
+    return [persona.fill(line) for act in acts for line in persona.lines_for(act)]
 
 
-def _lines(path: Path) -> dict[str, list[str]]:
-    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))["lines"]
-
-
-@pytest.mark.parametrize("persona", PERSONAS, ids=lambda p: p.stem)
-def test_opening_questions_after_each_opening_line_are_not_risk(persona: Path) -> None:
-    flagged = [(q, line, topics) for line in _texts(_lines(persona)["opening"]) for q in OPENERS
+@pytest.mark.parametrize("persona", PERSONAS, ids=lambda p: p.id)
+def test_opening_questions_after_each_opening_line_are_not_risk(persona: Persona) -> None:
+    flagged = [(q, line, topics) for line in _lines(persona, ("opening",)) for q in OPENERS
                if (topics := find_risk(q, [line], client_last=line))]
     assert flagged == []
 
 
 def test_persona_lines_are_rarely_read_as_risk_disclosures() -> None:
-    lines = [line for p in PERSONAS for line in _texts(_lines(p))]
+    lines = [line for p in PERSONAS for line in _lines(p)]
     flagged = [(line, topics) for line in lines
                if (topics := find_risk(line, [], client_line=True))]
     assert len(lines) > 400
-    assert len(flagged) <= 7, flagged  # 7 of 442 in stop 27 (37 with the stop-26 models)
+    assert len(flagged) <= 6, flagged  # 6 of 442 in stop 27 (35 with the stop-26 models)
 
 
 FOLLOW_UPS = ["What's that like for you?", "How long has that been going on?",
@@ -80,7 +69,7 @@ def test_ordinary_follow_ups_after_ordinary_lines_are_rarely_risk() -> None:
     """Every line of the personas without a risk brief, then a follow-up that points back at it.
     ("What stopped you?" is left out: it reads as protective factors after most lines, the
     known gap.)"""
-    lines = [line for p in PERSONAS if "risk" not in p.stem for line in _texts(_lines(p))]
+    lines = [line for p in PERSONAS if "risk" not in p.id for line in _lines(p)]
     flagged = [(q, line, topics) for line in lines for q in FOLLOW_UPS
                if (topics := find_risk(q, [line], client_last=line))]
-    assert len(flagged) <= 41, flagged  # 41 of 2,758 in stop 27 (78 with the stop-26 models)
+    assert len(flagged) <= 34, flagged  # 34 of 2,758 in stop 27 (65 with the stop-26 models)
