@@ -203,3 +203,11 @@ def test_a_permission_request_is_answered_as_one(text: str) -> None:
     asked = engine.respond(p, at_turn(p, 4), ["Q", "CQ"], "Is it the evenings you drink most?",
                            random.Random(0))
     assert asked.plan.act != "grant_permission"
+
+
+def test_a_question_about_worries_is_not_heard_as_a_means_question() -> None:
+    """Seen holding a skilled Tomasz session (stop 27): "What, if anything, worries you about
+    it?" matched the means example "Is there anything at home that worries you, like
+    tablets?", and he answered "No guns, nothing like that"."""
+    topic, _ = match_topic(persona("tomasz"), "What, if anything, worries you about it?")
+    assert topic is None or topic.id != "means"
