@@ -175,3 +175,24 @@ def test_a_disclosure_makes_the_next_question_part_of_a_risk_conversation() -> N
     assert "means" in find_risk("Where is it now?", [said], client_last=said)
     other = "I lost my wedding ring last week."
     assert find_risk("Where is it now?", [other], client_last=other) == []
+
+
+def test_a_long_assessment_of_denials_stays_a_conversation_about_risk() -> None:
+    """Once suicide has come up, the session stays about risk: eight exchanges of denials and
+    ordinary questions later, taking the tablets back is still a means question (it was coached
+    as a closed question to rewrite when the gate read only the last twelve utterances)."""
+    opening = ["I just can't see the point of anything lately.",
+               "Does it ever go as far as wishing you weren't alive?",
+               "Sometimes, at night. I wouldn't do anything.",
+               "Is there anything at home you've thought about using?",
+               "There's my mum's tablets, from before. I haven't touched them."]
+    ordinary = ["How are you sleeping?", "Badly. Three hours maybe.",
+                "And your appetite?", "I don't really eat breakfast.",
+                "How's work been?", "Same as always. I just get on with it.",
+                "How's your brother doing?", "He's fine. He doesn't call much.",
+                "What do you do at weekends?", "Shopping. The launderette.",
+                "And your neighbour?", "She waves. That's about it."]
+    question = "Would you be willing to take the tablets back to the pharmacy this week?"
+    assert find_risk(question, opening + ordinary, client_last=ordinary[-1]) == ["means"]
+    # the same question after the same ordinary talk, with no risk anywhere before it
+    assert find_risk(question, ordinary, client_last=ordinary[-1]) == []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 RISK_TOPICS: dict[str, str] = {
     "ideation": "Suicidal thoughts: thoughts of suicide, of death, of not wanting to be alive",
@@ -310,35 +311,45 @@ def _norm(text: str) -> str:
 
 
 CONTEXT_READ = 12
-"""Utterances before this one that can show the conversation is about suicide or self-harm: six
-exchanges. Six utterances (until stop 27) closed the gate in the middle of a risk assessment
-whose answers were all denials ("No, nothing like that"): four exchanges after "does it ever go
-as far as wishing you weren't alive?", "What's stopped you?" was read as no risk question (seen
-holding a Farida session). A longer assessment still outruns it; a session-level "risk has come
-up" would not (docs/coder.md)."""
+"""Utterances before this one that the meaning readers look back over (``risk_meaning``: the
+head's "about risk" reading, and the key of what is remembered). The rules' gate reads further:
+once suicide or self-harm has come up anywhere earlier in the session, it stays open
+(``raised``). Until stop 28 it read only these twelve, and a long risk assessment whose answers
+were all denials ("No, nothing like that") outran it: six exchanges after the last word of
+suicide, "Would you be willing to take the tablets back to the pharmacy this week?" was coached
+as a closed question to rewrite (seen holding a Farida session)."""
 
 
+@lru_cache(maxsize=16384)
 def about_risk(text: str) -> bool:
-    """True when the text mentions suicide, wanting to die or self-harm in any phrasing."""
+    """True when the text mentions suicide, wanting to die or self-harm in any phrasing.
+    Remembered: the coach re-reads the whole session's gate for every earlier turn."""
     return bool(_ANY.search(_norm(text)))
 
 
-def conversation_about_risk(text: str, context: Sequence[str] = ()) -> bool:
-    """The gate: ``text`` or one of the last ``CONTEXT_READ`` utterances before it mentions
-    suicide, wanting to die or self-harm ("do you have a plan?" is then a risk question)."""
-    return about_risk(text) or any(about_risk(c) for c in context[-CONTEXT_READ:])
+def risk_raised(context: Sequence[str]) -> bool:
+    """Suicide or self-harm came up somewhere in ``context`` (the session so far)."""
+    return any(about_risk(c) for c in context)
 
 
-def detect_risk(text: str, context: Sequence[str] = ()) -> list[str]:
+def conversation_about_risk(text: str, context: Sequence[str] = (), *,
+                            raised: bool = False) -> bool:
+    """The gate: ``text`` or an utterance before it mentions suicide, wanting to die or
+    self-harm ("do you have a plan?" is then a risk question). ``context`` is read whole;
+    ``raised`` says it came up earlier still (``risk_raised`` of what ``context`` leaves out)."""
+    return raised or about_risk(text) or risk_raised(context)
+
+
+def detect_risk(text: str, context: Sequence[str] = (), *, raised: bool = False) -> list[str]:
     """The risk topic ids ``text`` asks about or discloses, in ``RISK_TOPICS`` order.
 
-    ``context`` is the conversation before it (oldest first; the last ``CONTEXT_READ`` are read):
-    once suicide or self-harm has come up, "do you have a plan?" or "what keeps you going?" are
+    ``context`` is the conversation before it (oldest first): once suicide or self-harm has come
+    up there (or ``raised``: earlier still), "do you have a plan?" or "what keeps you going?" are
     risk questions; before that they are not."""
     norm = _norm(text)
     if not norm:
         return []
-    gate = conversation_about_risk(norm, context)
+    gate = conversation_about_risk(norm, context, raised=raised)
     found = {r.topic for r in _RULES if (gate or not r.gated) and r.pattern.search(norm)}
     if _HISTORY_STRONG.search(norm):
         found.add("history")

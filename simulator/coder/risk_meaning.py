@@ -40,7 +40,13 @@ import numpy as np
 
 from simulator.coder.miti_cues import has_cue, is_question
 from simulator.coder.offline import MODEL_DIR
-from simulator.coder.risk import CONTEXT_READ, RISK_TOPICS, conversation_about_risk, detect_risk
+from simulator.coder.risk import (
+    CONTEXT_READ,
+    RISK_TOPICS,
+    conversation_about_risk,
+    detect_risk,
+    risk_raised,
+)
 from simulator.coder.transformer import BehaviourModel
 
 RISK_HEAD_PATH = MODEL_DIR / "risk-head.npz"
@@ -167,7 +173,7 @@ _ASKS_BACK = re.compile(r"\b(?:that|it|this|those|these|them|they|then)\b", re.I
 
 def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = None, *,
               client_last: str | None = None, reader: BehaviourModel | None = None,
-              client_line: bool = False) -> list[str]:
+              client_line: bool = False, raised: bool | None = None) -> list[str]:
     """The risk topics ``text`` asks about or discloses: the rules' topics plus the head's and
     the reader's, in ``RISK_TOPICS`` order. ``context`` is the conversation before it, oldest
     first. With no ``head``, the shipped head and reader; with one (training, experiments), only
@@ -179,22 +185,29 @@ def find_risk(text: str, context: Sequence[str] = (), head: RiskHead | None = No
     disclosure's topics.
 
     ``client_line``: ``text`` is the client's own line, read by the reader at
-    ``READER_CLIENT`` outside a conversation about risk."""
+    ``READER_CLIENT`` outside a conversation about risk.
+
+    ``raised``: suicide or self-harm came up before the last ``CONTEXT_READ`` utterances of
+    ``context`` (worked out from ``context`` when not given); the conversation is then about
+    risk for the rest of the session, however many denials came since."""
     recent = tuple(context[-CONTEXT_READ:])
+    if raised is None:
+        raised = risk_raised(context[:-CONTEXT_READ])
     if client_line:
         client_last = None
     if head is None:  # the shipped head: the coach asks again about every earlier turn
-        return list(_find_shipped(text, recent, client_last, client_line))
-    return _find_with(text, recent, head, client_last, reader, client_line)
+        return list(_find_shipped(text, recent, client_last, client_line, raised))
+    return _find_with(text, recent, head, client_last, reader, client_line, raised)
 
 
 @lru_cache(maxsize=8192)
 def _find_shipped(text: str, recent: tuple[str, ...], client_last: str | None,
-                  client_line: bool = False) -> tuple[str, ...]:
+                  client_line: bool = False, raised: bool = False) -> tuple[str, ...]:
     """``find_risk`` with the shipped head, remembered: the coach re-reads every earlier
     counselor utterance of the session on each turn (which topics were already asked), so
     without this a long session paid the rules and the head again for each of them."""
-    return tuple(_find_with(text, recent, None, client_last, risk_reader(), client_line))
+    return tuple(_find_with(text, recent, None, client_last, risk_reader(), client_line,
+                            raised))
 
 
 def reads(text: str, client_last: str | None) -> bool:
@@ -207,22 +220,22 @@ def reads(text: str, client_last: str | None) -> bool:
 
 def _find_with(text: str, recent: Sequence[str], head: RiskHead | None,
                client_last: str | None, reader: BehaviourModel | None,
-               client_line: bool = False) -> list[str]:
+               client_line: bool = False, raised: bool = False) -> list[str]:
     if reader is not None and text.strip():
         if not reads(text, client_last):
-            return list(detect_risk(text, recent))
+            return list(detect_risk(text, recent, raised=raised))
         return _read(text, recent, head, client_last, reader,
-                     READER_CLIENT if client_line else READER_CLOSED, client_line)
-    found = set(_find(text, recent, head))
+                     READER_CLIENT if client_line else READER_CLOSED, client_line, raised)
+    found = set(_find(text, recent, head, raised))
     if (not found and client_last and text.rstrip().endswith("?")
             and _ASKS_BACK.search(text)):
-        found = set(_find(client_last, recent, head))
+        found = set(_find(client_last, recent, head, raised))
     return [t for t in RISK_TOPICS if t in found]
 
 
 def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: str | None,
-          reader: BehaviourModel, closed: float = READER_CLOSED, client_line: bool = False
-          ) -> list[str]:
+          reader: BehaviourModel, closed: float = READER_CLOSED, client_line: bool = False,
+          raised: bool = False) -> list[str]:
     """The rules' topics and the reader's. The reader replaces the head's topics and the
     follow-up rule: on the held-out round it found all they found and more, and they added
     topics the row did not ask about (a follow-up to "I used to cut my arms at school" took the
@@ -231,18 +244,18 @@ def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: 
     A client's line that surely discloses one topic is itself a conversation about risk, so its
     other topics are read at the lower threshold: "I've got the pills in the drawer and I know
     it will be Sunday night" is means (0.99) and a plan (0.84)."""
-    found = set(detect_risk(text, recent))
+    found = set(detect_risk(text, recent, raised=raised))
     proba = _reader_proba(reader, text, client_last)  # one pass, read at both thresholds
     sure = _above(reader, proba, closed)
     maybe = _above(reader, proba, READER_THRESHOLD) - sure - found
-    if maybe and ((client_line and (sure or found)) or _about_risk(text, recent, head)
-                  or _discloses(client_last, recent, head, reader)):
+    if maybe and ((client_line and (sure or found)) or _about_risk(text, recent, head, raised)
+                  or _discloses(client_last, recent, head, reader, raised)):
         sure |= maybe
     return [t for t in RISK_TOPICS if t in found | sure]
 
 
 def _discloses(client_last: str | None, recent: Sequence[str], head: RiskHead | None,
-               reader: BehaviourModel) -> bool:
+               reader: BehaviourModel, raised: bool = False) -> bool:
     """The client's last words disclose risk, read as a client's own line: after "I bought some
     rope last week" or "I used to cut, all through Year 10", the next question is about risk
     whatever came before, though neither line has the rules' suicide words."""
@@ -250,16 +263,18 @@ def _discloses(client_last: str | None, recent: Sequence[str], head: RiskHead | 
         return False
     before = list(recent[:-1] if recent and recent[-1] == client_last else recent)
     if head is None:
-        return bool(find_risk(client_last, before, client_line=True))
-    return bool(_find_with(client_last, before, head, None, reader, client_line=True))
+        return bool(find_risk(client_last, before, client_line=True, raised=raised))
+    return bool(_find_with(client_last, before, head, None, reader, client_line=True,
+                           raised=raised))
 
 
-def _about_risk(text: str, recent: Sequence[str], head: RiskHead | None) -> bool:
+def _about_risk(text: str, recent: Sequence[str], head: RiskHead | None,
+                raised: bool = False) -> bool:
     """The conversation is about suicide or self-harm: the rules' gate, or the head's "about
     risk" reading of a recent utterance. Not of ``text`` itself: trained on follow-ups, the head
     reads "And is that still going on these days?" as about risk whatever came before."""
     context = [c for c in recent if c.strip()]
-    if conversation_about_risk(text, context):
+    if conversation_about_risk(text, context, raised=raised):
         return True
     head = head if head is not None else risk_head()
     if head is None or not context:
@@ -270,8 +285,9 @@ def _about_risk(text: str, recent: Sequence[str], head: RiskHead | None) -> bool
     return bool((about >= READER_GATE).any())
 
 
-def _find(text: str, context: Sequence[str], head: RiskHead | None) -> list[str]:
-    found = set(detect_risk(text, context))
+def _find(text: str, context: Sequence[str], head: RiskHead | None, raised: bool = False
+          ) -> list[str]:
+    found = set(detect_risk(text, context, raised=raised))
     head = head if head is not None else risk_head()
     if head is None or not text.strip():
         return [t for t in RISK_TOPICS if t in found]
@@ -279,7 +295,7 @@ def _find(text: str, context: Sequence[str], head: RiskHead | None) -> list[str]
 
     enc = sentence_encoder()
     recent = [c for c in context[-CONTEXT_READ:] if c.strip()]
-    gate = conversation_about_risk(text, recent)
+    gate = conversation_about_risk(text, recent, raised=raised)
     emb = enc.embed_alone([text])[0]
     proba = head.topic_proba(emb, gate)
     candidates = {t for t, p in zip(head.topics, proba, strict=True) if p >= head.threshold}
