@@ -211,3 +211,15 @@ def test_a_question_about_worries_is_not_heard_as_a_means_question() -> None:
     tablets?", and he answered "No guns, nothing like that"."""
     topic, _ = match_topic(persona("tomasz"), "What, if anything, worries you about it?")
     assert topic is None or topic.id != "means"
+
+
+def test_a_question_about_his_own_concerns_is_heard_as_one() -> None:
+    """Stop 28: Tomasz had no topic for his own concerns, so "What, if anything, worries you
+    about your drinking?" was heard as a question about how much he drinks ("Four. Maybe five.")
+    or what he likes about it; evoking the client's own concerns is the skill his brief asks
+    for."""
+    for said in ("What, if anything, worries you about your drinking?",
+                 "What concerns do you have about the drinking yourself?",
+                 "What are the less good things about having a few cans?"):
+        topic, _ = match_topic(persona("tomasz"), said)
+        assert topic is not None and topic.id == "drinking_concerns", said
