@@ -19,6 +19,10 @@ without the phrasing rules. The round-9 test part is not read.
 written after it (u3183-u3782), and also scores the client lines alone at several thresholds:
 ``risk_meaning.READER_CLIENT`` was chosen so. ``READER_OUT=path`` keeps the int8 reader.
 
+``round11`` (stop 28) holds out round 11 (u3819-u4068) the same way, and also tries
+``risk_meaning.READER_DOUBT`` (the reader's likeliest topic for a risk-conversation question it
+doubts is "none").
+
 ``round10`` (stop 27) holds out round 10 (u2933-u3182), the part the stop-26 reader never saw,
 and also scores the whole pipeline as the app runs it (``find_risk``: rules, head, reader and
 gates) at several reader thresholds, with and without the client's disclosure opening the gate
@@ -51,6 +55,8 @@ if HELD == "round8":  # stop 25: round 8 (u1957-u2172)
     ROUND8 = {f"u{i:04d}" for i in range(1957, 2173)}
 elif HELD == "round10":  # stop 27: round 10 (u2933-u3182)
     ROUND8 = {f"u{i:04d}" for i in range(2933, 3183)}
+elif HELD == "round11":  # stop 28: round 11 (u3819-u4068)
+    ROUND8 = {f"u{i:04d}" for i in range(3819, 4069)}
 else:  # stop 26: round 9 (u2213-u2428) and every fourth of the stop-26 risk rows (u3183-u3782)
     ROUND8 = ({f"u{i:04d}" for i in range(2213, 2429)}
               | {f"u{i:04d}" for i in range(3183, 3783) if i % 4 == 0})
@@ -84,7 +90,7 @@ def main() -> None:
             shutil.copy(tokenizer_path(path), tokenizer_path(os.environ["READER_OUT"]))
         report = {"rules + head + follow-up rule (fit without round 8)":
                   summary(score_risk(dev, base))}
-        if HELD == "round10":
+        if HELD in ("round10", "round11"):
             report |= pipeline(dev, head, reader, client_last)
         for threshold in (0.3, 0.5, 0.7):
             alone = [reader_topics(reader, r.text, client_last(r), threshold) for r in dev]
@@ -122,28 +128,33 @@ def pipeline(dev: list[TraineeUtterance], head: Any, reader: BehaviourModel,
     disclosure opening the gate."""
     out: dict[str, Any] = {}
     keep = (risk_meaning.READER_THRESHOLD, risk_meaning.READER_CLOSED,
-            risk_meaning.READER_CLIENT, risk_meaning._discloses)
+            risk_meaning.READER_CLIENT, risk_meaning._discloses, risk_meaning.READER_DOUBT)
     client = [r for r in dev if r.speaker == "client"]
     try:
+        grid = ([(0.4, 0.97, 0.9, d) for d in (None, 0.95, 0.9, 0.8, 0.7, 0.5)]
+                + [(0.3, 0.97, 0.9, None), (0.3, 0.9, 0.8, None), (0.5, 0.97, 0.9, None)]
+                if HELD == "round11" else
+                [(t[0], t[1], t[2], None) for t in ((0.5, 0.97, 0.7), (0.5, 0.9, 0.5),
+                                                    (0.3, 0.9, 0.5), (0.5, 0.8, 0.5),
+                                                    (0.3, 0.97, 0.3), (0.5, 0.97, 0.5))])
         for disclose in (True, False):
             risk_meaning._discloses = keep[3] if disclose else (lambda *a: False)
-            for open_t, closed, client_t in ((0.5, 0.97, 0.7), (0.5, 0.9, 0.5), (0.3, 0.9, 0.5),
-                                              (0.5, 0.8, 0.5), (0.3, 0.97, 0.3),
-                                              (0.5, 0.97, 0.5)):
+            for open_t, closed, client_t, doubt in grid:
+                risk_meaning.READER_DOUBT = doubt
                 risk_meaning.READER_THRESHOLD = open_t
                 risk_meaning.READER_CLOSED, risk_meaning.READER_CLIENT = closed, client_t
                 found = [find_risk(r.text, [u.text for u in r.context], head,
                                    client_last=client_last(r), reader=reader,
                                    client_line=r.speaker == "client") for r in dev]
                 name = (f"pipeline: open {open_t}, closed {closed}, client {client_t}, "
-                        f"disclosure gate {disclose}")
+                        f"doubt {doubt}, disclosure gate {disclose}")
                 flagged = sum(1 for r, f in zip(dev, found, strict=True)
                               if r.speaker == "client" and f and not r.risk)
                 out[name] = summary(score_risk(dev, found)) | {
                     "client_false_alarms": f"{flagged} of {sum(1 for r in client if not r.risk)}"}
     finally:
         (risk_meaning.READER_THRESHOLD, risk_meaning.READER_CLOSED,
-         risk_meaning.READER_CLIENT, risk_meaning._discloses) = keep
+         risk_meaning.READER_CLIENT, risk_meaning._discloses, risk_meaning.READER_DOUBT) = keep
     return out
 
 

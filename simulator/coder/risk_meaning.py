@@ -60,6 +60,9 @@ the baler" reads like a self-harm follow-up to a model that has seen many."""
 READER_CLIENT = 0.9
 """...and this one for a client's own line (a disclosure, which needs no risk conversation
 before it)."""
+READER_DOUBT: float | None = None
+"""In a conversation about risk, a question the reader gives no topic at ``READER_THRESHOLD``
+but whose "none" is at most this takes the reader's likeliest topic (None: never)."""
 READER_GATE = 0.8
 """The head's "about risk" probability of one of the recent utterances that counts as a
 conversation about risk (besides the rules' gate).
@@ -248,10 +251,21 @@ def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: 
     proba = _reader_proba(reader, text, client_last)  # one pass, read at both thresholds
     sure = _above(reader, proba, closed)
     maybe = _above(reader, proba, READER_THRESHOLD) - sure - found
-    if maybe and ((client_line and (sure or found)) or _about_risk(text, recent, head, raised)
-                  or _discloses(client_last, recent, head, reader, raised)):
-        sure |= maybe
+    top = _top_topic(reader, proba) if not (found or sure or maybe or client_line) else None
+    if (maybe or top) and ((client_line and (sure or found))
+                           or _about_risk(text, recent, head, raised)
+                           or _discloses(client_last, recent, head, reader, raised)):
+        sure |= maybe or ({top} if top else set())
     return [t for t in RISK_TOPICS if t in found | sure]
+
+
+def _top_topic(reader: BehaviourModel, proba: np.ndarray) -> str | None:
+    """The reader's likeliest topic when it doubts the question is "none" (``READER_DOUBT``)."""
+    labels = list(reader.config.labels)
+    if READER_DOUBT is None or "none" not in labels or proba[labels.index("none")] > READER_DOUBT:
+        return None
+    best = max((i for i, t in enumerate(labels) if t != "none"), key=lambda i: proba[i])
+    return labels[best]
 
 
 def _discloses(client_last: str | None, recent: Sequence[str], head: RiskHead | None,
