@@ -203,6 +203,24 @@ def test_a_simple_reflection_with_nothing_to_reflect_deepens_the_trainees_own(
                                "still working out what that means for you.")
 
 
+def test_a_reflection_of_something_said_earlier_is_deepened_from_the_trainees_words(
+        miti: Rubric) -> None:
+    """Grounded in the client's last words ("My wife, my daughter. Normal family."), the
+    alternative to reflecting what he said two answers before changed the subject."""
+    turn = CodedTurn(labels=CounselorLabels(behaviour="reflection", subtype="simple"),
+                     codes={"behaviour": "SR", "question_type": "NQ"}, rubric_id=miti.id)
+    said = [Utterance(speaker="counselor", text="What does a drink do for you?"),
+            Utterance(speaker="client", text="It relaxes me. That's all. Like everyone."),
+            Utterance(speaker="counselor", text="How's home?"),
+            Utterance(speaker="client", text="My wife, my daughter. Normal family.")]
+    out = coach_turn(turn, miti, said, "So drinking relaxes you.")
+    assert out.alternative == ("It sounds like drinking relaxes you, and you're still working "
+                               "out what that means for you.")
+    # a reflection of the last words still builds on them
+    out = coach_turn(turn, miti, said, "So home is a normal family.")
+    assert out.alternative is not None and "wife" in out.alternative
+
+
 def test_a_confrontation_is_never_reflected_back_as_the_alternative(miti: Rubric) -> None:
     turn = CodedTurn(labels=CounselorLabels(behaviour="therapist_input"),
                      codes={"behaviour": "CONFRONT", "question_type": "NQ"}, rubric_id=miti.id)

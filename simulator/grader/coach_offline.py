@@ -449,6 +449,27 @@ def _one_line(text: str) -> str:
     return flat[:1].upper() + flat[1:] if flat else ""
 
 
+_STOP = frozenset({"that", "this", "with", "what", "have", "your", "you're", "about", "just",
+                   "them", "they", "then", "there", "when", "been", "were", "like", "some",
+                   "more", "much", "very", "really", "things", "thing", "feel", "feels"})
+
+
+def _content_words(text: str) -> set[str]:
+    """Words of four letters or more, not the commonest: what two sentences share when one
+    reflects the other."""
+    return {w for w in re.findall(r"[a-z']{4,}", text.lower()) if w not in _STOP}
+
+
+def reflects_earlier(own: str, client_last: str, client_said: Sequence[str]) -> bool:
+    """The trainee's reflection ``own`` picks up something the client said before their last
+    words, and nothing of the last words: "So the drinking is how you switch off" two answers
+    after "It's how I switch off". Its deepening then builds on the trainee's own words; grounded
+    in the last words ("My wife, my daughter. Normal family.") it changed the subject."""
+    mine = _content_words(own)
+    return not mine & _content_words(client_last) and any(
+        mine & _content_words(said) for said in client_said[-6:-1])
+
+
 def _utterances(coded: CodedTurn) -> list[dict[str, Any]]:
     """The coder's utterance codes when it gives them (``CounselorLabels.utterances``), as
     ``{text, behaviour, risk}``; empty for a coder that codes whole turns."""
@@ -531,6 +552,8 @@ def coaching_context(coded: CodedTurn, rubric: Rubric, transcript: Sequence[Utte
         "collaborative": any(u["behaviour"] == "SEEK" and "?" in u["text"]
                              for u in utterances_all),
         "own_clause": own_clause[:1].lower() + own_clause[1:] if own_clause else None,
+        "own_elsewhere": bool(own_clause and client_last and reflects_earlier(
+            own_clause, client_last, [u.text for u in transcript if u.speaker == "client"])),
         "risk": risk,
         "risk_expects_no": bool(risk and _EXPECTS_NO.search(turn_text)),
         "closing": not risk and closes_session(
