@@ -194,5 +194,9 @@ def test_a_long_assessment_of_denials_stays_a_conversation_about_risk() -> None:
                 "And your neighbour?", "She waves. That's about it."]
     question = "Would you be willing to take the tablets back to the pharmacy this week?"
     assert find_risk(question, opening + ordinary, client_last=ordinary[-1]) == ["means"]
+    # the reader's low threshold is kept for the recent conversation: "look after yourself" late
+    # in the session is not a self-harm question
+    assert find_risk("What do you do to look after yourself these days?", opening + ordinary,
+                     client_last="Honestly, other people have it so much worse.") == []
     # the same question after the same ordinary talk, with no risk anywhere before it
     assert find_risk(question, ordinary, client_last=ordinary[-1]) == []

@@ -60,6 +60,11 @@ the baler" reads like a self-harm follow-up to a model that has seen many."""
 READER_CLIENT = 0.9
 """...and this one for a client's own line (a disclosure, which needs no risk conversation
 before it)."""
+READER_RAISED = 0.7
+"""...and this one when suicide or self-harm came up earlier in the session but not in the last
+``CONTEXT_READ`` utterances: the rules' gate stays open for the whole session, the reader's
+low threshold does not. At 0.4, "What do you do to look after yourself these days?", late in a
+Farida session, was credited as a self-harm question (0.51)."""
 READER_DOUBT: float | None = None
 """In a conversation about risk, a question the reader gives no topic at ``READER_THRESHOLD``
 but whose "none" is at most this takes the reader's likeliest topic (None: never)."""
@@ -252,10 +257,11 @@ def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: 
     sure = _above(reader, proba, closed)
     maybe = _above(reader, proba, READER_THRESHOLD) - sure - found
     top = _top_topic(reader, proba) if not (found or sure or maybe or client_line) else None
-    if (maybe or top) and ((client_line and (sure or found))
-                           or _about_risk(text, recent, head, raised)
+    if (maybe or top) and ((client_line and (sure or found)) or _about_risk(text, recent, head)
                            or _discloses(client_last, recent, head, reader, raised)):
         sure |= maybe or ({top} if top else set())
+    elif maybe and raised:
+        sure |= _above(reader, proba, READER_RAISED) - found
     return [t for t in RISK_TOPICS if t in found | sure]
 
 
