@@ -19,9 +19,10 @@ without the phrasing rules. The round-9 test part is not read.
 written after it (u3183-u3782), and also scores the client lines alone at several thresholds:
 ``risk_meaning.READER_CLIENT`` was chosen so. ``READER_OUT=path`` keeps the int8 reader.
 
-``round11`` (stop 28) holds out round 11 (u3819-u4068) the same way, and also tries
-``risk_meaning.READER_DOUBT`` (the reader's likeliest topic for a risk-conversation question it
-doubts is "none").
+``round11`` (stop 28) holds out round 11 (u3819-u4068) the same way; it also tried taking the
+reader's likeliest topic for a risk-conversation question it doubted was "none" (whose "none"
+was at most 0.95 to 0.5): no item more at any of those values, so that was dropped.
+``experiments/risk_thresholds.py`` then chose the thresholds with that reader.
 
 ``round10`` (stop 27) holds out round 10 (u2933-u3182), the part the stop-26 reader never saw,
 and also scores the whole pipeline as the app runs it (``find_risk``: rules, head, reader and
@@ -128,33 +129,30 @@ def pipeline(dev: list[TraineeUtterance], head: Any, reader: BehaviourModel,
     disclosure opening the gate."""
     out: dict[str, Any] = {}
     keep = (risk_meaning.READER_THRESHOLD, risk_meaning.READER_CLOSED,
-            risk_meaning.READER_CLIENT, risk_meaning._discloses, risk_meaning.READER_DOUBT)
+            risk_meaning.READER_CLIENT, risk_meaning._discloses)
     client = [r for r in dev if r.speaker == "client"]
     try:
-        grid = ([(0.4, 0.97, 0.9, d) for d in (None, 0.95, 0.9, 0.8, 0.7, 0.5)]
-                + [(0.3, 0.97, 0.9, None), (0.3, 0.9, 0.8, None), (0.5, 0.97, 0.9, None)]
+        grid = ([(0.4, 0.97, 0.9), (0.3, 0.97, 0.9), (0.3, 0.9, 0.8), (0.5, 0.97, 0.9)]
                 if HELD == "round11" else
-                [(t[0], t[1], t[2], None) for t in ((0.5, 0.97, 0.7), (0.5, 0.9, 0.5),
-                                                    (0.3, 0.9, 0.5), (0.5, 0.8, 0.5),
-                                                    (0.3, 0.97, 0.3), (0.5, 0.97, 0.5))])
+                [(0.5, 0.97, 0.7), (0.5, 0.9, 0.5), (0.3, 0.9, 0.5), (0.5, 0.8, 0.5),
+                 (0.3, 0.97, 0.3), (0.5, 0.97, 0.5)])
         for disclose in (True, False):
             risk_meaning._discloses = keep[3] if disclose else (lambda *a: False)
-            for open_t, closed, client_t, doubt in grid:
-                risk_meaning.READER_DOUBT = doubt
+            for open_t, closed, client_t in grid:
                 risk_meaning.READER_THRESHOLD = open_t
                 risk_meaning.READER_CLOSED, risk_meaning.READER_CLIENT = closed, client_t
                 found = [find_risk(r.text, [u.text for u in r.context], head,
                                    client_last=client_last(r), reader=reader,
                                    client_line=r.speaker == "client") for r in dev]
                 name = (f"pipeline: open {open_t}, closed {closed}, client {client_t}, "
-                        f"doubt {doubt}, disclosure gate {disclose}")
+                        f"disclosure gate {disclose}")
                 flagged = sum(1 for r, f in zip(dev, found, strict=True)
                               if r.speaker == "client" and f and not r.risk)
                 out[name] = summary(score_risk(dev, found)) | {
                     "client_false_alarms": f"{flagged} of {sum(1 for r in client if not r.risk)}"}
     finally:
         (risk_meaning.READER_THRESHOLD, risk_meaning.READER_CLOSED,
-         risk_meaning.READER_CLIENT, risk_meaning._discloses, risk_meaning.READER_DOUBT) = keep
+         risk_meaning.READER_CLIENT, risk_meaning._discloses) = keep
     return out
 
 

@@ -65,9 +65,6 @@ READER_RAISED = 0.7
 ``CONTEXT_READ`` utterances: the rules' gate stays open for the whole session, the reader's
 low threshold does not. At 0.4, "What do you do to look after yourself these days?", late in a
 Farida session, was credited as a self-harm question (0.51)."""
-READER_DOUBT: float | None = None
-"""In a conversation about risk, a question the reader gives no topic at ``READER_THRESHOLD``
-but whose "none" is at most this takes the reader's likeliest topic (None: never)."""
 READER_GATE = 0.8
 """The head's "about risk" probability of one of the recent utterances that counts as a
 conversation about risk (besides the rules' gate).
@@ -256,22 +253,12 @@ def _read(text: str, recent: Sequence[str], head: RiskHead | None, client_last: 
     proba = _reader_proba(reader, text, client_last)  # one pass, read at both thresholds
     sure = _above(reader, proba, closed)
     maybe = _above(reader, proba, READER_THRESHOLD) - sure - found
-    top = _top_topic(reader, proba) if not (found or sure or maybe or client_line) else None
-    if (maybe or top) and ((client_line and (sure or found)) or _about_risk(text, recent, head)
-                           or _discloses(client_last, recent, head, reader, raised)):
-        sure |= maybe or ({top} if top else set())
+    if maybe and ((client_line and (sure or found)) or _about_risk(text, recent, head)
+                  or _discloses(client_last, recent, head, reader, raised)):
+        sure |= maybe
     elif maybe and raised:
         sure |= _above(reader, proba, READER_RAISED) - found
     return [t for t in RISK_TOPICS if t in found | sure]
-
-
-def _top_topic(reader: BehaviourModel, proba: np.ndarray) -> str | None:
-    """The reader's likeliest topic when it doubts the question is "none" (``READER_DOUBT``)."""
-    labels = list(reader.config.labels)
-    if READER_DOUBT is None or "none" not in labels or proba[labels.index("none")] > READER_DOUBT:
-        return None
-    best = max((i for i, t in enumerate(labels) if t != "none"), key=lambda i: proba[i])
-    return labels[best]
 
 
 def _discloses(client_last: str | None, recent: Sequence[str], head: RiskHead | None,
