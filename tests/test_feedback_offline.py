@@ -109,6 +109,8 @@ def test_grade_turn_offline_maps_labels_onto_the_session_rubric(miti: Rubric) ->
     ("Does it bother you?", "How does it bother you?"),
     ("OK. So, do you think about quitting?", "What do you think about quitting?"),
     ("Right?", "What else can you tell me about that?"),
+    ("Do you drink much coffee?", "How do you feel about how much coffee you drink?"),
+    ("Do you get much sleep?", "How do you feel about how much sleep you get?"),
 ])
 def test_closed_questions_rebuilt_as_open(miti: Rubric, question: str, alternative: str) -> None:
     turn = CodedTurn(labels=CounselorLabels(behaviour="question", subtype="closed"),
