@@ -9,7 +9,9 @@ the held-out round and on the everyday checks of ``tests/test_coder_risk_everyda
 questions after the personas' openings, the personas' lines read alone, ordinary follow-ups
 after the lines of personas without a risk brief, and "What stopped you?" after those lines.
 
-    .venv/bin/python experiments/risk_thresholds.py reader.onnx 3819 4069
+    .venv/bin/python experiments/risk_thresholds.py reader.onnx 3819 4069 ['[[0.4, 0.95, 0.9]]']
+
+(the optional last argument: the grid, as JSON triples)
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Remembered:
 def main() -> None:
     path, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     held = {f"u{i:04d}" for i in range(lo, hi)}
+    grid = [tuple(t) for t in json.loads(sys.argv[4])] if len(sys.argv) > 4 else GRID
     rows = [r for r in read_trainee(DEFAULT_DATA) if r.split == "train"]
     head = fit_risk_head([r for r in rows if r.id not in held])
     dev = [r for r in rows if r.id in held]
@@ -84,7 +87,7 @@ def main() -> None:
     keep = (risk_meaning.READER_THRESHOLD, risk_meaning.READER_CLOSED, risk_meaning.READER_CLIENT)
     plain = [x for p in personas if "risk" not in p.id for x in lines(p)]
     report = {}
-    for open_t, closed, client_t in GRID:
+    for open_t, closed, client_t in grid:
         (risk_meaning.READER_THRESHOLD, risk_meaning.READER_CLOSED,
          risk_meaning.READER_CLIENT) = open_t, closed, client_t
         found = [risk(r.text, [u.text for u in r.context], last(r), r.speaker == "client")

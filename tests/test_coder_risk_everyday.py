@@ -11,9 +11,13 @@ reader's thresholds were chosen with an eye on it (``risk_meaning.READER_CLIENT`
 
 Not all of it is met yet: a line read alone, without its conversation, is sometimes ambiguous
 ("I think I want to set a date." is a quit date in Siobhan's session, a plan in a suicide one),
-and "What stopped you?" reads as a protective-factors question after most lines. The bounds
-below are the stop-27 figures, so a change that reads more everyday speech as risk fails here;
-the way to zero is in docs/coder.md."""
+and such a line then opens the gate for any follow-up after it; "What stopped you?" reads as a
+protective-factors question after a quarter of the lines. The bounds below are the stop-28
+figures, so a change that reads more everyday speech as risk fails here. Stop 28 traded some of
+this for risk recall on a new author's words (0.81 to 0.87 on round 12), knowingly: its reader
+reads 8 of the 442 lines as disclosures (6 in stop 27), and follow-ups after them as risk (59 of
+2,758 against 34), but "What stopped you?" less often (101 of 394 against 98 at stop 27's
+thresholds, 70 at its own). The way to zero is in docs/coder.md."""
 
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def test_persona_lines_are_rarely_read_as_risk_disclosures() -> None:
     flagged = [(line, topics) for line in lines
                if (topics := find_risk(line, [], client_line=True))]
     assert len(lines) > 400
-    assert len(flagged) <= 6, flagged  # 6 of 442 in stop 27 (35 with the stop-26 models)
+    assert len(flagged) <= 8, flagged  # 8 of 442 in stop 28 (6 in stop 27, 35 in stop 26)
 
 
 FOLLOW_UPS = ["What's that like for you?", "How long has that been going on?",
@@ -67,9 +71,12 @@ FOLLOW_UPS = ["What's that like for you?", "How long has that been going on?",
 
 def test_ordinary_follow_ups_after_ordinary_lines_are_rarely_risk() -> None:
     """Every line of the personas without a risk brief, then a follow-up that points back at it.
-    ("What stopped you?" is left out: it reads as protective factors after most lines, the
+    ("What stopped you?" is counted apart: it reads as protective factors after many lines, the
     known gap.)"""
     lines = [line for p in PERSONAS if "risk" not in p.id for line in _lines(p)]
     flagged = [(q, line, topics) for line in lines for q in FOLLOW_UPS
                if (topics := find_risk(q, [line], client_last=line))]
-    assert len(flagged) <= 34, flagged  # 34 of 2,758 in stop 27 (65 with the stop-26 models)
+    # 59 of 2,758 in stop 28 (34 in stop 27, 65 with the stop-26 models)
+    assert len(flagged) <= 59, flagged
+    stopped = [line for line in lines if find_risk("What stopped you?", [line], client_last=line)]
+    assert len(stopped) <= 101, len(stopped)  # of 394; 98 in stop 27, 303 in stop 26

@@ -54,7 +54,7 @@ RISK_READER_PATH = MODEL_DIR / "risk-reader.onnx"
 READER_THRESHOLD = 0.4
 """A topic the reader gives at least this probability is found once the conversation is about
 suicide or self-harm (``READER_GATE``, or the client's last words disclose risk)..."""
-READER_CLOSED = 0.97
+READER_CLOSED = 0.95
 """...and at least this one when it is not: "Did you get it looked at?" after "I cut my hand on
 the baler" reads like a self-harm follow-up to a model that has seen many."""
 READER_CLIENT = 0.9
@@ -68,6 +68,15 @@ Farida session, was credited as a self-harm question (0.51)."""
 READER_GATE = 0.8
 """The head's "about risk" probability of one of the recent utterances that counts as a
 conversation about risk (besides the rules' gate).
+
+Stop 28 lowered ``READER_CLOSED`` from 0.97 to 0.95, chosen with a reader fitted by the shipped
+recipe without round 11 (``experiments/risk_finetune_fresh.py 6 round11``, then
+``experiments/risk_thresholds.py``), on round 11 held out: risk recall 0.956 against 0.920 at
+0.97 (the items found were self-harm, means and history follow-ups), false alarms unchanged (1 of
+40), and on everyday speech no opening question read as risk either way; ordinary follow-ups
+81 against 79, "What stopped you?" after ordinary lines 122 against 93 of 394. 0.3 instead of
+0.4 found one item more for four more wrong topics; a client threshold of 0.8 one more for one
+more client look-alike, 0.95 two fewer for three fewer of the personas' lines.
 
 The reader's three thresholds were chosen in stop 27 for the multi-label reader, fitted without
 round 10 (``experiments/risk_finetune_fresh.py 6 round10``), on round 10 held out: risk recall
