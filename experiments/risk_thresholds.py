@@ -16,6 +16,7 @@ after the lines of personas without a risk brief, and "What stopped you?" after 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from functools import lru_cache
@@ -35,18 +36,17 @@ from simulator.settings import ROOT
 
 GRID = [(0.4, 0.97, 0.9), (0.4, 0.95, 0.9), (0.4, 0.93, 0.9), (0.4, 0.9, 0.9), (0.4, 0.9, 0.8),
         (0.3, 0.97, 0.9), (0.3, 0.95, 0.9), (0.3, 0.9, 0.9), (0.3, 0.9, 0.8), (0.4, 0.95, 0.8)]
-OPENERS = ["What brings you in today?", "Hi, what brings you here?",
-           "What would you like to talk about today?", "How has your week been?",
-           "What made you decide to come?", "How can I help?", "Where would you like to start?",
-           "What's been on your mind lately?", "How are you feeling today?",
-           "What do you hope to get out of this?", "Tell me a bit about what's going on.",
-           "What have you tried so far?", "What's a typical day like for you?",
-           "How are things at home?", "What would you like to be different?",
-           "Thanks for coming. How are you doing?"]
-FOLLOW_UPS = ["What's that like for you?", "How long has that been going on?",
-              "What happened then?", "Can you tell me more about that?",
-              "How do you feel about that?", "What would you like to do about it?",
-              "Who else knows?"]
+
+
+def everyday_checks() -> Any:
+    """``tests/test_coder_risk_everyday.py`` as a module: its opening questions and follow-ups
+    are the ones scored here, kept in one place."""
+    spec = importlib.util.spec_from_file_location(
+        "everyday_checks", ROOT / "tests" / "test_coder_risk_everyday.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class Remembered:
@@ -69,6 +69,8 @@ def main() -> None:
     head = fit_risk_head([r for r in rows if r.id not in held])
     dev = [r for r in rows if r.id in held]
     reader: Any = Remembered(BehaviourModel(path))
+    checks = everyday_checks()
+    openers, follow_ups = checks.OPENERS, checks.FOLLOW_UPS
     personas = sorted(load_library([ROOT / "personas"], [ROOT / "rubrics"]).personas.values(),
                       key=lambda p: p.id)
 
@@ -93,17 +95,17 @@ def main() -> None:
         found = [risk(r.text, [u.text for u in r.context], last(r), r.speaker == "client")
                  for r in dev]
         s = score_risk(dev, found)
-        openers = sum(1 for p in personas for x in lines(p, ("opening",)) for q in OPENERS
+        opened = sum(1 for p in personas for x in lines(p, ("opening",)) for q in openers
                       if risk(q, [x], x))
         said = sum(1 for p in personas for x in lines(p) if risk(x, [], client_line=True))
-        follow = sum(1 for x in plain for q in FOLLOW_UPS if risk(q, [x], x))
+        follow = sum(1 for x in plain for q in follow_ups if risk(q, [x], x))
         stopped = sum(1 for x in plain if risk("What stopped you?", [x], x))
         client_fa = sum(1 for r, f in zip(dev, found, strict=True)
                         if r.speaker == "client" and f and not r.risk)
         report[f"open {open_t}, closed {closed}, client {client_t}"] = {
             "risk_recall": s["risk_recall"], "false_alarms": s["risk_false_alarm_rate"],
             "wrong_topics": sum(t["false_alarms"] for t in s["risk_per_topic"].values()),
-            "client_false_alarms": client_fa, "openers": openers, "persona_lines": said,
+            "client_false_alarms": client_fa, "openers": opened, "persona_lines": said,
             "follow_ups": follow, "what_stopped_you": stopped,
             "per_topic": {k: v["recall"] for k, v in s["risk_per_topic"].items()}}
         print(json.dumps({k: v for k, v in report.items() if k.startswith(f"open {open_t}, "
